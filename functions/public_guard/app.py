@@ -1,0 +1,30 @@
+"""public_guard: revoke public and untrusted AMI and snapshot sharing (see amiguard.services.public_guard)."""
+
+from functools import cache
+from typing import Any
+
+from amiguard.aws.alerts import SnsAlerts
+from amiguard.aws.clients import ClientFactory
+from amiguard.aws.images import Ec2Images
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.public_guard import PublicGuard
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@cache
+def build_service() -> PublicGuard:
+    """Composition root: settings, clients and adapters, made once per execution environment."""
+    settings = load_settings()
+    clients = ClientFactory()
+    return PublicGuard(
+        settings=settings,
+        images=lambda region: Ec2Images(clients.ec2(region)),
+        alerts=SnsAlerts(clients.sns(), settings.alert_topic_arn),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(build_service(), event, function="public_guard")

@@ -1,0 +1,1 @@
+"""Pydantic models: events in, findings and decisions out, settings. No I/O."""

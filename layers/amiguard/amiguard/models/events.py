@@ -1,0 +1,180 @@
+"""EventBridge events amiguard consumes: CloudTrail API calls and EC2 AMI state changes.
+
+Input models ignore unknown fields (CloudTrail adds fields with every ``eventVersion``) and accept the
+shapes real recordings have: ``eventTime`` with a space instead of ``T``, string booleans, missing
+``userIdentity`` or ``responseElements``. Nothing here trusts a field's *value*: ids are checked by
+:mod:`amiguard.policy` before anything acts on them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+AMI_STATE_CHANGE_DETAIL_TYPE = "EC2 AMI State Change"
+
+# amiguard's own roles live under this IAM path (template.yaml); CloudTrail records it in the session issuer.
+AMIGUARD_ROLE_PATH = "/amiguard/"
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SessionIssuer(_Input):
+    type: str | None = None
+    arn: str | None = None
+    user_name: str | None = Field(None, alias="userName")
+    account_id: str | None = Field(None, alias="accountId")
+
+
+class SessionContext(_Input):
+    session_issuer: SessionIssuer | None = Field(None, alias="sessionIssuer")
+    source_identity: str | None = Field(None, alias="sourceIdentity")
+
+
+class UserIdentity(_Input):
+    """Who made the call, as CloudTrail records it (``Root``, ``IAMUser``, ``AssumedRole``, ``AWSService``...)."""
+
+    type: str | None = None
+    arn: str | None = None
+    account_id: str | None = Field(None, alias="accountId")
+    principal_id: str | None = Field(None, alias="principalId")
+    user_name: str | None = Field(None, alias="userName")
+    invoked_by: str | None = Field(None, alias="invokedBy")
+    session_context: SessionContext | None = Field(None, alias="sessionContext")
+
+    @property
+    def issuer_arn(self) -> str | None:
+        issuer = self.session_context.session_issuer if self.session_context else None
+        return issuer.arn if issuer else None
+
+    @property
+    def is_amiguard(self) -> bool:
+        """True for calls made by one of amiguard's own roles: acting on them would loop."""
+        issuer = self.issuer_arn or ""
+        return f":role{AMIGUARD_ROLE_PATH}" in issuer
+
+    @property
+    def principal(self) -> str | None:
+        """The human-meaningful principal: issuer role + session name for assumed roles, else the ARN."""
+        if self.type == "AssumedRole" and self.issuer_arn and self.arn:
+            session = self.arn.rsplit("/", 1)[-1]
+            return f"{self.issuer_arn}/{session}"
+        if self.arn:
+            return self.arn
+        if self.invoked_by:
+            return self.invoked_by
+        return self.principal_id
+
+
+class CloudTrailRecord(_Input):
+    """One CloudTrail management event: the ``detail`` of an "AWS API Call via CloudTrail" event."""
+
+    event_version: str | None = Field(None, alias="eventVersion")
+    event_id: str | None = Field(None, alias="eventID")
+    event_time: datetime | None = Field(None, alias="eventTime")
+    event_source: str = Field(alias="eventSource")
+    event_name: str = Field(alias="eventName")
+    aws_region: str = Field(alias="awsRegion")
+    recipient_account_id: str | None = Field(None, alias="recipientAccountId")
+    user_identity: UserIdentity | None = Field(None, alias="userIdentity")
+    user_agent: str | None = Field(None, alias="userAgent")
+    request_parameters: dict[str, Any] | None = Field(None, alias="requestParameters")
+    response_elements: dict[str, Any] | None = Field(None, alias="responseElements")
+    error_code: str | None = Field(None, alias="errorCode")
+    error_message: str | None = Field(None, alias="errorMessage")
+
+    @field_validator("event_time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value) if value else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.request_parameters or {}
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return self.response_elements or {}
+
+    @property
+    def actor(self) -> str | None:
+        return self.user_identity.principal if self.user_identity else None
+
+
+class _EventBridgeEnvelope(_Input):
+    version: str | None = None
+    id: str | None = None
+    source: str
+    account: str | None = None
+    time: datetime | None = None
+    region: str | None = None
+    resources: list[str] = Field(default_factory=list)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _tolerate_placeholder_time(cls, value: Any) -> Any:
+        # AWS documentation examples carry "yyyy-mm-ddThh:mm:ssZ"; a bad timestamp is not worth a drop.
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value) if value else None
+
+
+class CloudTrailEvent(_EventBridgeEnvelope):
+    """An "AWS API Call via CloudTrail" event as EventBridge delivers it."""
+
+    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+    detail: CloudTrailRecord
+
+    @property
+    def account_id(self) -> str | None:
+        return self.detail.recipient_account_id or self.account
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        return self.detail.event_time or self.time
+
+
+class AmiStateChange(_Input):
+    image_id: str = Field(alias="ImageId")
+    state: str = Field(alias="State")
+    request_id: str | None = Field(None, alias="RequestId")
+    error_message: str | None = Field(None, alias="ErrorMessage")
+
+
+class AmiStateChangeEvent(_EventBridgeEnvelope):
+    """An "EC2 AMI State Change" event (``pending`` → ``available`` | ``failed`` | ``deregistered`` ...)."""
+
+    detail_type: Literal["EC2 AMI State Change"] = Field(alias="detail-type")
+    detail: AmiStateChange
+
+
+def wrap_cloudtrail_record(record: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    """Wrap a bare CloudTrail record the way EventBridge delivers it (``resources`` is always empty)."""
+    return {
+        "version": "0",
+        "id": event_id or str(record.get("eventID") or "00000000-0000-0000-0000-000000000000"),
+        "detail-type": CLOUDTRAIL_DETAIL_TYPE,
+        "source": "aws." + str(record.get("eventSource", "ec2.amazonaws.com")).split(".", 1)[0],
+        "account": record.get("recipientAccountId"),
+        "time": record.get("eventTime"),
+        "region": record.get("awsRegion"),
+        "resources": [],
+        "detail": record,
+    }

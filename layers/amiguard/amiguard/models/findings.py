@@ -1,0 +1,86 @@
+"""Findings: the one shape for every alert and ledger row (DESIGN.md, "Findings")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+class FindingType(StrEnum):
+    PUBLIC_SHARE = "public-share"
+    UNTRUSTED_SHARE = "untrusted-share"
+    PUBLIC_SNAPSHOT = "public-snapshot"
+    BLOCK_PUBLIC_ACCESS_DISABLED = "block-public-access-disabled"
+    MISSING_TAGS = "missing-tags"
+    INVALID_TAGS = "invalid-tags"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    REPLICATION_STARTED = "replication-started"
+    REPLICATION_COMPLETE = "replication-complete"
+    REPLICATION_FAILED = "replication-failed"
+    NOT_REPLICABLE = "not-replicable"
+    APPROVAL_REMOVED = "approval-removed"
+    REPLICA_CLEANUP = "replica-cleanup"
+    IMAGE_FAILED = "image-failed"
+
+
+class Action(StrEnum):
+    REVOKED = "revoked"
+    WOULD_REVOKE = "would-revoke"
+    TAGGED = "tagged"
+    WOULD_TAG = "would-tag"
+    COPIED = "copied"
+    WOULD_COPY = "would-copy"
+    DEPRECATED = "deprecated"
+    DISABLED = "disabled"
+    DEREGISTERED = "deregistered"
+    NONE = "none"
+
+
+class Finding(BaseModel):
+    """What amiguard found, what it did about it, and the evidence. Alerts and ledger rows are findings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FindingType
+    severity: Severity
+    summary: str = Field(description="One sentence a security engineer reads first.")
+    account: str
+    region: str
+    image_id: str | None = None
+    image_name: str | None = None
+    snapshot_id: str | None = None
+    actor: str | None = None
+    event_id: str | None = None
+    event_time: datetime | None = None
+    action: Action = Action.NONE
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    exposure_seconds: float | None = None
+    detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def fingerprint(self) -> str:
+        """Same resource, same kind of problem, same evidence: the same finding (for de-duplication)."""
+        basis = json.dumps(
+            [self.type, self.account, self.region, self.image_id, self.snapshot_id, self.evidence],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON document published to SNS and stored in the ledger."""
+        return self.model_dump(mode="json")

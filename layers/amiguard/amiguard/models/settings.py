@@ -1,0 +1,169 @@
+"""The one settings model: every ``AMIGUARD_*`` environment variable, parsed and validated at start-up."""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "AMIGUARD_"
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ORGANIZATION_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
+OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
+IMAGE_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
+KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Mode(StrEnum):
+    """``enforce`` remediates; ``audit`` detects and alerts only."""
+
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class TagRule(BaseModel):
+    """What a required tag's value must satisfy (no rule: any non-empty value)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: tuple[str, ...] | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression {value!r}: {error}") from error
+        return value
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _json_object(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON: {error.msg} at position {error.pos}") from error
+    return value
+
+
+class Settings(BaseSettings):
+    """amiguard's configuration. One template parameter per field; see DESIGN.md's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    mode: Mode = Mode.ENFORCE
+    required_tags: Annotated[dict[str, TagRule], NoDecode] = Field(
+        default_factory=lambda: {"Owner": TagRule(), "CostCenter": TagRule()}
+    )
+    trusted_principals: Annotated[tuple[str, ...], NoDecode] = ()
+    public_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
+    approval_tag: str = "amiguard:approved"
+    dr_regions: Annotated[tuple[str, ...], NoDecode] = ()
+    dr_kms_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    alert_topic_arn: str = ""
+    ledger_table: str = ""
+    slack_webhook_secret: str = ""
+
+    @field_validator("required_tags", mode="before")
+    @classmethod
+    def _parse_required_tags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                parsed = _json_object(text)
+                return {key: (rule or {}) for key, rule in parsed.items()}
+            return {key: {} for key in _comma_list(text)}
+        return value
+
+    @field_validator("required_tags")
+    @classmethod
+    def _no_amiguard_keys(cls, value: dict[str, TagRule]) -> dict[str, TagRule]:
+        for key in value:
+            if key.startswith("amiguard:") or not key or len(key) > 128:
+                raise ValueError(f"{key!r} cannot be a required tag (empty, too long, or amiguard's own prefix)")
+        return value
+
+    @field_validator("trusted_principals", mode="before")
+    @classmethod
+    def _parse_principals(cls, value: Any) -> Any:
+        principals = _comma_list(value)
+        for principal in principals:
+            if not (ACCOUNT_ID.match(principal) or ORGANIZATION_ARN.match(principal) or OU_ARN.match(principal)):
+                raise ValueError(f"{principal!r} is not a 12-digit account id, organization ARN or OU ARN")
+        return principals
+
+    @field_validator("public_allowlist", mode="before")
+    @classmethod
+    def _parse_allowlist(cls, value: Any) -> Any:
+        images = _comma_list(value)
+        for image in images:
+            if not IMAGE_ID.match(image):
+                raise ValueError(f"{image!r} is not an AMI id (ami- and 8 or 17 hex digits)")
+        return images
+
+    @field_validator("dr_regions", mode="before")
+    @classmethod
+    def _parse_regions(cls, value: Any) -> Any:
+        regions = _comma_list(value)
+        for region in regions:
+            if not REGION.match(region):
+                raise ValueError(f"{region!r} is not an AWS region name")
+        return regions
+
+    @field_validator("dr_kms_keys", mode="before")
+    @classmethod
+    def _parse_kms_keys(cls, value: Any) -> Any:
+        keys = _json_object(value)
+        if not isinstance(keys, dict):
+            raise ValueError("must be a JSON object of region to KMS key ARN or alias")
+        for region, key in keys.items():
+            if not REGION.match(str(region)):
+                raise ValueError(f"{region!r} is not an AWS region name")
+            if not isinstance(key, str) or not KMS_KEY.match(key):
+                raise ValueError(f"{key!r} (for {region}) is not a KMS key ARN, key id or alias")
+        return keys
+
+    @field_validator("approval_tag")
+    @classmethod
+    def _approval_tag_is_a_key(cls, value: str) -> str:
+        if not value or len(value) > 128:
+            raise ValueError("must be a tag key of 1 to 128 characters")
+        return value
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode is Mode.ENFORCE
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; raise :class:`SettingsError` naming every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            field = str(issue["loc"][0]) if issue["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {issue['msg']}")
+        raise SettingsError("invalid amiguard settings: " + "; ".join(problems)) from None

@@ -1,0 +1,65 @@
+"""Logs and metrics for every function: one structured log line and a set of EMF metrics per event.
+
+Handlers decorate with ``logger.inject_lambda_context`` and ``metrics.log_metrics``; services stay free of
+both and return an :class:`~amiguard.services.outcome.Outcome` that :func:`report` turns into signals.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from amiguard.models.findings import Action
+from amiguard.services.outcome import Outcome, Status
+
+NAMESPACE = "amiguard"
+
+logger = Logger(service="amiguard")
+metrics = Metrics(namespace=NAMESPACE, service="amiguard")
+
+REMEDIATIONS = {Action.REVOKED, Action.TAGGED, Action.COPIED, Action.DEPRECATED, Action.DISABLED, Action.DEREGISTERED}
+
+
+def report(outcome: Outcome, *, function: str) -> dict[str, Any]:
+    """Log the outcome and emit its metrics; return the handler's (small) result."""
+    summary = outcome.summary()
+    if outcome.status is Status.DROPPED:
+        logger.info(
+            "event dropped", extra={"reason": outcome.reason, "detail": outcome.detail, "event_id": outcome.event_id}
+        )
+        with single_metric(name="EventsDropped", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="function", value=function)
+            metric.add_dimension(name="reason", value=outcome.reason)
+        return summary
+    logger.info(
+        "event handled", extra={"status": outcome.status.value, "reason": outcome.reason, "event_id": outcome.event_id}
+    )
+    for finding in outcome.findings:
+        logger.warning(finding.summary, extra={"finding": finding.to_message()})
+        with single_metric(name="Findings", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="type", value=finding.type.value)
+            metric.add_dimension(name="severity", value=finding.severity.value)
+        if finding.action in REMEDIATIONS:
+            metrics.add_metric(name="Remediations", unit=MetricUnit.Count, value=1)
+        if finding.exposure_seconds is not None:
+            metrics.add_metric(name="ExposureSeconds", unit=MetricUnit.Seconds, value=finding.exposure_seconds)
+    return summary
+
+
+class EventService(Protocol):
+    def handle(self, raw_event: dict[str, Any]) -> Outcome: ...
+    def publish(self, outcome: Outcome) -> None: ...
+
+
+def handle_event(service: EventService, event: dict[str, Any], *, function: str) -> dict[str, Any]:
+    """Every handler's body: decide and act, log and count, then alert.
+
+    Findings are logged before they are published, so a failing SNS publish (raised: Lambda retries and
+    the dead-letter queue keeps the event) never loses what was found.
+    """
+    outcome = service.handle(event)
+    result = report(outcome, function=function)
+    service.publish(outcome)
+    return result

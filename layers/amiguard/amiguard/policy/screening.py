@@ -1,0 +1,54 @@
+"""Screening every CloudTrail event before any function acts on it.
+
+Applies to all CloudTrail-triggered functions. A call that failed changed nothing; a call made by one of
+amiguard's own roles must not trigger another action (no loops); ids, regions and accounts must have
+the shape AWS gives them before any API is called with them (the public samples carry anonymised ids
+such as ``ami-XXXXXXXX`` or the fake region ``me-south-1r``: those are dropped with a reason).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from amiguard.models.events import CloudTrailEvent
+from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
+
+SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Why an event is not acted on. ``reason`` is a metric dimension; ``detail`` is for the log."""
+
+    reason: str
+    detail: str
+
+
+def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str]) -> Drop | None:
+    """The checks every CloudTrail event passes before a function looks at its parameters."""
+    record = event.detail
+    if record.error_code:
+        return Drop("failed-call", f"{record.event_name} failed with {record.error_code}: it changed nothing")
+    if record.event_source != "ec2.amazonaws.com" or record.event_name not in expected_names:
+        return Drop("unhandled-event", f"{record.event_source} {record.event_name} is not handled here")
+    if record.user_identity and record.user_identity.is_amiguard:
+        return Drop("amiguard-own-action", f"{record.event_name} was made by amiguard itself")
+    if not REGION.match(record.aws_region):
+        return Drop("malformed-event", f"awsRegion {record.aws_region!r} is not an AWS region")
+    account = event.account_id
+    if not account or not ACCOUNT_ID.match(account):
+        return Drop("malformed-event", f"account {account!r} is not a 12-digit account id")
+    return None
+
+
+def check_image_id(image_id: object) -> Drop | None:
+    if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
+        return Drop("malformed-event", f"image id {image_id!r} is not an AMI id")
+    return None
+
+
+def check_snapshot_id(snapshot_id: object) -> Drop | None:
+    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
+        return Drop("malformed-event", f"snapshot id {snapshot_id!r} is not an EBS snapshot id")
+    return None

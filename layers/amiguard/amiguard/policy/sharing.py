@@ -1,0 +1,271 @@
+"""Who may launch an AMI or create volumes from its snapshots.
+
+Triggered by ModifyImageAttribute (``launchPermission``), ModifySnapshotAttribute
+(``createVolumePermission``) and, for the sweep, by every owned AMI. The event only says where to look:
+:func:`read_permission_change` tells whether a call could have widened access; :func:`assess_grants`
+decides from the *current* grants (DescribeImageAttribute / DescribeSnapshotAttribute) what is public,
+what is untrusted and what stays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from amiguard.models.findings import FindingType, Severity
+
+
+class GrantKind(StrEnum):
+    """The four kinds of launch permission (snapshots know only the first two)."""
+
+    GROUP = "Group"
+    USER_ID = "UserId"
+    ORGANIZATION = "OrganizationArn"
+    ORGANIZATIONAL_UNIT = "OrganizationalUnitArn"
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One launch or create-volume permission, in the EC2 API's own key and value."""
+
+    kind: GrantKind
+    value: str
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind is GrantKind.GROUP and self.value == "all"
+
+    def as_api(self) -> dict[str, str]:
+        return {self.kind.value: self.value}
+
+    def __str__(self) -> str:
+        return "public (group all)" if self.is_public else self.value
+
+
+def grants_from_api(permissions: Iterable[Mapping[str, Any]]) -> list[Grant]:
+    """``LaunchPermissions`` / ``CreateVolumePermissions`` from a Describe call, as grants."""
+    grants = []
+    for permission in permissions:
+        for kind in GrantKind:
+            value = permission.get(kind.value)
+            if isinstance(value, str) and value:
+                grants.append(Grant(kind, value))
+    return sorted(set(grants))
+
+
+class ChangeKind(StrEnum):
+    ADDS = "adds"
+    REMOVES_ONLY = "removes-only"
+    OTHER_ATTRIBUTE = "other-attribute"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PermissionChange:
+    """What a Modify*Attribute call asked for, as far as the event tells."""
+
+    kind: ChangeKind
+    added: tuple[Grant, ...] = ()
+
+    @property
+    def only_public_added(self) -> bool:
+        return bool(self.added) and all(grant.is_public for grant in self.added)
+
+
+_EVENT_KEYS = {
+    "group": GrantKind.GROUP,
+    "userid": GrantKind.USER_ID,
+    "organizationarn": GrantKind.ORGANIZATION,
+    "organizationalunitarn": GrantKind.ORGANIZATIONAL_UNIT,
+    # the legacy form names lists userGroup / groupName
+    "usergroup": GrantKind.GROUP,
+    "groupname": GrantKind.GROUP,
+}
+
+
+def _grants_in(node: Any) -> list[Grant]:
+    """Grants anywhere in a CloudTrail ``{items: [{group|userId|...}]}`` fragment, legacy forms included."""
+    found: list[Grant] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            kind = _EVENT_KEYS.get(str(key).lower())
+            if kind and isinstance(value, str):
+                found.append(Grant(kind, value))
+            else:
+                found.extend(_grants_in(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_grants_in(item))
+    return found
+
+
+def _attribute_names(attribute: str) -> set[str]:
+    return {attribute.lower(), attribute.replace("_", "").lower()}
+
+
+def read_permission_change(params: Mapping[str, Any], *, attribute: str) -> PermissionChange:
+    """Classify a ModifyImageAttribute / ModifySnapshotAttribute request.
+
+    ``attribute`` is ``launchPermission`` or ``createVolumePermission``. CloudTrail records the structured
+    form (``launchPermission.add.items``), snapshots with ``attributeType: CREATE_VOLUME_PERMISSION``; the
+    legacy form (``operationType`` with user ids and groups) may come without ``attributeType``. When the
+    event cannot say, the answer is ``UNKNOWN`` and the caller decides from current state.
+    """
+    lowered = {str(key).lower(): value for key, value in params.items()}
+    wanted = attribute.lower()
+    declared = lowered.get("attributetype") or lowered.get("attribute")
+    if isinstance(declared, str) and declared and not (_attribute_names(declared) & {wanted}):
+        return PermissionChange(ChangeKind.OTHER_ATTRIBUTE)
+
+    structured = lowered.get(wanted)
+    if isinstance(structured, Mapping):
+        parts = {str(key).lower(): value for key, value in structured.items()}
+        added = tuple(_grants_in(parts.get("add")))
+        if added:
+            return PermissionChange(ChangeKind.ADDS, added)
+        if _grants_in(parts.get("remove")):
+            return PermissionChange(ChangeKind.REMOVES_ONLY)
+        return PermissionChange(ChangeKind.UNKNOWN)
+
+    operation = str(lowered.get("operationtype", "")).lower()
+    legacy = {key: value for key, value in lowered.items() if key in _EVENT_KEYS or key.endswith("set")}
+    if operation == "remove":
+        return PermissionChange(ChangeKind.REMOVES_ONLY)
+    if operation == "add":
+        return PermissionChange(ChangeKind.ADDS, tuple(_grants_in(legacy)))
+    if declared is None and any(key in lowered for key in ("description", "imdssupport", "productcodes")):
+        return PermissionChange(ChangeKind.OTHER_ATTRIBUTE)
+    return PermissionChange(ChangeKind.UNKNOWN)
+
+
+_OU_ARN = re.compile(r"^(arn:[^:]+:organizations::\d{12}):ou/(o-[a-z0-9]+)/")
+_ORG_ARN = re.compile(r"^(arn:[^:]+:organizations::\d{12}):organization/(o-[a-z0-9]+)$")
+
+
+def is_trusted(grant: Grant, *, own_account: str, trusted_principals: Sequence[str]) -> bool:
+    """Own account, a listed account/organization/OU, or an OU inside a listed organization."""
+    if grant.is_public:
+        return False
+    if grant.value == own_account or grant.value in trusted_principals:
+        return True
+    if grant.kind is GrantKind.ORGANIZATIONAL_UNIT and (ou := _OU_ARN.match(grant.value)):
+        for principal in trusted_principals:
+            org = _ORG_ARN.match(principal)
+            if org and org.groups() == ou.groups():
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """The verdict on a set of grants: what must be revoked and what may stay."""
+
+    public: Grant | None
+    untrusted: tuple[Grant, ...]
+    kept: tuple[Grant, ...] = field(default=())
+
+    @property
+    def to_revoke(self) -> tuple[Grant, ...]:
+        return ((self.public,) if self.public else ()) + self.untrusted
+
+    @property
+    def exposed(self) -> bool:
+        return bool(self.to_revoke)
+
+
+def assess_grants(
+    grants: Iterable[Grant],
+    *,
+    own_account: str,
+    trusted_principals: Sequence[str],
+    public_allowed: bool = False,
+) -> Exposure:
+    """Split current grants into public (unless allow-listed), untrusted, and kept."""
+    public: Grant | None = None
+    untrusted: list[Grant] = []
+    kept: list[Grant] = []
+    for grant in sorted(set(grants)):
+        if grant.is_public:
+            if public_allowed:
+                kept.append(grant)
+            else:
+                public = grant
+        elif is_trusted(grant, own_account=own_account, trusted_principals=trusted_principals):
+            kept.append(grant)
+        else:
+            untrusted.append(grant)
+    return Exposure(public=public, untrusted=tuple(untrusted), kept=tuple(kept))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A finding to raise for one exposure: its type, severity and one-sentence summary."""
+
+    type: FindingType
+    severity: Severity
+    summary: str
+    evidence: dict[str, Any]
+
+
+def image_verdicts(image_id: str, exposure: Exposure) -> list[Verdict]:
+    """Findings for an AMI's launch permissions: public is critical, untrusted principals are high."""
+    verdicts = []
+    if exposure.public:
+        verdicts.append(
+            Verdict(
+                FindingType.PUBLIC_SHARE,
+                Severity.CRITICAL,
+                f"AMI {image_id} was made public: anyone in any AWS account could launch it.",
+                {"grants": ["group:all"], "kept": [str(grant) for grant in exposure.kept]},
+            )
+        )
+    if exposure.untrusted:
+        principals = [grant.value for grant in exposure.untrusted]
+        verdicts.append(
+            Verdict(
+                FindingType.UNTRUSTED_SHARE,
+                Severity.HIGH,
+                f"AMI {image_id} was shared with {len(principals)} untrusted principal(s): {', '.join(principals)}.",
+                {"untrusted_principals": principals, "kept": [str(grant) for grant in exposure.kept]},
+            )
+        )
+    return verdicts
+
+
+def snapshot_verdicts(snapshot_id: str, backed_images: Sequence[str], exposure: Exposure) -> list[Verdict]:
+    """Findings for a snapshot's create-volume permissions, naming the AMIs it backs."""
+    backs = f" (backs {', '.join(backed_images)})" if backed_images else ""
+    verdicts = []
+    if exposure.public:
+        verdicts.append(
+            Verdict(
+                FindingType.PUBLIC_SNAPSHOT,
+                Severity.CRITICAL,
+                f"Snapshot {snapshot_id}{backs} was made public: anyone could copy its data.",
+                {"grants": ["group:all"], "backed_images": list(backed_images)},
+            )
+        )
+    if exposure.untrusted:
+        principals = [grant.value for grant in exposure.untrusted]
+        verdicts.append(
+            Verdict(
+                FindingType.UNTRUSTED_SHARE,
+                Severity.HIGH,
+                f"Snapshot {snapshot_id}{backs} was shared with untrusted account(s): {', '.join(principals)}.",
+                {"untrusted_principals": principals, "backed_images": list(backed_images)},
+            )
+        )
+    return verdicts
+
+
+def block_public_access_verdict(region: str, state: str) -> Verdict:
+    """Image block public access off in a region: any AMI there can be made public again."""
+    return Verdict(
+        FindingType.BLOCK_PUBLIC_ACCESS_DISABLED,
+        Severity.CRITICAL,
+        f"Image block public access was turned off in {region}: AMIs there can be made public again.",
+        {"state": state, "restored": "block-new-sharing"},
+    )

@@ -1,0 +1,287 @@
+"""The sandbox account: moto, the template's rules, and a dispatcher that runs the real handlers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from amiguard.sandbox.cfn import Route, event_routes, load_template
+from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
+from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
+
+MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
+LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
+
+
+class SandboxLoop(RuntimeError):
+    """amiguard kept triggering itself: the dispatcher gave up."""
+
+
+@dataclass
+class FakeContext:
+    """The parts of the Lambda context the handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Delivery:
+    """One event delivered to one function by one rule, and what the function made of it."""
+
+    function: str
+    rule: str
+    region: str
+    event: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Alert:
+    subject: str
+    message: dict[str, Any]
+    attributes: dict[str, str]
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The folder holding template.yaml: the current directory or one of its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "template.yaml").is_file() and (folder / "functions").is_dir():
+            return folder
+    raise FileNotFoundError("template.yaml not found here or above; run from the amiguard checkout")
+
+
+def load_function(root: Path, name: str) -> ModuleType:
+    """Import ``functions/<name>/app.py`` as its own module (Lambda imports it as ``app``)."""
+    module_name = f"amiguard_function_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, root / "functions" / name / "app.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"functions/{name}/app.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def function_identity(function: str, account: str = ACCOUNT) -> dict[str, Any]:
+    """How CloudTrail records a call made by an amiguard function: its role, under the /amiguard/ path."""
+    return assumed_role(f"amiguard-{function.replace('_', '-')}", function, path="/amiguard/", account=account)
+
+
+class Sandbox:
+    """An in-process AWS account with amiguard deployed in ``stack_regions`` (the first is home)."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        stack_regions: tuple[str, ...] = ("us-east-1",),
+        settings: Mapping[str, str] | None = None,
+        account: str = ACCOUNT,
+    ) -> None:
+        self.root = repo_root(root)
+        self.stack_regions = stack_regions
+        self.home = stack_regions[0]
+        self.account = account
+        self.settings = dict(settings or {})
+        self.routes: list[Route] = event_routes(load_template(self.root / "template.yaml"))
+        self.deliveries: list[Delivery] = []
+        self.dead_letters: list[Delivery] = []
+        self.recorder = CloudTrailRecorder(self._put_event)
+        self.block_public_access = ImageBlockPublicAccess()
+        self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
+        self._functions: dict[str, ModuleType] = {}
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        self._set_env(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": self.home,
+                "MOTO_ACCOUNT_ID": self.account,
+                "POWERTOOLS_METRICS_NAMESPACE": "amiguard",
+                "POWERTOOLS_SERVICE_NAME": "amiguard",
+            }
+        )
+        self._mock = mock_aws()
+        self._mock.start()
+        patch_moto()
+        self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
+        self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
+        self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
+        self._set_env({"AMIGUARD_ALERT_TOPIC_ARN": self.topic_arn} | {k: v for k, v in self.settings.items()})
+        for region in self.stack_regions:
+            self._deploy_rules(region)
+        boto3.setup_default_session()  # what the handlers' clients (and the scenario's) are made from
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        self.recorder.register(events)
+        self.block_public_access.register(events)
+        for name in sorted({route.function for route in self.routes}):
+            self._functions[name] = load_function(self.root, name)
+        self.reconfigure()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._mock.stop()
+        boto3.DEFAULT_SESSION = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def reconfigure(self, **settings: str) -> None:
+        """Change ``AMIGUARD_*`` settings (``mode="audit"``) as a redeploy would: handlers rebuild."""
+        self._set_env({f"AMIGUARD_{key.upper()}": value for key, value in settings.items()})
+        for module in self._functions.values():
+            module.build_service.cache_clear()
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    def _subscribe_queue(self, topic_arn: str, name: str) -> str:
+        sqs = self._internal.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._internal.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        return str(url)
+
+    def _deploy_rules(self, region: str) -> None:
+        events = self._internal.client("events", region_name=region)
+        sqs = self._internal.client("sqs", region_name=region)
+        for index, route in enumerate(self.routes):
+            url = sqs.create_queue(QueueName=f"amiguard-{route.function}-{index}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            rule = route.rule.replace(".", "-")
+            events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern))
+            events.put_targets(Rule=rule, Targets=[{"Id": route.function, "Arn": arn}])
+            self._queues.append((region, route, url))
+
+    def _put_event(self, region: str, detail_type: str, detail: dict[str, Any]) -> None:
+        resources = [f"arn:aws:ec2:{region}::image/{detail['ImageId']}"] if "ImageId" in detail else []
+        self._internal.client("events", region_name=region).put_events(
+            Entries=[
+                {"Source": "aws.ec2", "DetailType": detail_type, "Detail": to_json(detail), "Resources": resources}
+            ]
+        )
+
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        """Put a whole EventBridge event (from a file) on the bus of its region."""
+        region = str(event.get("region") or (event.get("detail") or {}).get("awsRegion") or self.home)
+        if region not in self.stack_regions:
+            region = self.home
+        self._internal.client("events", region_name=region).put_events(
+            Entries=[
+                {
+                    "Source": str(event.get("source", "aws.ec2")),
+                    "DetailType": str(event.get("detail-type")),
+                    "Detail": to_json(event.get("detail") or {}),
+                    "Resources": list(event.get("resources") or []),
+                }
+            ]
+        )
+
+    # --- the account, as the scenario sees it ------------------------------------------------------------
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
+        return boto3.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+
+    @contextmanager
+    def as_identity(self, identity: dict[str, Any]) -> Iterator[None]:
+        with acting_as(identity):
+            yield
+
+    # --- dispatch ---------------------------------------------------------------------------------------
+
+    def run(self, on_delivery: Callable[[Delivery], None] | None = None) -> list[Delivery]:
+        """Deliver queued events to their functions until nothing is left; return what was delivered."""
+        delivered: list[Delivery] = []
+        for _ in range(MAX_ROUNDS):
+            batch = self._receive_all()
+            if not batch:
+                return delivered
+            for delivery in batch:
+                self._invoke(delivery)
+                delivered.append(delivery)
+                if on_delivery:
+                    on_delivery(delivery)
+        raise SandboxLoop(f"events still flowing after {MAX_ROUNDS} rounds: amiguard is triggering itself")
+
+    def _receive_all(self) -> list[Delivery]:
+        batch = []
+        for region, route, url in self._queues:
+            sqs = self._internal.client("sqs", region_name=region)
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    event = json.loads(message["Body"])
+                    event.setdefault("account", self.account)
+                    batch.append(Delivery(route.function, route.rule, region, event))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return batch
+
+    def _invoke(self, delivery: Delivery) -> None:
+        module = self._functions[delivery.function]
+        context = FakeContext(
+            function_name=f"amiguard-{delivery.function}",
+            invoked_function_arn=f"arn:aws:lambda:{delivery.region}:{self.account}:function:amiguard-{delivery.function}",
+        )
+        for _attempt in range(LAMBDA_ATTEMPTS):
+            try:
+                with acting_as(function_identity(delivery.function, self.account)):
+                    delivery.result = module.lambda_handler(json.loads(json.dumps(delivery.event)), context)
+                delivery.error = None
+                break
+            except Exception as error:
+                delivery.error = f"{type(error).__name__}: {error}"
+        if delivery.error:
+            self.dead_letters.append(delivery)
+        self.deliveries.append(delivery)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Delivery:
+        """Call one function's handler directly with ``event`` (no routing)."""
+        delivery = Delivery(function, "direct", self.home, event)
+        self._invoke(delivery)
+        return delivery
+
+    def alerts(self) -> list[Alert]:
+        """Alerts published to the SNS topic since the last call, as an SQS subscriber receives them."""
+        sqs = self._internal.client("sqs")
+        received = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._alert_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                attributes = {k: v["Value"] for k, v in (envelope.get("MessageAttributes") or {}).items()}
+                received.append(Alert(envelope.get("Subject", ""), json.loads(envelope["Message"]), attributes))
+                sqs.delete_message(QueueUrl=self._alert_queue, ReceiptHandle=message["ReceiptHandle"])

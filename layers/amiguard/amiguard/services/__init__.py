@@ -1,0 +1,1 @@
+"""Use cases: one per Lambda function, joining a policy to its adapters."""

@@ -1,0 +1,198 @@
+"""public_guard: revoke public and untrusted sharing of AMIs and their snapshots, within seconds.
+
+Triggered by ModifyImageAttribute, ModifySnapshotAttribute and DisableImageBlockPublicAccess (successful
+calls only). The event says where to look; current state (Describe*) decides. In ``audit`` mode the same
+findings are raised with action ``would-revoke`` and nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from amiguard.aws.errors import is_gone
+from amiguard.models.events import CloudTrailEvent
+from amiguard.models.findings import Action, Finding
+from amiguard.models.settings import Settings
+from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id, screen_cloudtrail
+from amiguard.policy.sharing import (
+    ChangeKind,
+    Exposure,
+    Grant,
+    Verdict,
+    assess_grants,
+    block_public_access_verdict,
+    image_verdicts,
+    read_permission_change,
+    snapshot_verdicts,
+)
+from amiguard.services.outcome import Outcome, Status
+from amiguard.services.ports import AlertsPort, ImagesInRegion, ImagesPort
+
+EVENT_NAMES = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})
+
+
+def malformed(error: ValidationError) -> Drop:
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    return Drop("malformed-event", f"{where}: {first['msg']}")
+
+
+class PublicGuard:
+    """Decides from current sharing state and revokes what is public or untrusted."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        images: ImagesInRegion,
+        alerts: AlertsPort,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._images = images
+        self._alerts = alerts
+        self._clock = clock
+
+    def handle(self, raw_event: dict[str, Any]) -> Outcome:
+        """Screen, parse and act on one EventBridge event."""
+        try:
+            event = CloudTrailEvent.model_validate(raw_event)
+        except ValidationError as error:
+            return Outcome.dropped(malformed(error))
+        event_id = event.detail.event_id or event.id
+        drop = screen_cloudtrail(event, expected_names=EVENT_NAMES)
+        if drop:
+            return Outcome.dropped(drop, event_id)
+        images = self._images(event.detail.aws_region)
+        try:
+            if event.detail.event_name == "ModifyImageAttribute":
+                outcome = self._guard_image(event, images)
+            elif event.detail.event_name == "ModifySnapshotAttribute":
+                outcome = self._guard_snapshot(event, images)
+            else:
+                outcome = self._guard_block_public_access(event, images)
+        except ClientError as error:
+            if not is_gone(error):
+                raise  # transient or unexpected: Lambda retries, then the dead-letter queue keeps it
+            outcome = Outcome.dropped(Drop("resource-gone", str(error)))
+        outcome.event_id = event_id
+        return outcome
+
+    def publish(self, outcome: Outcome) -> None:
+        """Alert on the outcome's findings (after they were logged: an SNS failure loses nothing)."""
+        for finding in outcome.findings:
+            self._alerts.publish(finding)
+
+    # --- AMIs -------------------------------------------------------------------------------------------
+
+    def _guard_image(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        params = event.detail.params
+        image_id = params.get("imageId")
+        if drop := check_image_id(image_id):
+            return Outcome.dropped(drop)
+        change = read_permission_change(params, attribute="launchPermission")
+        if change.kind is ChangeKind.OTHER_ATTRIBUTE:
+            return Outcome.dropped(Drop("other-attribute", "the call changed an attribute other than launchPermission"))
+        if change.kind is ChangeKind.REMOVES_ONLY:
+            return Outcome.dropped(Drop("removal", "the call only removed launch permissions"))
+
+        image = images.owned_image(image_id)
+        if image is None:
+            return Outcome.dropped(Drop("not-owned", f"{image_id} is not owned by this account"))
+        public_allowed = image.image_id in self._settings.public_allowlist
+        if change.only_public_added:
+            # DescribeImages already says whether the AMI is public: no DescribeImageAttribute needed.
+            grants = [Grant(change.added[0].kind, "all")] if image.public else []
+        else:
+            grants = images.launch_permissions(image.image_id)
+        exposure = assess_grants(
+            grants,
+            own_account=image.owner_id,
+            trusted_principals=self._settings.trusted_principals,
+            public_allowed=public_allowed,
+        )
+        if not exposure.exposed:
+            reason = "allow-listed" if public_allowed and image.public else "not-exposed"
+            return Outcome.clean(reason, f"{image.image_id} is not shared beyond trusted principals")
+        if self._settings.enforcing:
+            images.revoke_launch_permissions(image.image_id, exposure.to_revoke)
+        findings = [
+            self._finding(event, verdict, image_id=image.image_id, image_name=image.name)
+            for verdict in image_verdicts(image.image_id, exposure)
+        ]
+        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
+
+    # --- snapshots --------------------------------------------------------------------------------------
+
+    def _guard_snapshot(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        params = event.detail.params
+        snapshot_id = params.get("snapshotId")
+        if drop := check_snapshot_id(snapshot_id):
+            return Outcome.dropped(drop)
+        change = read_permission_change(params, attribute="createVolumePermission")
+        if change.kind is ChangeKind.OTHER_ATTRIBUTE:
+            return Outcome.dropped(
+                Drop("other-attribute", "the call changed an attribute other than createVolumePermission")
+            )
+        if change.kind is ChangeKind.REMOVES_ONLY:
+            return Outcome.dropped(Drop("removal", "the call only removed create-volume permissions"))
+
+        snapshot = images.owned_snapshot(snapshot_id)
+        if snapshot is None:
+            return Outcome.dropped(Drop("not-owned", f"{snapshot_id} is not owned by this account"))
+        exposure: Exposure = assess_grants(
+            images.create_volume_permissions(snapshot.snapshot_id),
+            own_account=snapshot.owner_id,
+            trusted_principals=self._settings.trusted_principals,
+        )
+        if not exposure.exposed:
+            return Outcome.clean("not-exposed", f"{snapshot.snapshot_id} is not shared beyond trusted accounts")
+        backed = images.images_backed_by(snapshot.snapshot_id)
+        if self._settings.enforcing:
+            images.revoke_create_volume_permissions(snapshot.snapshot_id, exposure.to_revoke)
+        findings = [
+            self._finding(event, verdict, image_id=backed[0] if backed else None, snapshot_id=snapshot.snapshot_id)
+            for verdict in snapshot_verdicts(snapshot.snapshot_id, backed, exposure)
+        ]
+        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
+
+    # --- account-level image block public access -------------------------------------------------------
+
+    def _guard_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        state = images.block_public_access_state()
+        if state == "block-new-sharing":
+            return Outcome.clean("already-blocked", "image block public access is on again")
+        if self._settings.enforcing:
+            images.block_new_public_sharing()
+        finding = self._finding(
+            event,
+            block_public_access_verdict(event.detail.aws_region, state),
+            image_id=None,
+        )
+        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
+
+    # --- findings ---------------------------------------------------------------------------------------
+
+    def _finding(self, event: CloudTrailEvent, verdict: Verdict, **resource: Any) -> Finding:
+        enforcing = self._settings.enforcing
+        occurred = event.occurred_at
+        exposure = (self._clock() - occurred).total_seconds() if enforcing and occurred else None
+        return Finding(
+            type=verdict.type,
+            severity=verdict.severity,
+            summary=verdict.summary,
+            account=event.account_id or "",
+            region=event.detail.aws_region,
+            actor=event.detail.actor,
+            event_id=event.detail.event_id or event.id,
+            event_time=occurred,
+            action=Action.REVOKED if enforcing else Action.WOULD_REVOKE,
+            evidence=verdict.evidence,
+            exposure_seconds=max(exposure, 0.0) if exposure is not None else None,
+            **resource,
+        )
