@@ -3,11 +3,11 @@
 from functools import cache
 from typing import Any
 
-from amiguard.aws.alerts import SnsAlerts
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
 from amiguard.services.public_guard import PublicGuard
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,7 +20,7 @@ def build_service() -> PublicGuard:
     return PublicGuard(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        alerts=SnsAlerts(clients.sns(), settings.alert_topic_arn),
+        alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
     )
 
 
