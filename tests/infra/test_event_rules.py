@@ -1,7 +1,7 @@
 """EventBridge rules: coarse CloudTrail patterns that ignore failed calls, retries, dead letters, and routing.
 
 The sandbox creates these patterns in moto straight from template.yaml, so they must be plain data; the
-routing table below pins which function each recorded sample in ../shared/cloudtrail-samples reaches.
+routing table below pins which function each recorded CloudTrail sample (tests/fixtures) reaches.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .sam_tools import REPO_ROOT
 
 pytestmark = pytest.mark.infra
 
-SAMPLES_DIR = REPO_ROOT.parent / "shared" / "cloudtrail-samples"
+SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbatim copies of ../shared's
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 PUBLIC_GUARD = frozenset({"PublicGuardFunction"})
 NONE: frozenset[str] = frozenset()
@@ -45,8 +45,7 @@ EXPECTED_ROUTING: dict[str, frozenset[str]] = {
     "eventbridge-modifyimageattribute-remove-group-all-console-cloudbuddy.json": PUBLIC_GUARD,
 }
 
-# A successful ModifyImageAttribute making an AMI public (shape of the recorded samples), for tests that must
-# not depend on ../shared being present.
+# A successful ModifyImageAttribute making an AMI public, in the shape of the recorded samples.
 MAKE_PUBLIC_RECORD: dict[str, Any] = {
     "eventVersion": "1.08",
     "eventSource": "ec2.amazonaws.com",
@@ -177,16 +176,11 @@ def test_failed_call_reaches_no_function_when_error_code_present(template: dict[
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED_ROUTING))
 def test_sample_reaches_expected_functions_when_routed_by_template_rules(template: dict[str, Any], sample: str) -> None:
-    if not SAMPLES_DIR.is_dir():
-        pytest.skip(f"{SAMPLES_DIR} is not beside this clone")
-
     assert _routed_to(template, _load_sample(sample)) == EXPECTED_ROUTING[sample]
 
 
-def test_every_shared_sample_has_an_expected_route_when_samples_are_present() -> None:
-    if not SAMPLES_DIR.is_dir():
-        pytest.skip(f"{SAMPLES_DIR} is not beside this clone")
-
+def test_every_recorded_sample_has_an_expected_route_when_added() -> None:
     samples = {path.name for path in SAMPLES_DIR.glob("*.json")}
 
+    assert samples, f"no CloudTrail samples in {SAMPLES_DIR}"
     assert samples - set(EXPECTED_ROUTING) == set(), "new samples: add them to EXPECTED_ROUTING"
