@@ -10,11 +10,14 @@ MAKEFLAGS += --no-builtin-rules --no-print-directory
 
 # Python 3.13 (the Lambda runtime): python3.13 on PATH if it runs, else pyenv's 3.13.0, else any pyenv 3.13.
 # A pyenv shim for a version that is not selected exists but fails to run, hence the `-c` probe.
-PY313 ?= $(shell \
+ifndef PY313
+PY313 := $(shell \
 	python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null \
 	|| PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null \
 	|| PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1)" pyenv which python3.13 2>/dev/null \
 	|| true)
+endif
+export PY313
 PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 
 VENV := .venv
@@ -40,7 +43,7 @@ help: ## Show this help
 .PHONY: python
 python:
 	@if [ -z "$(PY313)" ] || ! "$(PY313)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
-		echo "error: Python 3.13 not found (tried python3.13 on PATH and pyenv 3.13.x)." >&2; \
+		echo "error: no Python 3.13 (PY313='$(PY313)'; tried python3.13 on PATH and pyenv's 3.13.x)." >&2; \
 		echo "       Install it (e.g. 'pyenv install 3.13') or run make PY313=/path/to/python3.13." >&2; \
 		exit 1; \
 	fi
