@@ -35,6 +35,18 @@ PIP_ENV := env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 BUILD_INPUTS := template.yaml $(shell find layers functions -type f \
 	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info*' 2>/dev/null)
 
+# Exits non-zero unless every ELF binary under argv[1] is arm64 (e_machine 183); prints what it checked.
+define ARM64_ONLY_CHECK
+import pathlib, sys
+root = pathlib.Path(sys.argv[1])
+binaries = [p for p in root.rglob("*.so*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
+foreign = [str(p.relative_to(root)) for p in binaries if int.from_bytes(p.read_bytes()[18:20], "little") != 183]
+if foreign:
+    sys.exit(f"error: layer binaries not built for arm64: {foreign}")
+print(f"layer: {len(binaries)} native binaries, all aarch64:", *sorted(p.name for p in binaries))
+endef
+export ARM64_ONLY_CHECK
+
 .PHONY: help
 help: ## Show this help
 	@echo "usage: make <target>"
@@ -65,7 +77,8 @@ $(BUILD_DIR)/template.yaml: $(BUILD_INPUTS) $(SAM_VENV)/.stamp | python
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR) --parallel
 	@# The runtime cannot write __pycache__ in /opt: ship the layer's bytecode, valid without source checks.
 	"$(PY313)" -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)/AmiguardLayer/python
-	@echo "layer wheels:" $$(cd $(BUILD_DIR)/AmiguardLayer/python && ls -d pydantic_core/*.so)
+	@# A dependency without an arm64 wheel would be compiled from source for this host: refuse that layer.
+	@"$(PY313)" -c "$$ARM64_ONLY_CHECK" $(BUILD_DIR)/AmiguardLayer/python
 
 .PHONY: build
 build: $(BUILD_DIR)/template.yaml ## sam build: the layer (arm64 wheels, cp313) and the functions
