@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from botocore.exceptions import ClientError
 
+from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import STRANGER, TRUSTED_PARTNER, bake_image
 
 
