@@ -3,13 +3,14 @@
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.public_guard import PublicGuard
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache

@@ -21,7 +21,7 @@ from .factories import a_finding
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # What the roles grant for the alert path (template.yaml, RecordFindingsInLedger); a new call fails this file.
-GRANTED_WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
+GRANTED_WRITE_OPERATIONS = {"PutItem", "UpdateItem"}
 
 
 class Clock:

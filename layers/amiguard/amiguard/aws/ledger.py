@@ -38,6 +38,7 @@ DEFAULT_RETENTION = timedelta(days=400)
 # again after this long: longer than any amiguard function's timeout, so a live claim is never stolen.
 STALE_CLAIM = timedelta(minutes=15)
 BY_TIME_INDEX = "by-time"
+RELEASED = "0000-00-00T00:00:00.000000Z"  # a claimed_at before every window: the claim is free
 # DynamoDB items are limited to 400 KB; evidence beyond this is summarised in the row (SNS keeps it whole).
 MAX_FINDING_JSON = 300_000
 
@@ -206,13 +207,17 @@ class DynamoLedger:
         )
 
     def release(self, claim: Claim) -> None:
-        """Give a claim back (its alert could not be sent), so the retry of the event alerts."""
+        """Give a claim back (its alert could not be sent), so the retry of the event alerts.
+
+        The row stays (its suppressed count too), dated before any window: the next claim takes it over.
+        """
         try:
-            self._db.delete_item(
+            self._db.update_item(
                 TableName=self.table_name,
                 Key={"pk": _s(f"DEDUP#{claim.fingerprint}"), "sk": _s("DEDUP")},
+                UpdateExpression="SET claimed_at = :released REMOVE sent_at",
                 ConditionExpression="claim_token = :token",
-                ExpressionAttributeValues={":token": _s(claim.token)},
+                ExpressionAttributeValues={":released": _s(RELEASED), ":token": _s(claim.token)},
             )
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":

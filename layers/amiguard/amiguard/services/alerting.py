@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from amiguard.aws.alerts import SnsAlerts
+from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.ledger import DynamoLedger
 from amiguard.models.findings import Finding
@@ -50,7 +50,7 @@ def alert_path(settings: Settings, clients: ClientFactory) -> AlertsPort:
 
     Without a ledger table (a partial local set-up) alerts go straight to SNS, un-deduplicated.
     """
-    sns = SnsAlerts(clients.sns(), settings.alert_topic_arn)
+    sns = SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn)
     if not settings.ledger_table:
         return sns
     return LedgeredAlerts(DynamoLedger(clients.dynamodb(), settings.ledger_table), sns)
