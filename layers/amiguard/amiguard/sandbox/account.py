@@ -368,6 +368,7 @@ class Sandbox:
                 delivery.error = None
                 break
             except Exception as error:
+                delivery.output += output.getvalue()  # the function's own account of the failure
                 delivery.error = f"{type(error).__name__}: {error}"
         self._current = None
         if delivery.error:

@@ -98,7 +98,7 @@ class SlackWebhookSecret:
         try:
             value = self._provider.get(self.secret_id, max_age=self._max_age)
         except GetParameterError as error:
-            cause = error.__cause__
+            cause = error.__cause__ or error.__context__  # Powertools raises it inside its except
             code = error_code(cause) if isinstance(cause, ClientError) else type(cause or error).__name__
             if code == "ResourceNotFoundException":
                 problem = "does not exist (or has no current value)"
