@@ -3,13 +3,14 @@
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from amiguard.aws.clients import ClientFactory
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.notifier import Notifier
 from amiguard.slack.webhook import SlackError, SlackWebhook, SlackWebhookSecret, secret_region
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 
 @dataclass
@@ -64,9 +61,3 @@ class WebhookServer:
     def __exit__(self, *_: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
-
-
-@pytest.fixture
-def slack() -> Iterator[WebhookServer]:
-    with WebhookServer() as server:
-        yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
+
 from .factories import a_finding
 
 

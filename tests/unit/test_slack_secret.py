@@ -12,7 +12,14 @@ URL = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"
 
 @pytest.mark.parametrize(
     "value",
-    [URL, f"  {URL}\n", URL.encode(), f'{{"url": "{URL}"}}', f'{{"webhook_url": "{URL}"}}', f'{{"webhookUrl": "{URL}"}}'],
+    [
+        URL,
+        f"  {URL}\n",
+        URL.encode(),
+        f'{{"url": "{URL}"}}',
+        f'{{"webhook_url": "{URL}"}}',
+        f'{{"webhookUrl": "{URL}"}}',
+    ],
 )
 def test_url_is_read_when_secret_holds_it_plain_or_as_json(value: str | bytes) -> None:
     assert webhook_url_from(value, SECRET) == URL

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from amiguard.findings_cli import add_parser as add_findings
+
 
 def _demo(args: argparse.Namespace) -> int:
     from amiguard.demo.scenario import run_demo
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("event", help="an EventBridge event or a bare CloudTrail record (JSON)")
     replay.add_argument("--enforce", action="store_true", help="remediate (default: audit, change nothing)")
     replay.set_defaults(run=_replay)
+    add_findings(commands)
     return parser
 
 

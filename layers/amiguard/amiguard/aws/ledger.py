@@ -229,7 +229,7 @@ class DynamoLedger:
         The row says ``alerted: false`` until :meth:`confirm_sent`: what the ledger claims was alerted was.
         """
         moment = finding_time(finding)
-        item = {
+        item: dict[str, Any] = {
             "pk": _s(finding_pk(finding)),
             "sk": _s(finding_sk(finding)),
             "gsi1pk": _s(f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"),

@@ -107,10 +107,7 @@ def evidence_text(evidence: dict[str, Any], limit: int = SECTION_LIMIT) -> tuple
         label = f"\u2022 *{escape(clip(str(key), 100))}*"
         if isinstance(value, list | tuple):
             label += f" ({len(items)})"
-        if not items:
-            line = label + ": none"
-        else:
-            line = label + ":"
+        line = label + (": none" if not items else ":")
         if used + len(line) + 1 > limit - reserve:
             omitted += max(len(items), 1)
             continue

@@ -81,7 +81,7 @@ def webhook_url_from(value: str | bytes, secret_id: str) -> str:
     if not (secure or loopback) or any(char.isspace() for char in text):
         raise SlackConfigError(
             f"Slack webhook secret {secret_id} does not hold a webhook URL "
-            "(expected https://hooks.slack.com/services/..., plain or as JSON {\"url\": ...}; the value is not shown)"
+            '(expected https://hooks.slack.com/services/..., plain or as JSON {"url": ...}; the value is not shown)'
         )
     return text
 
@@ -177,9 +177,7 @@ class SlackWebhook:
     def _client(self, url: str) -> WebhookClient:
         if url not in self._clients:
             self._clients.clear()  # the secret was rotated: drop the old client
-            self._clients[url] = WebhookClient(
-                url, timeout=self._timeout, logger=_QUIET, retry_handlers=self._handlers
-            )
+            self._clients[url] = WebhookClient(url, timeout=self._timeout, logger=_QUIET, retry_handlers=self._handlers)
         return self._clients[url]
 
     def post(self, payload: dict[str, Any]) -> None:
