@@ -30,7 +30,7 @@ class CfnLoader(yaml.SafeLoader):
     """SafeLoader that understands ``!Ref``, ``!GetAtt``, ``!Sub`` and the other short forms."""
 
 
-CfnLoader.add_multi_constructor("!", _construct)
+CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call]
 
 
 def load_template(path: Path) -> dict[str, Any]:
