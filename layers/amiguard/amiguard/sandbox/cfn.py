@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ class CfnLoader(yaml.SafeLoader):
     """SafeLoader that understands ``!Ref``, ``!GetAtt``, ``!Sub`` and the other short forms."""
 
 
-CfnLoader.add_multi_constructor("!", _construct)
+CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call]
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -120,3 +121,10 @@ def table_definition(template: dict[str, Any], logical_id: str) -> dict[str, Any
         sse["Enabled"] = sse.pop("SSEEnabled", False)
         arguments["SSESpecification"] = sse
     return arguments
+
+
+def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
+    """The functions whose rules match ``event``, decided by moto's EventBridge pattern matcher."""
+    from moto.events.models import EventPattern
+
+    return {route.function for route in routes if EventPattern.load(json.dumps(route.pattern)).matches_event(event)}
