@@ -75,11 +75,11 @@ def test_every_alarm_notifies_the_alarm_topic_when_it_fires(template: dict[str, 
 def test_dashboard_shows_findings_remediations_drops_errors_and_alarms(template: dict[str, Any]) -> None:
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     # ${...} are CloudFormation substitutions; what is left must be valid JSON.
-    widgets = json.loads(body.replace("${", "").replace("}\"", "\""))["widgets"]
+    widgets = json.loads(body.replace("${", "").replace('}"', '"'))["widgets"]
     text = json.dumps(widgets)
 
     for metric in ("FindingsBySeverity", "Findings", "Remediations", "ExposureSeconds", "ReplicationSeconds"):
-        assert f'{metric}' in text
+        assert f"{metric}" in text
     assert "EventsDropped" in text and "AWS/Lambda" in text
     assert any(widget["type"] == "alarm" for widget in widgets)
 
@@ -130,7 +130,7 @@ def test_only_the_notifier_may_read_the_slack_secret_and_only_when_one_is_given(
         if "secretsmanager:GetSecretValue" in statement["Action"]
     }
 
-    [(policy_id, policy)] = readers.items()
+    [policy] = readers.values()
     assert policy["Condition"] == "HasSlackWebhook"
     assert policy["Properties"]["RoleName"] == {"Ref": "NotifierRole"}
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
