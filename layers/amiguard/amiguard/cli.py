@@ -27,8 +27,7 @@ def _replay(args: argparse.Namespace) -> int:
     from amiguard.sandbox.replay import replay
 
     console = Console()
-    printer = Timeline.__new__(Timeline)  # printing only: the sandbox lives inside replay()
-    printer.console = console
+    printer = Timeline(None, console)  # printing only: the sandbox lives inside replay()
     mode = "enforce" if args.enforce else "audit"
     console.rule(f"[bold]replay {args.event} ({mode} mode)")
     result = replay(Path(args.event), enforce=args.enforce, on_delivery=printer.delivery)
