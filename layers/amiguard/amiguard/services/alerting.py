@@ -9,6 +9,9 @@ the event, and the retry alerts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from amiguard.aws.alerts import SnsAlerts, topic_region
@@ -45,11 +48,26 @@ class LedgeredAlerts:
         self._ledger.confirm_sent(claim)
 
 
+class DeferredAlerts:
+    """Builds the alert path at the first alert, not at start-up: on a cold start the revocation does not
+    wait for the SNS and DynamoDB clients to be made (their service models are loaded then)."""
+
+    def __init__(self, build: Callable[[], AlertsPort]) -> None:
+        self._build = cache(build)
+
+    def publish(self, finding: Finding) -> None:
+        self._build().publish(finding)
+
+
 def alert_path(settings: Settings, clients: ClientFactory) -> AlertsPort:
-    """What every function's ``build_service()`` passes as ``alerts``: SNS behind the ledger.
+    """What every function's ``build_service()`` passes as ``alerts``: SNS behind the ledger, made on first use.
 
     Without a ledger table (a partial local set-up) alerts go straight to SNS, un-deduplicated.
     """
+    return DeferredAlerts(lambda: _ledgered_sns(settings, clients))
+
+
+def _ledgered_sns(settings: Settings, clients: ClientFactory) -> AlertsPort:
     sns = SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn)
     if not settings.ledger_table:
         return sns
