@@ -88,8 +88,9 @@ requirements: | python ## Regenerate layers/amiguard/requirements.txt from pypro
 	"$(PY313)" scripts/gen_layer_requirements.py --write
 
 .PHONY: test
-test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, sam build, then every test (unit, integration, infra)
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, mypy, sam build, then every test (unit, integration, infra)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(MAKE) build
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
 

@@ -17,10 +17,17 @@ def test_account_partition_when_finding_is_account_level() -> None:
     assert finding_pk(a_finding(image_id=None)) == "ACCOUNT#us-east-1"
 
 
-def test_sort_key_is_event_time_and_fingerprint_when_event_known() -> None:
+def test_sort_key_is_event_time_fingerprint_and_event_id_when_event_known() -> None:
     finding = a_finding()
 
-    assert finding_sk(finding) == f"FINDING#2026-11-26T09:30:00.000000Z#{finding.fingerprint}"
+    assert finding_sk(finding) == f"FINDING#2026-11-26T09:30:00.000000Z#{finding.fingerprint}#{finding.event_id}"
+
+
+def test_two_events_in_the_same_second_get_two_rows_when_their_ids_differ() -> None:
+    first = a_finding()
+    second = a_finding(event_id="another-event")
+
+    assert finding_sk(first) != finding_sk(second)
 
 
 def test_redelivered_event_gets_the_same_sort_key_when_detected_later() -> None:

@@ -3,7 +3,7 @@
 One table (``LedgerTable``; DESIGN.md and the team's key contract):
 
 - finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
-  sk ``FINDING#<iso-time>#<fingerprint>``, GSI ``by-time`` on ``DAY#YYYY-MM-DD`` / ``<iso-time>#<fingerprint>``;
+  sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``, GSI ``by-time`` on ``DAY#YYYY-MM-DD`` / ``<iso-time>#...``;
   "everything about this AMI" is one Query on the table, "everything in the last 24 h" one Query per day on
   the index;
 - dedup rows: pk ``DEDUP#<fingerprint>``, sk ``DEDUP``: who claimed the alert, when, and how many
@@ -58,8 +58,16 @@ def finding_pk(finding: Finding) -> str:
     return f"ACCOUNT#{finding.region}"
 
 
+def occurrence(finding: Finding) -> str:
+    """``<iso-time>#<fingerprint>#<event id>``: one row per event, the same row when an event is redelivered.
+
+    CloudTrail times have whole seconds, so two events in one second are told apart by their event ids.
+    """
+    return f"{iso(finding_time(finding))}#{finding.fingerprint}#{finding.event_id or '-'}"
+
+
 def finding_sk(finding: Finding) -> str:
-    return f"FINDING#{iso(finding_time(finding))}#{finding.fingerprint}"
+    return f"FINDING#{occurrence(finding)}"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -233,7 +241,7 @@ class DynamoLedger:
             "pk": _s(finding_pk(finding)),
             "sk": _s(finding_sk(finding)),
             "gsi1pk": _s(f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"),
-            "gsi1sk": _s(f"{iso(moment)}#{finding.fingerprint}"),
+            "gsi1sk": _s(occurrence(finding)),
             "kind": _s("finding"),
             "fingerprint": _s(finding.fingerprint),
             "type": _s(finding.type.value),

@@ -15,7 +15,7 @@ class CfnTag:
 
 
 def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt" and isinstance(value, str):
@@ -35,9 +35,21 @@ CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call
 
 
 def load_template(path: Path) -> dict[str, Any]:
+    """The template at ``path`` as plain data, intrinsic functions in their long form."""
     with path.open(encoding="utf-8") as handle:
-        document: dict[str, Any] = yaml.load(handle, Loader=CfnLoader)
+        document = yaml.load(handle, Loader=CfnLoader)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a template (top level is {type(document).__name__})")
     return document
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of one type, by logical id."""
+    return {
+        logical_id: resource
+        for logical_id, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") == resource_type
+    }
 
 
 @dataclass(frozen=True)
@@ -127,4 +139,7 @@ def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
     """The functions whose rules match ``event``, decided by moto's EventBridge pattern matcher."""
     from moto.events.models import EventPattern
 
-    return {route.function for route in routes if EventPattern.load(json.dumps(route.pattern)).matches_event(event)}
+    def matches(route: Route) -> bool:
+        return bool(EventPattern.load(json.dumps(route.pattern)).matches_event(event))  # type: ignore[arg-type]
+
+    return {route.function for route in routes if matches(route)}
