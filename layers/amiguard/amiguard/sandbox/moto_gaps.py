@@ -1,6 +1,9 @@
 """What moto lacks and the sandbox needs, filled in honestly: the real API shapes, minimal state.
 
 - DescribeImages filter ``block-device-mapping.snapshot-id`` (moto raises FilterNotImplementedError).
+- DescribeSnapshots ``OwnerIds`` and ``RestorableByUserIds`` (moto ignores both; ``all`` means public).
+- DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
+  ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, answered from
   a ``before-call`` hook with the response EC2 documents.
 
@@ -12,9 +15,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from moto.ec2.models.amis import Ami
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
+from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 _original_filter = Ami.get_filter_value
+_original_image_attribute = AmiBackend.describe_image_attribute
 
 
 def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = None) -> Any:
@@ -23,8 +30,34 @@ def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = Non
     return _original_filter(self, filter_name, method_name)
 
 
+def _describe_image_attribute(self: AmiBackend, ami_id: str, attribute_name: str) -> Any:
+    if ami_id not in self.amis:
+        raise UnvailableAMIIdError(ami_id) if ami_id in self.deleted_amis else InvalidAMIIdError(ami_id)
+    return _original_image_attribute(self, ami_id, attribute_name)
+
+
+def _describe_snapshots(self: ElasticBlockStore) -> ActionResult:
+    snapshots = self.ec2_backend.describe_snapshots(
+        snapshot_ids=self._get_param("SnapshotIds", []), filters=self._filters_from_querystring()
+    )
+    owners = {self.current_account if owner == "self" else owner for owner in self._get_param("OwnerIds", [])}
+    if owners:
+        snapshots = [snapshot for snapshot in snapshots if snapshot.owner_id in owners]
+    restorable = set(self._get_param("RestorableByUserIds", []))
+    if restorable:
+        snapshots = [
+            snapshot
+            for snapshot in snapshots
+            if ("all" in restorable and "all" in snapshot.create_volume_permission_groups)
+            or restorable & snapshot.create_volume_permission_userids
+        ]
+    return ActionResult({"Snapshots": snapshots})
+
+
 def patch_moto() -> None:
     Ami.get_filter_value = _get_filter_value  # type: ignore[method-assign]
+    AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
+    ElasticBlockStore.describe_snapshots = _describe_snapshots  # type: ignore[method-assign]
 
 
 class _Http:
