@@ -71,7 +71,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_CONCURRENCY,
         help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY})",
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(run=run)
     return parser
 
 
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amiguard")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["scan", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.handler(args))
+    return int(args.run(args))
 
 
 if __name__ == "__main__":
