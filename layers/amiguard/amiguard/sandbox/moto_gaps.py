@@ -5,7 +5,9 @@
 - DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
   ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, answered from
-  a ``before-call`` hook with the response EC2 documents.
+  a ``before-call`` hook with the response EC2 documents (the sandbox), and by the same three operations
+  added to moto's EC2 responses (``mock_aws`` without the hook, and the moto server ``amiguard scan`` and
+  ``scripts/bench_scan.py`` talk to over HTTP).
 
 Tests of the adapters that call these use botocore's ``Stubber``; this module only keeps the demo and
 ``replay`` running end to end.
@@ -18,6 +20,7 @@ from typing import Any, ClassVar
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.responses import EC2Response
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 _original_filter = Ami.get_filter_value
@@ -54,10 +57,32 @@ def _describe_snapshots(self: ElasticBlockStore) -> ActionResult:
     return ActionResult({"Snapshots": snapshots})
 
 
+_BPA_DEFAULT = "block-new-sharing"
+
+
+def _get_image_block_public_access_state(self: EC2Response) -> ActionResult:
+    state = getattr(self.ec2_backend, "amiguard_image_block_public_access", _BPA_DEFAULT)
+    return ActionResult({"ImageBlockPublicAccessState": state})
+
+
+def _enable_image_block_public_access(self: EC2Response) -> ActionResult:
+    state = self._get_param("ImageBlockPublicAccessState") or _BPA_DEFAULT
+    self.ec2_backend.amiguard_image_block_public_access = state
+    return ActionResult({"ImageBlockPublicAccessState": state})
+
+
+def _disable_image_block_public_access(self: EC2Response) -> ActionResult:
+    self.ec2_backend.amiguard_image_block_public_access = "unblocked"
+    return ActionResult({"ImageBlockPublicAccessState": "unblocked"})
+
+
 def patch_moto() -> None:
     Ami.get_filter_value = _get_filter_value  # type: ignore[method-assign]
     AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
     ElasticBlockStore.describe_snapshots = _describe_snapshots  # type: ignore[method-assign]
+    EC2Response.get_image_block_public_access_state = _get_image_block_public_access_state  # type: ignore[attr-defined]
+    EC2Response.enable_image_block_public_access = _enable_image_block_public_access  # type: ignore[attr-defined]
+    EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]
 
 
 class _Http:
