@@ -11,11 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
-from botocore.stub import Stubber
-from moto import mock_aws
-
 from amiguard import cli
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
@@ -23,7 +18,11 @@ from amiguard.models.settings import load_settings
 from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
 from amiguard.sandbox.moto_gaps import patch_moto
 from amiguard.scan import resolve_regions
-from amiguard.services.scan import ScanReport, Scanner
+from amiguard.services.scan import Scanner, ScanReport
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.stub import Stubber
+from moto import mock_aws
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 REGIONS = (HOME, OTHER)
@@ -202,7 +201,9 @@ def test_csv_report_has_one_row_per_finding_when_format_is_csv(
     assert json.loads(rows[0]["evidence"])
 
 
-def test_table_report_ends_with_a_summary_when_printed(session: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_report_ends_with_a_summary_when_printed(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given
     plant(session, per_region=10)
     # When
@@ -263,9 +264,9 @@ def test_incomplete_clean_scan_exits_2_when_a_region_is_denied(session: boto3.Se
     # Given a clean account whose second region denies access
     session.events.register(
         "before-call.ec2.DescribeImages",
-        lambda context, **_: _error(403, "UnauthorizedOperation", "no")
-        if context.get("client_region") == OTHER
-        else None,
+        lambda context, **_: (
+            _error(403, "UnauthorizedOperation", "no") if context.get("client_region") == OTHER else None
+        ),
     )
     # When / Then
     assert scan(session).exit_code == 2
@@ -307,7 +308,9 @@ def test_throttling_storm_is_reported_per_image_while_the_rest_completes_when_re
     report = scan(session, config=config)
     # Then
     assert report.errors
-    assert {(e.region, e.stage, e.code) for e in report.errors} == {(OTHER, "launch-permissions", "RequestLimitExceeded")}
+    assert {(e.region, e.stage, e.code) for e in report.errors} == {
+        (OTHER, "launch-permissions", "RequestLimitExceeded")
+    }
     assert found(report, "untrusted-share") == {key for key in estate.untrusted if key[0] == HOME}
     assert found(report, "public-share") == estate.public  # public needs no DescribeImageAttribute
 
@@ -321,7 +324,10 @@ def test_unknown_region_is_reported_and_the_rest_scanned_when_asked_for(
     report = json.loads(capsys.readouterr().out)
     # Then
     assert code == 2
-    assert {(e["region"], e["stage"]) for e in report["errors"]} == {("xx-nowhere-9", "region"), ("not_a_region", "region")}
+    assert {(e["region"], e["stage"]) for e in report["errors"]} == {
+        ("xx-nowhere-9", "region"),
+        ("not_a_region", "region"),
+    }
     assert [r["region"] for r in report["regions"] if r["scanned"]] == [HOME]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import load_settings
@@ -169,7 +168,13 @@ def _report(*, findings: bool, errors: bool, listed: bool = True) -> ScanReport:
 
 @pytest.mark.parametrize(
     ("findings", "errors", "listed", "code"),
-    [(False, False, True, 0), (True, False, True, 1), (True, True, True, 1), (False, True, True, 2), (False, False, False, 2)],
+    [
+        (False, False, True, 0),
+        (True, False, True, 1),
+        (True, True, True, 1),
+        (False, True, True, 2),
+        (False, False, False, 2),
+    ],
     ids=["clean", "findings", "findings-and-errors", "errors-only", "nothing-listed"],
 )
 def test_exit_code_is_a_ci_gate_when_scan_outcome_varies(findings: bool, errors: bool, listed: bool, code: int) -> None:

@@ -78,9 +78,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # --- regions ----------------------------------------------------------------------------------------------
 
 
-def resolve_regions(
-    args: argparse.Namespace, clients: ClientFactory, home: str
-) -> tuple[list[str], list[ScanError]]:
+def resolve_regions(args: argparse.Namespace, clients: ClientFactory, home: str) -> tuple[list[str], list[ScanError]]:
     """The regions to scan, and a clear error for each asked-for region that cannot be scanned."""
     if args.all_regions:
         return enabled_regions(clients.ec2(home)), []  # a failure here is fatal: there is nothing to scan
@@ -263,8 +261,8 @@ def run(args: argparse.Namespace) -> int:
     """``amiguard scan``: returns the exit code."""
     try:
         settings = load_settings()
-    except SettingsError as error:
-        print(f"amiguard scan: {error}", file=sys.stderr)
+    except SettingsError as bad_settings:
+        print(f"amiguard scan: {bad_settings}", file=sys.stderr)
         return EXIT_ERROR
     try:
         session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
@@ -292,9 +290,9 @@ def run(args: argparse.Namespace) -> int:
             report = scanner.scan(regions)
     else:
         report = scanner.scan(regions)
-    for error in region_errors:
-        report.regions.append(RegionResult(error.region))
-        report.errors.append(error)
+    for refused in region_errors:
+        report.regions.append(RegionResult(refused.region))
+        report.errors.append(refused)
     write_report(report, args)
     return report.exit_code
 

@@ -49,7 +49,7 @@ class Fact(StrEnum):
 
 
 class RemedyPort(Protocol):
-    """The adapter methods remedies call: the same ones ``public_guard`` uses (:class:`~amiguard.aws.images.Ec2Images`)."""
+    """The adapter methods remedies call: the ones ``public_guard`` uses (:class:`~amiguard.aws.images.Ec2Images`)."""
 
     def revoke_launch_permissions(self, image_id: str, grants: Sequence[Grant]) -> None: ...
     def revoke_create_volume_permissions(self, snapshot_id: str, grants: Sequence[Grant]) -> None: ...
@@ -59,8 +59,15 @@ class RemedyPort(Protocol):
 class Remedy(Protocol):
     """What enforce mode does about a problem. Equal remedies are applied once."""
 
-    done: Action  # the finding's action once applied
-    would: Action  # the finding's action in audit mode (nothing changed)
+    @property
+    def done(self) -> Action:
+        """The finding's action once applied."""
+        ...
+
+    @property
+    def would(self) -> Action:
+        """The finding's action in audit mode (nothing changed)."""
+        ...
 
     def apply(self, images: RemedyPort) -> None: ...
 
@@ -205,7 +212,7 @@ class PublicSnapshotCheck:
             for snapshot_id in image.snapshot_ids:
                 if snapshot_id in facts.public_snapshots:
                     backing.setdefault(snapshot_id, []).append(image)
-        problems = []
+        problems: list[Problem] = []
         for snapshot_id, images in sorted(backing.items()):
             images.sort(key=lambda image: image.image_id)
             exposure = assess_grants(

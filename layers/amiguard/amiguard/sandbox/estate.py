@@ -53,8 +53,8 @@ def plant_estate(
 ) -> Estate:
     """Register ``per_region`` AMIs in each region and plant the problems; return what was planted.
 
-    A ``missing_tag`` share of AMIs, spread evenly, lacks the last required tag; the first ``public_snapshots`` private AMIs
-    of each region get their backing snapshot made public.
+    A ``missing_tag`` share of AMIs, spread evenly, lacks the last required tag; the first
+    ``public_snapshots`` private AMIs of each region get their backing snapshot made public.
     """
     estate = Estate()
     counts = [("public", round(per_region * public)), ("untrusted", round(per_region * untrusted))]

@@ -211,9 +211,7 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="amiguard-region") as pool:
             listings = list(pool.map(self._list_region, regions))
             inventory = {listing.result.region: listing.images for listing in listings if listing.result.listed}
-            context = CheckContext(
-                settings=self._settings, account=self._account, fix=self._fix, inventory=inventory
-            )
+            context = CheckContext(settings=self._settings, account=self._account, fix=self._fix, inventory=inventory)
             outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
         for listing, (findings, errors) in zip(listings, outcomes, strict=True):
             report.regions.append(listing.result)
