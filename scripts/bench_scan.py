@@ -147,9 +147,7 @@ class BenchServer(ThreadedMotoServer):
         self.gate = Gate(DomainDispatcherApplication(create_backend_app))
 
     def _server_entry(self) -> None:
-        self._server = make_server(
-            self._ip_address, self._port, self.gate, True, request_handler=MotoRequestHandler
-        )
+        self._server = make_server(self._ip_address, self._port, self.gate, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
 
@@ -214,8 +212,15 @@ def run_amiguard(server: BenchServer, endpoint: str, workdir: Path, *, throttle:
             found.setdefault(finding["type"], set()).add(finding["image_id"])
         if report["errors"]:
             note = f"{len(report['errors'])} error(s), first: {report['errors'][0]['message']}"
-    return Run("amiguard scan", seconds, server.gate.by_action("served"), server.gate.by_action("throttled"), found,
-               done.returncode, note)
+    return Run(
+        "amiguard scan",
+        seconds,
+        server.gate.by_action("served"),
+        server.gate.by_action("throttled"),
+        found,
+        done.returncode,
+        note,
+    )
 
 
 CUSTODIAN_POLICY = """\
@@ -276,8 +281,9 @@ def run_custodian(
     note = f"{len(errors)} error line(s) in its log, first: {errors[0][-160:]}" if errors else ""
     if code == -1:
         note = log
-    return Run("custodian", seconds, server.gate.by_action("served"), server.gate.by_action("throttled"), found,
-               code, note)
+    return Run(
+        "custodian", seconds, server.gate.by_action("served"), server.gate.by_action("throttled"), found, code, note
+    )
 
 
 # --- judging and printing ---------------------------------------------------------------------------------
@@ -309,7 +315,8 @@ def judge_custodian(run: Run, estate: Estate) -> str:
     got_shared = run.found.get("cross-account", set())
     got_tag = run.found.get("missing-tag", set())
     return (
-        f"cross-account {len(got_shared & want_shared)}/{len(want_shared)} found, {len(got_shared - want_shared)} extra; "
+        f"cross-account {len(got_shared & want_shared)}/{len(want_shared)} found, "
+        f"{len(got_shared - want_shared)} extra; "
         f"missing-tag {len(got_tag & ids(estate.missing_tag))}/{len(estate.missing_tag)} found, "
         f"{len(got_tag - ids(estate.missing_tag))} extra"
     )
@@ -329,7 +336,8 @@ def print_pair(title: str, ours: Run, theirs: Run) -> None:
     throttled_ours, throttled_theirs = sum(ours.throttled.values()), sum(theirs.throttled.values())
     if throttled_ours or throttled_theirs:
         print(f"  {'answered RequestLimitExceeded':<32}{throttled_ours:>10}{throttled_theirs:>11}")
-    print(f"{'wall time (s)':<34}{ours.seconds:>10.2f}{theirs.seconds:>11.2f}   ratio {ratio(ours.seconds, theirs.seconds)}")
+    seconds = f"{ours.seconds:>10.2f}{theirs.seconds:>11.2f}"
+    print(f"{'wall time (s)':<34}{seconds}   ratio {ratio(ours.seconds, theirs.seconds)}")
     print(f"{'exit code':<34}{ours.exit_code:>10}{theirs.exit_code:>11}")
     for run in (ours, theirs):
         if run.note:
@@ -367,7 +375,10 @@ def main() -> int:
             region: boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config) for region in REGIONS
         }
         estate = plant_estate(
-            clients.__getitem__, regions=REGIONS, per_region=args.images // len(REGIONS), required_tags=REQUIRED_TAGS,
+            clients.__getitem__,
+            regions=REGIONS,
+            per_region=args.images // len(REGIONS),
+            required_tags=REQUIRED_TAGS,
             workers=12,
         )
         print(
@@ -391,9 +402,13 @@ def main() -> int:
                 theirs_t = run_custodian(server, endpoint, custodian, workdir, throttle=True, timeout=args.timeout)
                 floor_theirs = floor_seconds(server.gate.by_region("served"), parallel=False)
                 print_pair("behind EC2's token bucket (100 burst, 20/s per region, read-only calls)", ours_t, theirs_t)
-                print(f"  bucket floor for amiguard's calls: {floor:.2f} s -> amiguard at {ratio(ours_t.seconds, floor)}")
-                print(f"  bucket floor for custodian's calls: {floor_theirs:.2f} s -> custodian at "
-                      f"{ratio(theirs_t.seconds, floor_theirs)}")
+                print(
+                    f"  bucket floor for amiguard's calls: {floor:.2f} s -> amiguard at {ratio(ours_t.seconds, floor)}"
+                )
+                print(
+                    f"  bucket floor for custodian's calls: {floor_theirs:.2f} s -> custodian at "
+                    f"{ratio(theirs_t.seconds, floor_theirs)}"
+                )
                 print(f"  amiguard found: {judge_amiguard(ours_t, estate)}")
                 print(f"  custodian found: {judge_custodian(theirs_t, estate)}")
     finally:

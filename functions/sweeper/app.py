@@ -4,13 +4,14 @@ from functools import cache
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from amiguard.aws.alerts import SnsAlerts
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.sweeper import Sweeper, sweep_regions
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache

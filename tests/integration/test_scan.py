@@ -11,6 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.stub import Stubber
+from moto import mock_aws
+
 from amiguard import cli
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
@@ -19,10 +24,6 @@ from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, 
 from amiguard.sandbox.moto_gaps import patch_moto
 from amiguard.scan import resolve_regions
 from amiguard.services.scan import Scanner, ScanReport
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
-from botocore.stub import Stubber
-from moto import mock_aws
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 REGIONS = (HOME, OTHER)

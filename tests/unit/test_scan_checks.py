@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import load_settings

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from amiguard.sandbox.cfn import Route, event_routes, load_template
+from amiguard.sandbox.cfn import Route, event_routes, load_template, scheduled_functions
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
 
@@ -118,7 +118,9 @@ class Sandbox:
         self.home = stack_regions[0]
         self.account = account
         self.settings = dict(settings or {})
-        self.routes: list[Route] = event_routes(load_template(self.root / "template.yaml"))
+        template = load_template(self.root / "template.yaml")
+        self.routes: list[Route] = event_routes(template)
+        self.scheduled: list[str] = scheduled_functions(template)
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
         self.recorder = CloudTrailRecorder(self._put_event)
@@ -156,7 +158,7 @@ class Sandbox:
         self.recorder.register(events)
         self.block_public_access.register(events)
         events.register("before-call.*.*", self._note_call)
-        for name in sorted({route.function for route in self.routes}):
+        for name in sorted({route.function for route in self.routes} | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
         return self

@@ -63,7 +63,9 @@ class Sweeper:
             return Outcome.dropped(Drop("unhandled-event", detail), event_id)
         account = str(raw_event.get("account") or "")
         if not ACCOUNT_ID.match(account):
-            return Outcome.dropped(Drop("malformed-event", f"account {account!r} is not a 12-digit account id"), event_id)
+            return Outcome.dropped(
+                Drop("malformed-event", f"account {account!r} is not a 12-digit account id"), event_id
+            )
         scanner = Scanner(
             settings=self._settings,
             images=self._images,
