@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--enforce", action="store_true", help="remediate (default: audit, change nothing)")
     replay.set_defaults(run=_replay)
     add_findings(commands)
+
+    from amiguard import scan
+
+    scan.add_parser(commands)
     return parser
 
 

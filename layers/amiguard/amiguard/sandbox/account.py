@@ -18,7 +18,15 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from amiguard.sandbox.cfn import Route, Subscription, event_routes, load_template, sns_subscriptions, table_definition
+from amiguard.sandbox.cfn import (
+    Route,
+    Subscription,
+    event_routes,
+    load_template,
+    scheduled_functions,
+    sns_subscriptions,
+    table_definition,
+)
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
 
@@ -151,6 +159,7 @@ class Sandbox:
         self.subscriptions: list[Subscription] = sns_subscriptions(template)
         self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
         self.ledger_table = ""
+        self.scheduled: list[str] = scheduled_functions(template)
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
         self.recorder = CloudTrailRecorder(self._put_event)
@@ -191,7 +200,8 @@ class Sandbox:
         self.recorder.register(events)
         self.block_public_access.register(events)
         events.register("before-call.*.*", self._note_call)
-        for name in sorted({route.function for route in self.routes} | {sub.function for sub in self.subscriptions}):
+        functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
+        for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
         return self

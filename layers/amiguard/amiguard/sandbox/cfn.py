@@ -143,3 +143,15 @@ def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
         return bool(EventPattern.load(json.dumps(route.pattern)).matches_event(event))  # type: ignore[arg-type]
 
     return {route.function for route in routes if matches(route)}
+
+
+def scheduled_functions(template: dict[str, Any]) -> list[str]:
+    """Functions run by a ``Schedule`` event (the sandbox calls them with :meth:`Sandbox.invoke`)."""
+    names = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        if any(event.get("Type") == "Schedule" for event in (properties.get("Events") or {}).values()):
+            names.append(function_name(str(properties.get("CodeUri", logical_id))))
+    return names
