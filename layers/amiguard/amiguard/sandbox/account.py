@@ -21,6 +21,8 @@ from moto import mock_aws
 from amiguard.sandbox.cfn import Route, event_routes, load_template
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
+from amiguard.sandbox.regions import RegionForwarding, create_ledger_table
+from amiguard.sandbox.replication_gaps import CopyImageFidelity
 
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
@@ -109,6 +111,7 @@ class Sandbox:
         root: Path | None = None,
         *,
         stack_regions: tuple[str, ...] = ("us-east-1",),
+        forward_regions: tuple[str, ...] = (),
         settings: Mapping[str, str] | None = None,
         account: str = ACCOUNT,
     ) -> None:
@@ -123,6 +126,10 @@ class Sandbox:
         self.recorder = CloudTrailRecorder(self._put_event)
         self.block_public_access = ImageBlockPublicAccess()
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
+        self.copy_fidelity = CopyImageFidelity(account)
+        # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged.
+        self.forwarding = RegionForwarding(self.root, self.home)
+        self._initial_forward_regions = forward_regions
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
 
@@ -149,10 +156,15 @@ class Sandbox:
         self._set_env({"AMIGUARD_ALERT_TOPIC_ARN": self.topic_arn} | {k: v for k, v in self.settings.items()})
         for region in self.stack_regions:
             self._deploy_rules(region)
+        ledger = create_ledger_table(self._internal, self.root / "template.yaml", self.home)
+        if ledger:
+            self._set_env({"AMIGUARD_LEDGER_TABLE": ledger})
         boto3.setup_default_session()  # what the handlers' clients (and the scenario's) are made from
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         self.recorder.register(events)
         self.block_public_access.register(events)
+        self.copy_fidelity.register(events)
+        self.forward_from(*self._initial_forward_regions)
         for name in sorted({route.function for route in self.routes}):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
@@ -209,7 +221,7 @@ class Sandbox:
     def put_event(self, event: Mapping[str, Any]) -> None:
         """Put a whole EventBridge event (from a file) on the bus of its region."""
         region = str(event.get("region") or (event.get("detail") or {}).get("awsRegion") or self.home)
-        if region not in self.stack_regions:
+        if region not in self.stack_regions and region not in self.forwarding.regions:
             region = self.home
         self._internal.client("events", region_name=region).put_events(
             Entries=[
@@ -253,8 +265,20 @@ class Sandbox:
                     on_delivery(delivery)
         raise SandboxLoop(f"events still flowing after {MAX_ROUNDS} rounds: amiguard is triggering itself")
 
+    def forward_from(self, *regions: str) -> None:
+        """Deploy region-forwarder.yaml in ``regions``: their AMI events go to the home region's bus."""
+        for region in regions:
+            if region in self.stack_regions:
+                raise ValueError(f"{region} runs the stack: a forwarder there would deliver its events twice")
+            self.forwarding.deploy(self._internal, region)
+
     def _receive_all(self) -> list[Delivery]:
-        batch = []
+        batch = [
+            Delivery(route.function, route.rule, self.home, event)
+            for event in self.forwarding.receive(self._internal, self.account)
+            for route in self.routes
+            if self.forwarding.matches(route.pattern, event)
+        ]
         for region, route, url in self._queues:
             sqs = self._internal.client("sqs", region_name=region)
             while True:

@@ -118,7 +118,7 @@ class _Work:
 
     def outcome(self, event_id: str | None) -> Outcome:
         status = Status.ACTED if self.findings else Status.CLEAN
-        reason = "replicated" if self.findings else (self.notes[0] if self.notes else "nothing-to-do")
+        reason = self.findings[0].type.value if self.findings else (self.notes[0] if self.notes else "nothing-to-do")
         outcome = Outcome(status, reason, "; ".join(self.notes), findings=self.findings, event_id=event_id)
         outcome.measurements = self.measurements
         if self.retry_regions:
