@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from amiguard.sandbox.account import Sandbox
 from amiguard.sandbox.cloudtrail import acting_as, iam_user
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.stub import Stubber
+
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.services.public_guard import PublicGuard
-from botocore.stub import Stubber
-
 from tests.samples import load_sample
 
 

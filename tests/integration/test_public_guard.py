@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from botocore.exceptions import ClientError
 
+from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import STRANGER, TRUSTED_PARTNER, bake_image
 
 
@@ -306,7 +306,10 @@ def test_throttling_is_retried_and_then_raised_when_it_persists(sandbox, monkeyp
             failures["left"] -= 1
             from botocore.awsrequest import AWSResponse
 
-            body = b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message></Error></Errors></Response>"
+            body = (
+                b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+                b"<Message>slow down</Message></Error></Errors></Response>"
+            )
             return AWSResponse("https://ec2", 503, {}, _Raw(body))
         return None
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from amiguard.sandbox.replay import replay
 
+from amiguard.sandbox.replay import replay
 from tests.samples import load_sample, sample_path
 
 

@@ -1,9 +1,9 @@
 """Event models and screening against every recorded sample: parsed or dropped with a reason, never a crash."""
 
 import pytest
+
 from amiguard.models.events import AmiStateChangeEvent, CloudTrailEvent
 from amiguard.policy.screening import screen_cloudtrail
-
 from tests.samples import all_sample_names, load_sample
 
 PUBLIC_GUARD_EVENTS = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})

@@ -1,6 +1,7 @@
 """Settings: every AMIGUARD_* variable parsed at start-up; a bad one is named in the error."""
 
 import pytest
+
 from amiguard.models.settings import Mode, SettingsError, TagRule, load_settings
 
 

@@ -1,6 +1,7 @@
 """Sharing policy: which Modify*Attribute calls can widen access, and what is public or untrusted."""
 
 import pytest
+
 from amiguard.policy.sharing import (
     ChangeKind,
     Grant,

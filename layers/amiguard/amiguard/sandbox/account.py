@@ -56,6 +56,7 @@ class Delivery:
     result: dict[str, Any] | None = None
     error: str | None = None
     output: str = ""  # what the handler printed: structured logs and EMF metrics
+    calls: list[str] = field(default_factory=list)  # IAM actions of the AWS calls the handler made
 
 
 @dataclass
@@ -132,6 +133,7 @@ class Sandbox:
         self._initial_forward_regions = forward_regions
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
+        self._current: Delivery | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -165,6 +167,7 @@ class Sandbox:
         self.block_public_access.register(events)
         self.copy_fidelity.register(events)
         self.forward_from(*self._initial_forward_regions)
+        events.register("before-call.*.*", self._note_call)
         for name in sorted({route.function for route in self.routes}):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
@@ -292,12 +295,17 @@ class Sandbox:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return batch
 
+    def _note_call(self, model: Any, **_: Any) -> None:
+        if self._current is not None:
+            self._current.calls.append(f"{model.service_model.signing_name}:{model.name}")
+
     def _invoke(self, delivery: Delivery) -> None:
         module = self._functions[delivery.function]
         context = FakeContext(
             function_name=f"amiguard-{delivery.function}",
             invoked_function_arn=f"arn:aws:lambda:{delivery.region}:{self.account}:function:amiguard-{delivery.function}",
         )
+        self._current = delivery
         for _attempt in range(LAMBDA_ATTEMPTS):
             try:
                 output = io.StringIO()
@@ -312,6 +320,7 @@ class Sandbox:
                 break
             except Exception as error:
                 delivery.error = f"{type(error).__name__}: {error}"
+        self._current = None
         if delivery.error:
             self.dead_letters.append(delivery)
         self.deliveries.append(delivery)
