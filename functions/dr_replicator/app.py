@@ -3,6 +3,8 @@
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from amiguard.aws.alerts import SnsAlerts
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.replicas import DynamoReplicaLedger
@@ -10,7 +12,6 @@ from amiguard.aws.replication import Ec2Replication
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.dr_replicator import DrReplicator
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache
