@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -142,13 +143,26 @@ def create_ledger(session: Any, endpoint: str) -> str:
     return "amiguard-ledger"
 
 
-def timed(code: str, env: dict[str, str], phases: list[dict[str, float]] | None = None) -> float:
+@dataclass
+class Run:
+    wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process: steadier than wall time on a busy machine
+
+
+def timed(code: str, env: dict[str, str], phases: list[dict[str, float]] | None = None) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if phases is not None:
         phases.append(json.loads(done.stderr.strip().splitlines()[-1]))
-    return elapsed
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(elapsed, cpu)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
 
 
 def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
@@ -223,10 +237,13 @@ def main() -> int:
 
     try:
         timed(FLOOR, env)  # warm the OS file cache for both sides
-        floor = statistics.median(timed(FLOOR, env) for _ in range(args.runs))
-        print(f"floor (python + import boto3 + one EC2 client): {floor * 1000:.0f} ms (median of {args.runs})")
+        floor = median_run([timed(FLOOR, env) for _ in range(args.runs)])
+        print(
+            f"floor (python + import boto3 + one EC2 client): {floor.wall * 1000:.0f} ms wall, "
+            f"{floor.cpu * 1000:.0f} ms CPU (median of {args.runs})"
+        )
         print()
-        print(f"{'function':<14} {'event':<22} {'cold start':>11} {'ratio':>6}  API calls          target")
+        print(f"{'function':<14} {'event':<20} {'cold start (wall / CPU)':>24} {'ratio (wall / CPU)':>19}  API calls")
         for bench in BENCHES:
             state: dict[str, str] = {}
             samples, phases = [], []
@@ -234,14 +251,17 @@ def main() -> int:
                 event = bench.prepare(ec2, state)
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=json.dumps(event))
                 samples.append(timed(code, env, phases))
-            cold = statistics.median(samples[1:])
+            cold = median_run(samples[1:])
             imports = statistics.median(p["import"] for p in phases[1:])
             first = statistics.median(p["first_event"] for p in phases[1:])
             calls = count_calls(bench, ec2, state, own_env)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
             print(
-                f"{bench.function:<14} {bench.label:<22} {cold * 1000:>8.0f} ms {cold / floor:>5.2f}x  {summary}"
-                f"  ({bench.targets}; import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms)"
+                f"{bench.function:<14} {bench.label:<20} {cold.wall * 1000:>9.0f} / {cold.cpu * 1000:.0f} ms"
+                f" {cold.wall / floor.wall:>10.2f}x / {cold.cpu / floor.cpu:.2f}x  {summary}"
+            )
+            print(
+                f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms; target: {bench.targets}"
             )
     finally:
         server.stop()

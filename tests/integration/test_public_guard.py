@@ -367,3 +367,18 @@ def test_transient_error_is_raised_not_swallowed_when_ec2_fails(sandbox, monkeyp
     )
     with pytest.raises(ClientError):
         guard.handle(_modify_event("ami-0123456789abcdef0", "123456789012"))
+
+
+def test_function_fails_at_start_up_naming_the_variable_when_settings_are_bad(sandbox):
+    image = bake_image(sandbox)
+    sandbox.reconfigure(trusted_principals="12345678901")
+    with acting_as(iam_user("dev-bob")):
+        sandbox.client("ec2").modify_image_attribute(
+            ImageId=image["ImageId"], LaunchPermission={"Add": [{"Group": "all"}]}
+        )
+
+    deliveries = sandbox.run()
+
+    [failed] = [d for d in deliveries if d.error]
+    assert "AMIGUARD_TRUSTED_PRINCIPALS" in failed.error
+    assert sandbox.dead_letters == [failed]  # nothing lost: the event waits in the failure queue

@@ -50,9 +50,16 @@ def test_lists_and_json_are_parsed_when_given_in_contract_form(monkeypatch):
         ("AMIGUARD_DR_KMS_KEYS", '{"us-west-2": "not a key"}'),
         ("AMIGUARD_REQUIRED_TAGS", '{"Owner": {"pattern": "("}}'),
         ("AMIGUARD_REQUIRED_TAGS", "amiguard:violation"),
+        ("AMIGUARD_ALERT_TOPIC_ARN", "amiguard-alerts"),
+        ("AMIGUARD_SLACK_WEBHOOK_SECRET", "https://hooks.slack.com/services/T000/B000/XXXX"),
     ],
 )
 def test_start_up_fails_naming_the_variable_when_value_is_bad(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):
         load_settings()
+
+
+def test_start_up_fails_naming_the_variable_when_a_required_setting_is_empty():
+    with pytest.raises(SettingsError, match="AMIGUARD_ALERT_TOPIC_ARN"):
+        load_settings().require("alert_topic_arn")

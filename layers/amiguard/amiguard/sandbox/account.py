@@ -241,7 +241,7 @@ class Sandbox:
 
     def internal_client(self, service: str, region: str | None = None) -> Any:
         """A client for sandbox plumbing and seeding: its calls are not recorded in CloudTrail."""
-        return self._internal.client(service, region_name=region or self.home)
+        return self._internal.client(service, region_name=region or self.home)  # type: ignore[call-overload]
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
@@ -334,7 +334,7 @@ class Sandbox:
     def alerts(self) -> list[Alert]:
         """Alerts published to the SNS topic since the last call, as an SQS subscriber receives them."""
         sqs = self._internal.client("sqs")
-        received = []
+        received: list[Alert] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self._alert_queue, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
