@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
@@ -74,7 +74,7 @@ class RegionForwarding:
         """moto's EventBridge matcher (the one its rules use) applied to an event on the home bus."""
         from moto.events.models import EventPattern
 
-        return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+        return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, event)))
 
 
 def create_ledger_table(session: boto3.Session, template_path: Path, region: str) -> str | None:
