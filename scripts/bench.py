@@ -28,8 +28,9 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from amiguard.sandbox.cfn import load_template, table_definition
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "amiguard"))
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 REGION = "us-east-1"
 
@@ -86,10 +87,13 @@ def cloudtrail_event(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
-    """An AMI made public (again, so every run has the same work to do)."""
-    if "image" not in state:
-        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-        state["image"] = ec2.create_image(InstanceId=instance, Name="bench-image")["ImageId"]
+    """A new AMI made public: every run has the same work to do, and a new finding (no de-duplication)."""
+    instance = state.get("instance")
+    if instance is None:
+        instance = state["instance"] = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][
+            0
+        ]["InstanceId"]
+    state["image"] = ec2.create_image(InstanceId=instance, Name=f"bench-image-{time.time_ns()}")["ImageId"]
     ec2.modify_image_attribute(ImageId=state["image"], LaunchPermission={"Add": [{"Group": "all"}]})
     return cloudtrail_event(
         "ModifyImageAttribute",
@@ -126,21 +130,6 @@ BENCHES: list[Bench] = [
     ),
 ]
 DR_REGIONS = "us-west-2,eu-west-1"
-
-
-def create_ledger(session: Any, endpoint: str) -> str:
-    """The ledger table as template.yaml declares it (keys only: the bench needs nothing else)."""
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    dynamodb.create_table(
-        TableName="amiguard-ledger",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return "amiguard-ledger"
 
 
 @dataclass
@@ -226,11 +215,16 @@ def main() -> int:
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
+    ledger = table_definition(load_template(ROOT / "template.yaml"), "LedgerTable")
+    if ledger is None:
+        raise SystemExit("template.yaml has no LedgerTable")
+    session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
+    # As deployed: alerts go through the ledger (de-duplication) before SNS.
     env = {
         **os.environ,
         **base_env,
         "AMIGUARD_ALERT_TOPIC_ARN": topic,
-        "AMIGUARD_LEDGER_TABLE": create_ledger(session, endpoint),
+        "AMIGUARD_LEDGER_TABLE": "amiguard-ledger",
         "AMIGUARD_DR_REGIONS": DR_REGIONS,
     }
     own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}

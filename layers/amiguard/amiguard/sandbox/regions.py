@@ -21,7 +21,6 @@ import boto3
 from amiguard.sandbox.cfn import load_template
 
 FORWARDER_TEMPLATE = "region-forwarder.yaml"
-LEDGER_LOGICAL_ID = "LedgerTable"
 
 
 def forwarder_patterns(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -75,28 +74,3 @@ class RegionForwarding:
         from moto.events.models import EventPattern
 
         return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, event)))
-
-
-def create_ledger_table(session: boto3.Session, template_path: Path, region: str) -> str | None:
-    """Create the template's ``LedgerTable`` in moto (keys, indexes, TTL as declared); its name, or None."""
-    resource = (load_template(template_path).get("Resources") or {}).get(LEDGER_LOGICAL_ID)
-    if not resource:
-        return None
-    properties = resource.get("Properties") or {}
-    name = "amiguard-ledger"
-    dynamodb = session.client("dynamodb", region_name=region)
-    arguments: dict[str, Any] = {
-        "TableName": name,
-        "KeySchema": properties["KeySchema"],
-        "AttributeDefinitions": properties["AttributeDefinitions"],
-        "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
-    }
-    if properties.get("GlobalSecondaryIndexes"):
-        arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
-    dynamodb.create_table(**arguments)
-    ttl = properties.get("TimeToLiveSpecification")
-    if ttl and ttl.get("Enabled"):
-        dynamodb.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
-        )
-    return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from amiguard.aws.ledger import Claim
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
 from amiguard.policy.sharing import Grant
@@ -29,3 +30,12 @@ class AlertsPort(Protocol):
 
 
 ImagesInRegion = Callable[[str], ImagesPort]
+
+
+class AlertLedgerPort(Protocol):
+    """What the alert path needs from the ledger (:class:`amiguard.aws.ledger.DynamoLedger`)."""
+
+    def claim_alert(self, finding: Finding) -> Claim: ...
+    def confirm_sent(self, claim: Claim) -> None: ...
+    def release(self, claim: Claim) -> None: ...
+    def record(self, finding: Finding) -> bool: ...
