@@ -105,9 +105,31 @@ def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
     )
 
 
+def approval(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
+    """A new AMI approved for DR (a fresh one each run, so every run copies to both DR regions)."""
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image = ec2.create_image(InstanceId=instance, Name=f"bench-golden-{time.time_ns()}")["ImageId"]
+    ec2.create_tags(Resources=[image], Tags=[{"Key": "amiguard:approved", "Value": "true"}])
+    state["image"] = image
+    return cloudtrail_event(
+        "CreateTags",
+        {
+            "resourcesSet": {"items": [{"resourceId": image}]},
+            "tagSet": {"items": [{"key": "amiguard:approved", "value": "true"}]},
+        },
+    )
+
+
 BENCHES: list[Bench] = [
     Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
+    Bench(
+        "dr_replicator",
+        "approval, 2 DR regions",
+        approval,
+        "cold start <= 1.3x floor; 1 + 2 per region EC2, 1 + 1 per region DynamoDB, 1 SNS per region",
+    ),
 ]
+DR_REGIONS = "us-west-2,eu-west-1"
 
 
 @dataclass
@@ -198,7 +220,13 @@ def main() -> int:
         raise SystemExit("template.yaml has no LedgerTable")
     session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
     # As deployed: alerts go through the ledger (de-duplication) before SNS.
-    env = {**os.environ, **base_env, "AMIGUARD_ALERT_TOPIC_ARN": topic, "AMIGUARD_LEDGER_TABLE": "amiguard-ledger"}
+    env = {
+        **os.environ,
+        **base_env,
+        "AMIGUARD_ALERT_TOPIC_ARN": topic,
+        "AMIGUARD_LEDGER_TABLE": "amiguard-ledger",
+        "AMIGUARD_DR_REGIONS": DR_REGIONS,
+    }
     own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
 
     try:

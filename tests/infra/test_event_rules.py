@@ -11,10 +11,9 @@ import json
 from typing import Any
 
 import pytest
-from moto.events.models import EventPattern
 
 from amiguard.models.events import wrap_cloudtrail_record as cloudtrail_event
-from amiguard.sandbox.cfn import resources_of_type
+from amiguard.sandbox.cfn import pattern_matches, resources_of_type
 
 from .sam_tools import REPO_ROOT
 
@@ -23,14 +22,15 @@ pytestmark = pytest.mark.infra
 SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbatim copies of ../shared's
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 PUBLIC_GUARD = frozenset({"PublicGuardFunction"})
+DR_REPLICATOR = frozenset({"DrReplicatorFunction"})
 NONE: frozenset[str] = frozenset()
 
 # sample file -> the functions whose rules must match it (every other function's rules must not).
 EXPECTED_ROUTING: dict[str, frozenset[str]] = {
-    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": NONE,
-    "cloudtrail-raw-createimage-console-panther.json": NONE,
-    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": NONE,
-    "cloudtrail-raw-createtags-resourcesset-c7n.json": NONE,
+    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": DR_REPLICATOR,
+    "cloudtrail-raw-createimage-console-panther.json": DR_REPLICATOR,
+    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": DR_REPLICATOR,
+    "cloudtrail-raw-createtags-resourcesset-c7n.json": DR_REPLICATOR,
     "cloudtrail-raw-failed-runinstances-unauthorized-stratus.json": NONE,
     "cloudtrail-raw-modifyimageattribute-add-group-all-error-panther.json": NONE,  # failed call: changed nothing
     "cloudtrail-raw-modifyimageattribute-add-group-all-panther.json": PUBLIC_GUARD,
@@ -40,9 +40,9 @@ EXPECTED_ROUTING: dict[str, frozenset[str]] = {
     "cloudtrail-raw-modifyimageattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-add-userid-stratus.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
-    "docexample-eventbridge-ec2-ami-state-change-available.json": NONE,
+    "docexample-eventbridge-ec2-ami-state-change-available.json": DR_REPLICATOR,
     "docexample-eventbridge-ec2-ami-state-change-deregistered.json": NONE,
-    "docexample-eventbridge-ec2-ami-state-change-failed.json": NONE,
+    "docexample-eventbridge-ec2-ami-state-change-failed.json": DR_REPLICATOR,
     "eventbridge-modifyimageattribute-add-group-all-console-cloudbuddy.json": PUBLIC_GUARD,
     "eventbridge-modifyimageattribute-remove-group-all-console-cloudbuddy.json": PUBLIC_GUARD,
 }
@@ -78,7 +78,7 @@ def _routed_to(template: dict[str, Any], event: dict[str, Any]) -> frozenset[str
     return frozenset(
         function_id
         for function_id, rules in _function_rules(template).items()
-        if any(EventPattern.load(json.dumps(properties["Pattern"])).matches_event(event) for _, properties in rules)
+        if any(pattern_matches(properties["Pattern"], event) for _, properties in rules)
     )
 
 

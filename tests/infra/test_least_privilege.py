@@ -148,10 +148,25 @@ def test_function_may_send_to_its_failure_destination_when_retries_are_exhausted
         assert sqs_grants == [destinations[function_id]], f"{role_id} may send to {sqs_grants}"
 
 
+def _through_ec2_only(statement: dict[str, Any]) -> bool:
+    """A KMS grant EC2 uses on the role's behalf (encrypted AMI copies), and nothing else can."""
+    via = statement.get("Condition", {}).get("StringLike", {}).get("kms:ViaService")
+    return via == "ec2.*.amazonaws.com"
+
+
 def test_alert_permissions_name_only_the_stack_topic_and_key_when_granted(roles: dict[str, dict[str, Any]]) -> None:
     for role_id, role in roles.items():
         for action, resource in _grants(role):
             if action.startswith("sns:"):
                 assert resource == {"Ref": "AlertTopic"}, f"{role_id}: {action} on {resource}"
-            if action.startswith("kms:"):
-                assert resource == {"Fn::GetAtt": ["AlertKey", "Arn"]}, f"{role_id}: {action} on {resource}"
+        for statement in _statements(role):
+            actions = _as_list(statement["Action"])
+            if any(action.startswith("kms:") for action in actions) and not _through_ec2_only(statement):
+                assert statement["Resource"] == {"Fn::GetAtt": ["AlertKey", "Arn"]}, f"{role_id}: {statement}"
+
+
+def test_dr_key_use_is_limited_to_ec2_and_this_account_when_granted(roles: dict[str, dict[str, Any]]) -> None:
+    through_ec2 = [s for role in roles.values() for s in _statements(role) if _through_ec2_only(s)]
+
+    assert [_resolve(s["Resource"]) for s in through_ec2] == ["arn:aws:kms:*:123456789012:key/*"]
+    assert not any(action.endswith("*") for s in through_ec2 for action in _as_list(s["Action"]))

@@ -52,6 +52,8 @@ def report(outcome: Outcome, *, function: str) -> dict[str, Any]:
             metrics.add_metric(name="Remediations", unit=MetricUnit.Count, value=1)
         if finding.exposure_seconds is not None:
             metrics.add_metric(name="ExposureSeconds", unit=MetricUnit.Seconds, value=finding.exposure_seconds)
+    for measurement in outcome.measurements:
+        metrics.add_metric(name=measurement.name, unit=MetricUnit(measurement.unit), value=measurement.value)
     return summary
 
 
@@ -69,4 +71,6 @@ def handle_event(service: EventService, event: dict[str, Any], *, function: str)
     outcome = service.handle(event)
     result = report(outcome, function=function)
     service.publish(outcome)
+    if outcome.retry_error is not None:
+        raise outcome.retry_error
     return result

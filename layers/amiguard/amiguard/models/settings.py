@@ -33,6 +33,14 @@ class Mode(StrEnum):
     AUDIT = "audit"
 
 
+class ReplicaCleanup(StrEnum):
+    """What happens to DR replicas when their source AMI is deregistered."""
+
+    DEPRECATE = "deprecate"  # replicas stay launchable by id but leave default listings
+    DEREGISTER = "deregister"  # replicas and their snapshots are removed
+    NONE = "none"  # replicas are kept as they are (an info finding says so)
+
+
 class TagRule(BaseModel):
     """What a required tag's value must satisfy (no rule: any non-empty value)."""
 
@@ -84,6 +92,7 @@ class Settings(BaseSettings):
     approval_tag: str = "amiguard:approved"
     dr_regions: Annotated[tuple[str, ...], NoDecode] = ()
     dr_kms_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    replica_cleanup: ReplicaCleanup = ReplicaCleanup.DEPRECATE
     alert_topic_arn: str = ""
     ledger_table: str = ""
     slack_webhook_secret: str = ""
@@ -146,6 +155,15 @@ class Settings(BaseSettings):
             if not isinstance(key, str) or not KMS_KEY.match(key):
                 raise ValueError(f"{key!r} (for {region}) is not a KMS key ARN, key id or alias")
         return keys
+
+    @field_validator("dr_kms_keys")
+    @classmethod
+    def _kms_key_in_its_region(cls, value: dict[str, str]) -> dict[str, str]:
+        # CopyImage needs a key in the destination region: an ARN naming another region can never work.
+        for region, key in value.items():
+            if key.startswith("arn:") and key.split(":")[3] != region:
+                raise ValueError(f"the key for {region} is in {key.split(':')[3]}: a DR key must be in its own region")
+        return value
 
     @field_validator("approval_tag")
     @classmethod

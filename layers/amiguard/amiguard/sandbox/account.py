@@ -29,6 +29,8 @@ from amiguard.sandbox.cfn import (
 )
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
+from amiguard.sandbox.regions import RegionForwarding
+from amiguard.sandbox.replication_gaps import CopyImageFidelity
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
@@ -146,6 +148,7 @@ class Sandbox:
         root: Path | None = None,
         *,
         stack_regions: tuple[str, ...] = ("us-east-1",),
+        forward_regions: tuple[str, ...] = (),
         settings: Mapping[str, str] | None = None,
         account: str = ACCOUNT,
     ) -> None:
@@ -166,6 +169,10 @@ class Sandbox:
         self.block_public_access = ImageBlockPublicAccess()
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
         self._sns_queues: list[tuple[Subscription, str, str]] = []  # (subscription, queue url, subscription arn)
+        self.copy_fidelity = CopyImageFidelity(account)
+        # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged.
+        self.forwarding = RegionForwarding(self.root, self.home)
+        self._initial_forward_regions = forward_regions
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
@@ -199,6 +206,8 @@ class Sandbox:
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         self.recorder.register(events)
         self.block_public_access.register(events)
+        self.copy_fidelity.register(events)
+        self.forward_from(*self._initial_forward_regions)
         events.register("before-call.*.*", self._note_call)
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
@@ -284,7 +293,7 @@ class Sandbox:
     def put_event(self, event: Mapping[str, Any]) -> None:
         """Put a whole EventBridge event (from a file) on the bus of its region."""
         region = str(event.get("region") or (event.get("detail") or {}).get("awsRegion") or self.home)
-        if region not in self.stack_regions:
+        if region not in self.stack_regions and region not in self.forwarding.regions:
             region = self.home
         self._internal.client("events", region_name=region).put_events(
             Entries=[
@@ -328,8 +337,20 @@ class Sandbox:
                     on_delivery(delivery)
         raise SandboxLoop(f"events still flowing after {MAX_ROUNDS} rounds: amiguard is triggering itself")
 
+    def forward_from(self, *regions: str) -> None:
+        """Deploy region-forwarder.yaml in ``regions``: their AMI events go to the home region's bus."""
+        for region in regions:
+            if region in self.stack_regions:
+                raise ValueError(f"{region} runs the stack: a forwarder there would deliver its events twice")
+            self.forwarding.deploy(self._internal, region)
+
     def _receive_all(self) -> list[Delivery]:
-        batch = []
+        batch = [
+            Delivery(route.function, route.rule, self.home, event)
+            for event in self.forwarding.receive(self._internal, self.account)
+            for route in self.routes
+            if self.forwarding.matches(route.pattern, event)
+        ]
         for region, route, url in self._queues:
             sqs = self._internal.client("sqs", region_name=region)
             while True:

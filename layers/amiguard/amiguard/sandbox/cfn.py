@@ -135,14 +135,16 @@ def table_definition(template: dict[str, Any], logical_id: str) -> dict[str, Any
     return arguments
 
 
-def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
-    """The functions whose rules match ``event``, decided by moto's EventBridge pattern matcher."""
+def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether EventBridge would deliver ``event`` to a rule with ``pattern`` (moto's matcher decides)."""
     from moto.events.models import EventPattern
 
-    def matches(route: Route) -> bool:
-        return bool(EventPattern.load(json.dumps(route.pattern)).matches_event(event))  # type: ignore[arg-type]
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))  # type: ignore[arg-type]
 
-    return {route.function for route in routes if matches(route)}
+
+def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
+    """The functions whose rules match ``event``."""
+    return {route.function for route in routes if pattern_matches(route.pattern, event)}
 
 
 def scheduled_functions(template: dict[str, Any]) -> list[str]:

@@ -16,6 +16,15 @@ class Status(StrEnum):
     DROPPED = "dropped"  # not acted on, for a logged reason
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A metric the service measured (e.g. replication latency); emitted by :func:`amiguard.observability.report`."""
+
+    name: str
+    value: float
+    unit: str = "Seconds"
+
+
 @dataclass
 class Outcome:
     status: Status
@@ -23,6 +32,10 @@ class Outcome:
     detail: str = ""
     findings: list[Finding] = field(default_factory=list)
     event_id: str | None = None
+    measurements: list[Measurement] = field(default_factory=list)
+    # Raised after findings were logged and published: part of the work must be retried (Lambda retries the
+    # event); what succeeded is idempotent and is not repeated or re-alerted.
+    retry_error: Exception | None = None
 
     @classmethod
     def dropped(cls, drop: Drop, event_id: str | None = None) -> Outcome:

@@ -1,0 +1,33 @@
+"""dr_replicator: copy approved AMIs to DR regions and track the copies (see amiguard.services.dr_replicator)."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amiguard.aws.clients import ClientFactory
+from amiguard.aws.replicas import DynamoReplicaLedger
+from amiguard.aws.replication import Ec2Replication
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
+from amiguard.services.dr_replicator import DrReplicator
+
+
+@cache
+def build_service() -> DrReplicator:
+    """Composition root: settings, clients and adapters, made once per execution environment."""
+    settings = load_settings().require("alert_topic_arn", "ledger_table")
+    clients = ClientFactory()
+    return DrReplicator(
+        settings=settings,
+        replication=lambda region: Ec2Replication(clients.ec2(region)),
+        ledger=DynamoReplicaLedger(clients.dynamodb(), settings.ledger_table),
+        alerts=alert_path(settings, clients),  # ledger + de-duplication, then SNS
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(build_service(), event, function="dr_replicator")

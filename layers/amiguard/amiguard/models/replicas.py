@@ -1,0 +1,52 @@
+"""Replica ledger rows: one per (source AMI, destination region), in the shared DynamoDB ledger.
+
+Key: ``pk = IMAGE#<source-region>#<source-image-id>``, ``sk = REPLICA#<dest-region>``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from amiguard.policy.replication import ReplicaStatus
+
+
+class ReplicaRecord(BaseModel):
+    """Where one source AMI's copy in one DR region stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_region: str
+    source_image_id: str
+    destination_region: str
+    status: ReplicaStatus
+    replica_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    kms_key_id: str | None = None
+    client_token: str | None = None
+
+    @property
+    def pk(self) -> str:
+        return source_key(self.source_region, self.source_image_id)
+
+    @property
+    def sk(self) -> str:
+        return replica_key(self.destination_region)
+
+    @property
+    def latency_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return max((self.finished_at - self.started_at).total_seconds(), 0.0)
+        return None
+
+
+def source_key(region: str, image_id: str) -> str:
+    return f"IMAGE#{region}#{image_id}"
+
+
+def replica_key(destination_region: str) -> str:
+    return f"REPLICA#{destination_region}"

@@ -1,0 +1,275 @@
+"""dr_replicator's EC2 calls as EC2 receives them (botocore Stubber: moto ignores ClientToken, tags and
+encryption on CopyImage and has no EnableImageDeprecation), and a copy tracked from ``pending`` to its
+state change in the DR region (moto makes copies ``available`` at once; EC2 does not)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from amiguard.aws.replicas import DynamoReplicaLedger
+from amiguard.aws.replication import Ec2Replication
+from amiguard.models.findings import Finding
+from amiguard.models.settings import load_settings
+from amiguard.services.dr_replicator import DrReplicator
+
+ACCOUNT = "123456789012"
+SOURCE = "ami-0123456789abcdef0"
+REPLICA = "ami-0fedcba9876543210"
+TOKEN_WEST = "a" * 64
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.published: list[Finding] = []
+
+    def publish(self, finding: Finding) -> None:
+        self.published.append(finding)
+
+
+def describe(image_id: str, tags: dict[str, str], state: str = "available") -> dict[str, Any]:
+    return {
+        "Images": [
+            {
+                "ImageId": image_id,
+                "OwnerId": ACCOUNT,
+                "Name": "golden-base",
+                "State": state,
+                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            }
+        ]
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="ledger",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def service(clients: dict[str, Any], clock: Clock, alerts: Alerts, **settings: Any) -> DrReplicator:
+    defaults = {"dr_regions": ("us-west-2",), "dr_kms_keys": {"us-west-2": "alias/dr-amis"}}
+    return DrReplicator(
+        settings=load_settings(**(defaults | settings)),
+        replication=lambda region: Ec2Replication(clients[region]),
+        ledger=DynamoReplicaLedger(boto3.client("dynamodb", region_name="us-east-1"), "ledger"),
+        alerts=alerts,
+        clock=clock,
+    )
+
+
+def approval_event() -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "e1",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": ACCOUNT,
+        "region": "us-east-1",
+        "detail": {
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "CreateTags",
+            "awsRegion": "us-east-1",
+            "eventID": "e1",
+            "recipientAccountId": ACCOUNT,
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/release-manager"},
+            "requestParameters": {
+                "resourcesSet": {"items": [{"resourceId": SOURCE}]},
+                "tagSet": {"items": [{"key": "amiguard:approved", "value": "true"}]},
+            },
+            "responseElements": {"_return": True},
+        },
+    }
+
+
+def state_change(region: str, image_id: str, state: str, error: str = "") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": f"sc-{state}",
+        "detail-type": "EC2 AMI State Change",
+        "source": "aws.ec2",
+        "account": ACCOUNT,
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}::image/{image_id}"],
+        "detail": {"RequestId": "r", "ImageId": image_id, "State": state, "ErrorMessage": error},
+    }
+
+
+def stubbed(region: str) -> tuple[Any, Stubber]:
+    client = boto3.client("ec2", region_name=region)
+    return client, Stubber(client)
+
+
+def expect_copy(west: Stubber) -> None:
+    from amiguard.policy.replication import client_token
+
+    west.add_response(
+        "describe_images",
+        {"Images": []},
+        {"Owners": ["self"], "Filters": [{"Name": "tag:amiguard:replica-of", "Values": [f"us-east-1/{SOURCE}"]}]},
+    )
+    west.add_response(
+        "copy_image",
+        {"ImageId": REPLICA},
+        {
+            "SourceRegion": "us-east-1",
+            "SourceImageId": SOURCE,
+            "Name": "golden-base",
+            "Description": f"DR replica of us-east-1/{SOURCE}",
+            "ClientToken": client_token("us-east-1", SOURCE, "us-west-2"),
+            "Encrypted": True,
+            "KmsKeyId": "alias/dr-amis",
+            "CopyImageTags": True,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "image",
+                    "Tags": [
+                        {"Key": "amiguard:replica-of", "Value": f"us-east-1/{SOURCE}"},
+                        {"Key": "amiguard:source-image", "Value": SOURCE},
+                        {"Key": "amiguard:source-region", "Value": "us-east-1"},
+                    ],
+                }
+            ],
+        },
+    )
+
+
+def test_copy_image_is_sent_exactly_once_to_the_destination_region_when_approved(aws):
+    east, east_stub = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    east_stub.add_response("describe_images", describe(SOURCE, {"amiguard:approved": "true"}), {"ImageIds": [SOURCE]})
+    expect_copy(west_stub)
+    alerts = Alerts()
+
+    with east_stub, west_stub:
+        outcome = service({"us-east-1": east, "us-west-2": west}, Clock(), alerts).handle(approval_event())
+
+    east_stub.assert_no_pending_responses()
+    west_stub.assert_no_pending_responses()
+    assert [f.type for f in outcome.findings] == ["replication-started"]
+    assert outcome.findings[0].evidence["replica_id"] == REPLICA
+
+
+def test_copy_is_tracked_from_pending_to_available_with_latency_when_dr_state_change_arrives(aws):
+    east, east_stub = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    east_stub.add_response("describe_images", describe(SOURCE, {"amiguard:approved": "true"}), {"ImageIds": [SOURCE]})
+    expect_copy(west_stub)
+    replica_tags = {"amiguard:replica-of": f"us-east-1/{SOURCE}", "amiguard:approved": "true"}
+    west_stub.add_response("describe_images", describe(REPLICA, replica_tags), {"ImageIds": [REPLICA]})
+    west_stub.add_response("describe_images", describe(REPLICA, replica_tags), {"ImageIds": [REPLICA]})
+    clock, alerts = Clock(), Alerts()
+    replicator = service({"us-east-1": east, "us-west-2": west}, clock, alerts)
+
+    with east_stub, west_stub:
+        replicator.handle(approval_event())
+        pending = replicator._ledger.replicas("us-east-1", SOURCE)["us-west-2"]
+        clock.now = NOW + timedelta(minutes=7)
+        done = replicator.handle(state_change("us-west-2", REPLICA, "available"))
+        again = replicator.handle(state_change("us-west-2", REPLICA, "available"))
+
+    assert pending.status == "pending" and pending.replica_id == REPLICA
+    [complete] = done.findings
+    assert complete.type == "replication-complete" and complete.image_id == SOURCE
+    assert complete.evidence["latency_seconds"] == 420.0
+    assert [(m.name, m.value) for m in done.measurements] == [("ReplicationLatencySeconds", 420.0)]
+    assert again.findings == [] and again.reason == "already-recorded"
+
+
+def test_replica_failing_in_dr_region_is_alerted_high_when_its_state_change_says_failed(aws):
+    east, east_stub = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    east_stub.add_response("describe_images", describe(SOURCE, {"amiguard:approved": "true"}), {"ImageIds": [SOURCE]})
+    expect_copy(west_stub)
+    replica_tags = {"amiguard:replica-of": f"us-east-1/{SOURCE}"}
+    west_stub.add_response("describe_images", describe(REPLICA, replica_tags, "failed"), {"ImageIds": [REPLICA]})
+    replicator = service({"us-east-1": east, "us-west-2": west}, Clock(), Alerts())
+
+    with east_stub, west_stub:
+        replicator.handle(approval_event())
+        # EC2 checks the KMS key asynchronously: a missing key shows up as the copy failing.
+        outcome = replicator.handle(state_change("us-west-2", REPLICA, "failed", "KMS key not accessible"))
+
+    [failed] = outcome.findings
+    assert (failed.type, failed.severity) == ("replication-failed", "high")
+    assert failed.evidence["error_message"] == "KMS key not accessible"
+    assert replicator._ledger.replicas("us-east-1", SOURCE)["us-west-2"].status == "failed"
+
+
+def deregister_event() -> dict[str, Any]:
+    event = approval_event()
+    event["detail"] |= {"eventName": "DeregisterImage", "requestParameters": {"imageId": SOURCE}}
+    return event
+
+
+def test_replica_deprecation_is_requested_when_source_is_deregistered(aws):
+    east, _ = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    west_stub.add_response(
+        "describe_images",
+        describe(REPLICA, {"amiguard:replica-of": f"us-east-1/{SOURCE}"}),
+        {"Owners": ["self"], "Filters": [{"Name": "tag:amiguard:replica-of", "Values": [f"us-east-1/{SOURCE}"]}]},
+    )
+    west_stub.add_response(
+        "enable_image_deprecation", {"Return": True}, {"ImageId": REPLICA, "DeprecateAt": NOW + timedelta(minutes=2)}
+    )
+
+    with west_stub:
+        outcome = service({"us-east-1": east, "us-west-2": west}, Clock(), Alerts()).handle(deregister_event())
+
+    west_stub.assert_no_pending_responses()
+    assert [(f.type, f.action) for f in outcome.findings] == [("replica-cleanup", "deprecated")]
+
+
+def test_replica_and_its_snapshots_are_deregistered_when_cleanup_is_deregister(aws):
+    east, _ = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    west_stub.add_response(
+        "describe_images",
+        describe(REPLICA, {"amiguard:replica-of": f"us-east-1/{SOURCE}"}),
+        {"Owners": ANY, "Filters": ANY},
+    )
+    west_stub.add_response(
+        "deregister_image", {"Return": True}, {"ImageId": REPLICA, "DeleteAssociatedSnapshots": True}
+    )
+
+    with west_stub:
+        outcome = service(
+            {"us-east-1": east, "us-west-2": west}, Clock(), Alerts(), replica_cleanup="deregister"
+        ).handle(deregister_event())
+
+    west_stub.assert_no_pending_responses()
+    assert [(f.type, f.action) for f in outcome.findings] == [("replica-cleanup", "deregistered")]
