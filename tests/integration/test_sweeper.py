@@ -114,3 +114,42 @@ def test_event_that_is_not_a_schedule_is_dropped_when_delivered_to_the_sweeper(s
     # Then
     assert result["status"] == "dropped"
     assert sandbox.alerts() == []
+
+
+def register(sb: Sandbox, region: str, tags: dict[str, str]) -> str:
+    ec2 = sb.internal_client("ec2", region)  # before deployment: no event
+    image_id = str(ec2.register_image(Name="dr-base", RootDeviceName="/dev/xvda")["ImageId"])
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return image_id
+
+
+def replicas(sb: Sandbox, region: str) -> dict[str, dict[str, Any]]:
+    images = sb.internal_client("ec2", region).describe_images(Owners=["self"])["Images"]
+    return {i["ImageId"]: i for i in images if any(t["Key"] == "amiguard:replica-of" for t in i.get("Tags", []))}
+
+
+@pytest.mark.parametrize(
+    ("mode", "copied", "deprecated", "actions"),
+    [
+        ("enforce", True, True, {"not-replicated": "copied", "replica-cleanup": "deprecated"}),
+        ("audit", False, False, {"not-replicated": "would-copy", "replica-cleanup": "none"}),
+    ],
+)
+def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_replica_is_orphaned(
+    sandbox: Sandbox, mode: str, copied: bool, deprecated: bool, actions: dict[str, str]
+) -> None:
+    # Given an approved AMI never copied to the DR region, and a replica there of an AMI long gone
+    approved = register(sandbox, "us-east-1", {"amiguard:approved": "true"})
+    orphan = register(sandbox, "eu-west-1", {"amiguard:replica-of": "us-east-1/ami-0c0ffee0c0ffee000"})
+    sandbox.alerts()
+    # When
+    result = invoke(sweeper(sandbox, mode=mode, dr_regions="eu-west-1"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then
+    assert result["status"] == "acted"
+    made = [i for i in replicas(sandbox, "eu-west-1").values() if i["ImageId"] != orphan]
+    assert bool(made) is copied
+    assert bool(replicas(sandbox, "eu-west-1")[orphan].get("DeprecationTime")) is deprecated
+    assert {a.message["type"]: a.message["action"] for a in alerts[:-1]} == actions
+    assert {a.message["image_id"] for a in alerts[:-1]} == {approved, orphan}
+    assert alerts[-1].message["evidence"]["remediated"] == (2 if mode == "enforce" else 0)

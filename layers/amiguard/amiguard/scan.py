@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from amiguard.aws.clients import RETRY_CONFIG, ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
+from amiguard.aws.replication import Ec2Replication
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
@@ -280,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     scanner = Scanner(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
+        replication=lambda region: Ec2Replication(clients.ec2(region)),
         account=account,
         fix=args.fix,
         concurrency=args.concurrency,
