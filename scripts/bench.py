@@ -42,11 +42,18 @@ start = time.perf_counter()
 sys.path.insert(0, {function_dir!r})
 import app
 imported = time.perf_counter()
+import boto3
+acted = []  # when the first remediating EC2 call returned: what ends the exposure
+boto3._get_default_session().events.register(
+    "after-call.ec2.*",
+    lambda model, **_: acted.append(time.perf_counter()) if not model.name.startswith(("Describe", "Get")) else None,
+)
 app.lambda_handler(json.loads({event!r}), type("Context", (), {{
     "function_name": "bench", "memory_limit_in_mb": 256, "aws_request_id": "r",
     "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
     "get_remaining_time_in_millis": lambda self: 60000}})())
-print(json.dumps({{"import": imported - start, "first_event": time.perf_counter() - imported}}), file=sys.stderr)
+print(json.dumps({{"import": imported - start, "first_event": time.perf_counter() - imported,
+                  "acted": (acted[0] - start) if acted else None}}), file=sys.stderr)
 """
 
 
@@ -248,6 +255,8 @@ def main() -> int:
             cold = median_run(samples[1:])
             imports = statistics.median(p["import"] for p in phases[1:])
             first = statistics.median(p["first_event"] for p in phases[1:])
+            acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
+            acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
             calls = count_calls(bench, ec2, state, own_env)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
             print(
@@ -255,7 +264,8 @@ def main() -> int:
                 f" {cold.wall / floor.wall:>10.2f}x / {cold.cpu / floor.cpu:.2f}x  {summary}"
             )
             print(
-                f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms; target: {bench.targets}"
+                f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms{acted_note};"
+                f" target: {bench.targets}"
             )
     finally:
         server.stop()

@@ -12,6 +12,7 @@ import pytest
 
 from amiguard.sandbox.account import Sandbox
 from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard.sandbox.moto_gaps import canned
 from tests.conftest import bake_image
 
 DR = ("us-west-2", "eu-west-1")
@@ -30,14 +31,6 @@ def dr() -> Iterator[Sandbox]:
         yield sb
 
 
-class _Http:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.raw = None
-        self.content = b""
-
-
 def fail_copy_in(sb: Sandbox, region: str, code: str, times: int = 10**6) -> list[str]:
     """CopyImage into ``region`` answers ``code`` (``times`` times). Returns the list the failures go to."""
     failures: list[str] = []
@@ -45,7 +38,7 @@ def fail_copy_in(sb: Sandbox, region: str, code: str, times: int = 10**6) -> lis
     def answer(context: dict[str, Any], **_: Any) -> Any:
         if context.get("client_region") == region and len(failures) < times:
             failures.append(code)
-            return _Http(400), {"Error": {"Code": code, "Message": f"{code} (injected)"}}
+            return canned({"Error": {"Code": code, "Message": f"{code} (injected)"}}, 400)
         return None
 
     import boto3
@@ -418,7 +411,7 @@ def hide_replicas_from_tag_lookup(sb: Sandbox) -> None:
 
     def answer(params: dict[str, Any], **_: Any) -> Any:
         if "Filter.1.Name" in (params.get("body") or {}):
-            return _Http(200), {"Images": []}
+            return canned({"Images": []})
         return None
 
     boto3.DEFAULT_SESSION.events.register_first("before-call.ec2.DescribeImages", answer)  # type: ignore[union-attr]

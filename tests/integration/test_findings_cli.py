@@ -14,8 +14,8 @@ from amiguard.cli import main
 from amiguard.findings_cli import parse_since, print_table, select
 from amiguard.models.findings import FindingType, Severity
 from amiguard.sandbox.account import Sandbox
+from tests.factories import a_finding
 
-from .factories import a_finding
 from .test_ledger import NOW, dynamodb  # noqa: F401 - the fixture
 
 IMAGE = "ami-0123456789abcdef0"

@@ -15,8 +15,7 @@ from amiguard.aws.ledger import STALE_CLAIM, DynamoLedger, finding_pk, finding_s
 from amiguard.models.findings import Finding, FindingType
 from amiguard.sandbox.cfn import load_template, table_definition
 from amiguard.services.alerting import LedgeredAlerts
-
-from .factories import a_finding
+from tests.factories import a_finding
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ from amiguard.sandbox.account import Sandbox
 from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from amiguard.slack.blocks import finding_blocks
 from amiguard.slack.webhook import SlackDeliveryError, SlackWebhook, retry_handlers
+from tests.factories import a_finding
 
 from ..conftest import bake_image
-from .factories import a_finding
 from .slack_webhook import Answer, WebhookServer
 
 

@@ -21,7 +21,7 @@ from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
-from amiguard.sandbox.moto_gaps import patch_moto
+from amiguard.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard.scan import resolve_regions
 from amiguard.services.scan import Scanner, ScanReport
 
@@ -30,17 +30,9 @@ REGIONS = (HOME, OTHER)
 ACCOUNT = "123456789012"
 
 
-class _Http:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.raw = None
-        self.content = b""
-
-
-def _error(status: int, code: str, message: str) -> tuple[_Http, dict[str, Any]]:
+def _error(status: int, code: str, message: str) -> tuple[CannedHttp, dict[str, Any]]:
     """A ``before-call`` answer: the call fails at once, as a non-retryable error does."""
-    return _Http(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return canned({"Error": {"Code": code, "Message": message}}, status)
 
 
 class _Raw:

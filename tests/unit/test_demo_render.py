@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from amiguard.demo.render import mrkdwn_to_text, render_finding_as_slack, render_sns_message
 from amiguard.sandbox.account import Alert
-
-from .factories import a_finding
+from tests.factories import a_finding
 
 
 def test_slack_text_shows_every_part_of_the_message_when_rendered() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
-
-from .factories import a_finding
+from tests.factories import a_finding
 
 
 def test_image_partition_when_finding_names_an_ami() -> None:

@@ -18,8 +18,7 @@ from amiguard.slack.blocks import (
     finding_blocks,
     format_duration,
 )
-
-from .factories import a_finding
+from tests.factories import a_finding
 
 
 def _texts(payload: dict[str, Any]) -> str:

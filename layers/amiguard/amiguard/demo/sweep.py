@@ -34,7 +34,7 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     ec2.modify_snapshot_attribute(
         SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add", GroupNames=["all"]
     )
-    sandbox.block_public_access.state[sandbox.home] = "unblocked"
+    sandbox.internal_client("ec2").disable_image_block_public_access()
     timeline.step(
         "before deployment",
         f"{image_id} shared with {STRANGER}; its snapshot {snapshot_id} public; image block public access off",

@@ -28,7 +28,8 @@ from amiguard.sandbox.cfn import (
     table_definition,
 )
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
-from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
+from amiguard.sandbox.moto_gaps import patch_moto
+from amiguard.sandbox.queues import drain
 from amiguard.sandbox.regions import RegionForwarding
 from amiguard.sandbox.replication_gaps import CopyImageFidelity
 
@@ -166,7 +167,6 @@ class Sandbox:
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
         self.recorder = CloudTrailRecorder(self._put_event)
-        self.block_public_access = ImageBlockPublicAccess()
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
         self._sns_queues: list[tuple[Subscription, str, str]] = []  # (subscription, queue url, subscription arn)
         self.copy_fidelity = CopyImageFidelity(account)
@@ -205,7 +205,6 @@ class Sandbox:
         boto3.setup_default_session()  # what the handlers' clients (and the scenario's) are made from
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         self.recorder.register(events)
-        self.block_public_access.register(events)
         self.copy_fidelity.register(events)
         self.forward_from(*self._initial_forward_regions)
         events.register("before-call.*.*", self._note_call)
@@ -352,27 +351,15 @@ class Sandbox:
             if self.forwarding.matches(route.pattern, event)
         ]
         for region, route, url in self._queues:
-            sqs = self._internal.client("sqs", region_name=region)
-            while True:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    event = json.loads(message["Body"])
-                    event.setdefault("account", self.account)
-                    batch.append(Delivery(route.function, route.rule, region, event))
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            for event in drain(self._internal.client("sqs", region_name=region), url):
+                event.setdefault("account", self.account)
+                batch.append(Delivery(route.function, route.rule, region, event))
         sqs = self._internal.client("sqs")
         for subscription, url, subscription_arn in self._sns_queues:
-            while True:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    # SNS invokes a function with one record per message, never a batch.
-                    event = sns_lambda_event(json.loads(message["Body"]), subscription_arn)
-                    batch.append(Delivery(subscription.function, subscription.name, self.home, event))
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            for notification in drain(sqs, url):
+                # SNS invokes a function with one record per message, never a batch.
+                event = sns_lambda_event(notification, subscription_arn)
+                batch.append(Delivery(subscription.function, subscription.name, self.home, event))
         return batch
 
     def _note_call(self, model: Any, **_: Any) -> None:
@@ -414,14 +401,8 @@ class Sandbox:
 
     def alerts(self) -> list[Alert]:
         """Alerts published to the SNS topic since the last call, as an SQS subscriber receives them."""
-        sqs = self._internal.client("sqs")
         received: list[Alert] = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=self._alert_queue, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return received
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                attributes = {k: v["Value"] for k, v in (envelope.get("MessageAttributes") or {}).items()}
-                received.append(Alert(envelope.get("Subject", ""), json.loads(envelope["Message"]), attributes))
-                sqs.delete_message(QueueUrl=self._alert_queue, ReceiptHandle=message["ReceiptHandle"])
+        for envelope in drain(self._internal.client("sqs"), self._alert_queue):
+            attributes = {k: v["Value"] for k, v in (envelope.get("MessageAttributes") or {}).items()}
+            received.append(Alert(envelope.get("Subject", ""), json.loads(envelope["Message"]), attributes))
+        return received

@@ -4,10 +4,9 @@
 - DescribeSnapshots ``OwnerIds`` and ``RestorableByUserIds`` (moto ignores both; ``all`` means public).
 - DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
   ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
-- Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, answered from
-  a ``before-call`` hook with the response EC2 documents (the sandbox), and by the same three operations
-  added to moto's EC2 responses (``mock_aws`` without the hook, and the moto server ``amiguard scan`` and
-  ``scripts/bench_scan.py`` talk to over HTTP).
+- Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, the three
+  operations added to moto's EC2 responses with the shapes EC2 documents (in process, and in the moto
+  server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP).
 
 Tests of the adapters that call these use botocore's ``Stubber``; this module only keeps the demo and
 ``replay`` running end to end.
@@ -15,7 +14,7 @@ Tests of the adapters that call these use botocore's ``Stubber``; this module on
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
@@ -85,34 +84,16 @@ def patch_moto() -> None:
     EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]
 
 
-class _Http:
-    status_code = 200
-    headers: ClassVar[dict[str, str]] = {}
-    raw = None
-    content = b""
+class CannedHttp:
+    """The HTTP side of a response a ``before-call`` hook answers with (botocore reads only these)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.raw = None
+        self.content = b""
 
 
-class ImageBlockPublicAccess:
-    """Per-region image block public access state; new accounts start with ``block-new-sharing``."""
-
-    OPERATIONS = ("GetImageBlockPublicAccessState", "EnableImageBlockPublicAccess", "DisableImageBlockPublicAccess")
-
-    def __init__(self) -> None:
-        self.state: dict[str, str] = {}
-
-    def register(self, events: Any) -> None:
-        for operation in self.OPERATIONS:
-            events.register(f"before-call.ec2.{operation}", self._answer)
-
-    def unregister(self, events: Any) -> None:
-        for operation in self.OPERATIONS:
-            events.unregister(f"before-call.ec2.{operation}", self._answer)
-
-    def _answer(self, model: Any, params: Any, context: dict[str, Any], **_: Any) -> tuple[_Http, dict[str, Any]]:
-        region = context.get("client_region") or "us-east-1"
-        if model.name == "EnableImageBlockPublicAccess":
-            self.state[region] = "block-new-sharing"
-        elif model.name == "DisableImageBlockPublicAccess":
-            self.state[region] = "unblocked"
-        state = self.state.get(region, "block-new-sharing")
-        return _Http(), {"ImageBlockPublicAccessState": state, "ResponseMetadata": {"HTTPStatusCode": 200}}
+def canned(parsed: dict[str, Any], status: int = 200) -> tuple[CannedHttp, dict[str, Any]]:
+    """What a ``before-call`` hook returns to answer a call without sending it: (http, parsed response)."""
+    return CannedHttp(status), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}

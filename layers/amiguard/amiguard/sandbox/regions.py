@@ -19,6 +19,7 @@ from typing import Any, cast
 import boto3
 
 from amiguard.sandbox.cfn import load_template
+from amiguard.sandbox.queues import drain
 
 FORWARDER_TEMPLATE = "region-forwarder.yaml"
 
@@ -57,16 +58,9 @@ class RegionForwarding:
     def receive(self, session: boto3.Session, account: str) -> Iterator[dict[str, Any]]:
         """Events the DR regions' rules forwarded, exactly as the home bus receives them."""
         for region, url in self._queues:
-            sqs = session.client("sqs", region_name=region)
-            while True:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    event = json.loads(message["Body"])
-                    event.setdefault("account", account)
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                    yield event
+            for event in drain(session.client("sqs", region_name=region), url):
+                event.setdefault("account", account)
+                yield event
 
     @staticmethod
     def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:

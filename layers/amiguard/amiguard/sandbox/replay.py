@@ -51,7 +51,7 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
     backend = ec2_backends[sandbox.account][region]
     seeded = []
     if detail.get("eventName") == "DisableImageBlockPublicAccess":
-        sandbox.block_public_access.state[region] = "unblocked"
+        sandbox.internal_client("ec2", region).disable_image_block_public_access()
         seeded.append(f"image block public access off in {region}")
     if isinstance(image_id, str) and IMAGE_ID.match(image_id):
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]

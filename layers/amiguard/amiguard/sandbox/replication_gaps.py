@@ -20,14 +20,9 @@ hooks), never only this module's effects.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-
-class _Http:
-    status_code = 200
-    headers: ClassVar[dict[str, str]] = {}
-    raw = None
-    content = b""
+from amiguard.sandbox.moto_gaps import CannedHttp, canned
 
 
 def _backend(account: str, region: str) -> Any:
@@ -59,12 +54,14 @@ class CopyImageFidelity:
     def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["amiguard_copy_params"] = dict(params)
 
-    def _idempotent_copy(self, params: Any, context: dict[str, Any], **_: Any) -> tuple[_Http, dict[str, Any]] | None:
+    def _idempotent_copy(
+        self, params: Any, context: dict[str, Any], **_: Any
+    ) -> tuple[CannedHttp, dict[str, Any]] | None:
         region = context.get("client_region") or "us-east-1"
         token = (params.get("body") or {}).get("ClientToken")
         if token and (region, token) in self._tokens:
             image_id = self._tokens[(region, token)]
-            return _Http(), {"ImageId": image_id, "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return canned({"ImageId": image_id})
         return None
 
     def _complete_copy(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -100,10 +97,10 @@ class CopyImageFidelity:
             ami.ebs_snapshot.encrypted = True
             ami.ebs_snapshot.kms_key_id = request.get("KmsKeyId") or f"alias/aws/ebs ({region})"
 
-    def _deprecate(self, params: Any, context: dict[str, Any], **_: Any) -> tuple[_Http, dict[str, Any]]:
+    def _deprecate(self, params: Any, context: dict[str, Any], **_: Any) -> tuple[CannedHttp, dict[str, Any]]:
         region = context.get("client_region") or "us-east-1"
         body = params.get("body") or {}
         ami = _backend(self._account, region).amis.get(body.get("ImageId"))
         if ami is not None:
             ami.deprecation_time = str(body.get("DeprecateAt"))
-        return _Http(), {"Return": True, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return canned({"Return": True})
