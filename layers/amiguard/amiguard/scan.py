@@ -24,6 +24,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.aws.clients import RETRY_CONFIG, ClientFactory
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.pacing import (
+    EC2_READ_BURST,
+    EC2_READ_REFILL_PER_SECOND,
+    PACED_RETRY_CONFIG,
+    PacedClients,
+    RegionPacer,
+)
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
 from amiguard.aws.replication import Ec2Replication
 from amiguard.models.settings import REGION, SettingsError, load_settings
@@ -71,6 +78,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CONCURRENCY,
         help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=EC2_READ_REFILL_PER_SECOND,
+        help="EC2 read calls per second per region after the burst, to stay inside EC2's request-rate limit "
+        f"(default: {EC2_READ_REFILL_PER_SECOND:g}, what EC2 documents; lower it to leave room for other callers; "
+        "0: no pacing, adaptive retries only)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=EC2_READ_BURST,
+        help=f"EC2's read-call burst per region (default: {EC2_READ_BURST})",
+    )
+    parser.add_argument(
+        "--pace-from-start",
+        action="store_true",
+        help="pace from the first call, assuming EC2's bucket is full (default: from EC2's first throttle)",
     )
     parser.set_defaults(run=run)
     return parser
@@ -268,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
         home = session.region_name or "us-east-1"
-        clients = ClientFactory(session, config=scan_config(args.concurrency))
+        pacer = RegionPacer(burst=args.burst, rate=args.rate, armed=args.pace_from_start) if args.rate > 0 else None
+        clients = PacedClients(session, pacer=pacer, config=scan_config(args.concurrency, paced=pacer is not None))
         account = str(clients.client("sts", home).get_caller_identity()["Account"])
         regions, region_errors = resolve_regions(args, clients, home)
     except (ClientError, BotoCoreError) as error:
@@ -299,9 +326,11 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def scan_config(concurrency: int) -> Config:
-    """The clients' retry config, with a connection pool as large as the per-region concurrency."""
-    return RETRY_CONFIG.merge(Config(max_pool_connections=max(10, concurrency + 2)))
+def scan_config(concurrency: int, *, paced: bool = False) -> Config:
+    """The clients' retry config (standard when paced, else adaptive), with a connection pool as large as the
+    per-region concurrency."""
+    retries = PACED_RETRY_CONFIG if paced else RETRY_CONFIG
+    return retries.merge(Config(max_pool_connections=max(10, concurrency + 2)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
