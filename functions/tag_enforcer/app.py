@@ -1,0 +1,30 @@
+"""tag_enforcer: auto-tag new AMIs, enforce required tags, escalate overdue ones (amiguard.services.tag_enforcer)."""
+
+from functools import cache
+from typing import Any
+
+from amiguard.aws.alerts import SnsAlerts
+from amiguard.aws.clients import ClientFactory
+from amiguard.aws.tags import Ec2Tagging
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.tag_enforcer import TagEnforcer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@cache
+def build_service() -> TagEnforcer:
+    """Composition root: settings, clients and adapters, made once per execution environment."""
+    settings = load_settings()
+    clients = ClientFactory()
+    return TagEnforcer(
+        settings=settings,
+        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        alerts=SnsAlerts(clients.sns(), settings.alert_topic_arn),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(build_service(), event, function="tag_enforcer")
