@@ -6,6 +6,7 @@ both and return an :class:`~amiguard.services.outcome.Outcome` that :func:`repor
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -15,6 +16,9 @@ from amiguard.models.findings import Action
 from amiguard.services.outcome import Outcome, Status
 
 NAMESPACE = "amiguard"
+
+# Events that only drop or find nothing flush no application metric; that is expected, not a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service="amiguard")
 metrics = Metrics(namespace=NAMESPACE, service="amiguard")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +53,7 @@ class Delivery:
     event: dict[str, Any]
     result: dict[str, Any] | None = None
     error: str | None = None
+    output: str = ""  # what the handler printed: structured logs and EMF metrics
 
 
 @dataclass
@@ -78,6 +81,19 @@ def load_function(root: Path, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextmanager
+def _logs_to(stream: io.StringIO) -> Iterator[None]:
+    """Send the functions' structured logs (Powertools binds stdout at import) to ``stream`` for a while."""
+    handlers = [h for h in logging.getLogger("amiguard").handlers if isinstance(h, logging.StreamHandler)]
+    previous = [handler.setStream(stream) for handler in handlers]
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            if old is not None:
+                handler.setStream(old)
 
 
 def function_identity(function: str, account: str = ACCOUNT) -> dict[str, Any]:
@@ -208,6 +224,10 @@ class Sandbox:
 
     # --- the account, as the scenario sees it ------------------------------------------------------------
 
+    def internal_client(self, service: str, region: str | None = None) -> Any:
+        """A client for sandbox plumbing and seeding: its calls are not recorded in CloudTrail."""
+        return self._internal.client(service, region_name=region or self.home)
+
     def client(self, service: str, region: str | None = None) -> Any:
         """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
         return boto3.client(service, region_name=region or self.home)  # type: ignore[call-overload]
@@ -256,8 +276,14 @@ class Sandbox:
         )
         for _attempt in range(LAMBDA_ATTEMPTS):
             try:
-                with acting_as(function_identity(delivery.function, self.account)):
+                output = io.StringIO()
+                with (
+                    acting_as(function_identity(delivery.function, self.account)),
+                    redirect_stdout(output),
+                    _logs_to(output),
+                ):
                     delivery.result = module.lambda_handler(json.loads(json.dumps(delivery.event)), context)
+                delivery.output += output.getvalue()
                 delivery.error = None
                 break
             except Exception as error:

@@ -1,0 +1,105 @@
+# amiguard: `make help` lists the targets. Every target sets up what it needs on a fresh clone:
+#   .venv      the project (pip install -e '.[dev]'), rebuilt when pyproject.toml changes
+#   .venv-sam  aws-sam-cli + cfn-lint (requirements-sam.txt); they pin boto3 and pydantic exactly,
+#              so they never share the project's environment
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+# Python 3.13 (the Lambda runtime): python3.13 on PATH if it runs, else pyenv's 3.13.0, else any pyenv 3.13.
+# A pyenv shim for a version that is not selected exists but fails to run, hence the `-c` probe.
+PY313 ?= $(shell \
+	python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null \
+	|| PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null \
+	|| PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1)" pyenv which python3.13 2>/dev/null \
+	|| true)
+PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
+
+VENV := .venv
+SAM_VENV := .venv-sam
+BUILD_DIR := .aws-sam/build
+PYTEST_ARGS ?= -n auto
+
+# SAM runs offline here: dummy credentials and a region keep it from looking for real ones; the python
+# builder looks up `python3.13` on PATH, so the interpreter found above goes first.
+SAM_ENV := env AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
+	SAM_CLI_TELEMETRY=0 PATH="$(PY313_DIR):$$PATH"
+PIP_ENV := env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+# What `sam build` reads: a change to any of these rebuilds, nothing else does.
+BUILD_INPUTS := template.yaml $(shell find layers functions -type f \
+	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info*' 2>/dev/null)
+
+.PHONY: help
+help: ## Show this help
+	@echo "usage: make <target>"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: python
+python:
+	@if [ -z "$(PY313)" ] || ! "$(PY313)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+		echo "error: Python 3.13 not found (tried python3.13 on PATH and pyenv 3.13.x)." >&2; \
+		echo "       Install it (e.g. 'pyenv install 3.13') or run make PY313=/path/to/python3.13." >&2; \
+		exit 1; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml | python
+	"$(PY313)" -m venv $(VENV)
+	$(PIP_ENV) $(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAM_VENV)/.stamp: requirements-sam.txt | python
+	"$(PY313)" -m venv $(SAM_VENV)
+	$(PIP_ENV) $(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.stamp $(SAM_VENV)/.stamp ## Create or update both virtual environments
+
+$(BUILD_DIR)/template.yaml: $(BUILD_INPUTS) $(SAM_VENV)/.stamp | python
+	$(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR) --parallel
+	@# The runtime cannot write __pycache__ in /opt: ship the layer's bytecode, valid without source checks.
+	"$(PY313)" -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)/AmiguardLayer/python
+	@echo "layer wheels:" $$(cd $(BUILD_DIR)/AmiguardLayer/python && ls -d pydantic_core/*.so)
+
+.PHONY: build
+build: $(BUILD_DIR)/template.yaml ## sam build: the layer (arm64 wheels, cp313) and the functions
+
+.PHONY: requirements
+requirements: | python ## Regenerate layers/amiguard/requirements.txt from pyproject.toml
+	"$(PY313)" scripts/gen_layer_requirements.py --write
+
+.PHONY: test
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, sam build, then every test (unit, integration, infra)
+	$(VENV)/bin/ruff check .
+	$(MAKE) build
+	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
+
+.PHONY: lint
+lint: $(VENV)/.stamp ## ruff and mypy (strict, library only)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+.PHONY: demo
+demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto)
+	$(VENV)/bin/amiguard demo
+
+.PHONY: bench
+bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
+	$(VENV)/bin/python scripts/bench.py
+
+.PHONY: validate
+validate: $(SAM_VENV)/.stamp ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/cfn-lint template.yaml
+
+.PHONY: clean
+clean: ## Remove build output and caches (keeps the virtual environments)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -path ./$(SAM_VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+.PHONY: distclean
+distclean: clean ## Also remove both virtual environments
+	rm -rf $(VENV) $(SAM_VENV)

@@ -1,0 +1,62 @@
+"""The ``amiguard`` command line: ``demo`` and ``replay`` on the embedded sandbox (more subcommands follow).
+
+Sandbox commands need the ``cli`` extra (moto, PyYAML, rich); they are imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from amiguard.demo.scenario import run_demo
+
+    failed = run_demo()
+    return 0 if failed == 0 else 2
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from amiguard.demo.timeline import Timeline
+    from amiguard.sandbox.replay import replay
+
+    console = Console()
+    printer = Timeline.__new__(Timeline)  # printing only: the sandbox lives inside replay()
+    printer.console = console
+    mode = "enforce" if args.enforce else "audit"
+    console.rule(f"[bold]replay {args.event} ({mode} mode)")
+    result = replay(Path(args.event), enforce=args.enforce, on_delivery=printer.delivery)
+    console.print(f"seeded: {', '.join(result.seeded) or 'nothing (no real AMI or snapshot id in the event)'}")
+    if not result.deliveries:
+        console.print("no rule in template.yaml matched this event: amiguard would never see it")
+    for alert in result.alerts:
+        printer.alert(alert)
+    return 2 if any(delivery.error for delivery in result.deliveries) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amiguard", description="Governance for Amazon Machine Images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="play the scenario on the embedded sandbox (moto)")
+    demo.set_defaults(run=_demo)
+
+    replay = commands.add_parser("replay", help="run one event file through the rules and handlers")
+    replay.add_argument("event", help="an EventBridge event or a bare CloudTrail record (JSON)")
+    replay.add_argument("--enforce", action="store_true", help="remediate (default: audit, change nothing)")
+    replay.set_defaults(run=_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
