@@ -21,14 +21,16 @@ pytestmark = pytest.mark.infra
 SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbatim copies of ../shared's
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 PUBLIC_GUARD = frozenset({"PublicGuardFunction"})
+TAG_ENFORCER = frozenset({"TagEnforcerFunction"})
 NONE: frozenset[str] = frozenset()
 
 # sample file -> the functions whose rules must match it (every other function's rules must not).
 EXPECTED_ROUTING: dict[str, frozenset[str]] = {
-    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": NONE,
-    "cloudtrail-raw-createimage-console-panther.json": NONE,
-    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": NONE,
-    "cloudtrail-raw-createtags-resourcesset-c7n.json": NONE,
+    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": TAG_ENFORCER,
+    "cloudtrail-raw-createimage-console-panther.json": TAG_ENFORCER,
+    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": TAG_ENFORCER,
+    # Coarse on purpose: a CreateTags on a volume and an instance reaches tag_enforcer, which keeps ami-* ids.
+    "cloudtrail-raw-createtags-resourcesset-c7n.json": TAG_ENFORCER,
     "cloudtrail-raw-failed-runinstances-unauthorized-stratus.json": NONE,
     "cloudtrail-raw-modifyimageattribute-add-group-all-error-panther.json": NONE,  # failed call: changed nothing
     "cloudtrail-raw-modifyimageattribute-add-group-all-panther.json": PUBLIC_GUARD,
@@ -95,7 +97,7 @@ def _load_sample(name: str) -> dict[str, Any]:
 
 
 def test_every_function_has_an_eventbridge_rule_when_triggered_by_events(template: dict[str, Any]) -> None:
-    assert set(_function_rules(template)) >= {"PublicGuardFunction"}
+    assert set(_function_rules(template)) >= {"PublicGuardFunction", "TagEnforcerFunction"}
 
 
 def test_rule_pattern_is_plain_data_when_written_in_template(template: dict[str, Any]) -> None:
