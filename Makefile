@@ -10,11 +10,14 @@ MAKEFLAGS += --no-builtin-rules --no-print-directory
 
 # Python 3.13 (the Lambda runtime): python3.13 on PATH if it runs, else pyenv's 3.13.0, else any pyenv 3.13.
 # A pyenv shim for a version that is not selected exists but fails to run, hence the `-c` probe.
-PY313 ?= $(shell \
+ifndef PY313
+PY313 := $(shell \
 	python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null \
 	|| PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null \
 	|| PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1)" pyenv which python3.13 2>/dev/null \
 	|| true)
+endif
+export PY313
 PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 
 VENV := .venv
@@ -32,6 +35,18 @@ PIP_ENV := env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 BUILD_INPUTS := template.yaml $(shell find layers functions -type f \
 	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info*' 2>/dev/null)
 
+# Exits non-zero unless every ELF binary under argv[1] is arm64 (e_machine 183); prints what it checked.
+define ARM64_ONLY_CHECK
+import pathlib, sys
+root = pathlib.Path(sys.argv[1])
+binaries = [p for p in root.rglob("*.so*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
+foreign = [str(p.relative_to(root)) for p in binaries if int.from_bytes(p.read_bytes()[18:20], "little") != 183]
+if foreign:
+    sys.exit(f"error: layer binaries not built for arm64: {foreign}")
+print(f"layer: {len(binaries)} native binaries, all aarch64:", *sorted(p.name for p in binaries))
+endef
+export ARM64_ONLY_CHECK
+
 .PHONY: help
 help: ## Show this help
 	@echo "usage: make <target>"
@@ -40,7 +55,7 @@ help: ## Show this help
 .PHONY: python
 python:
 	@if [ -z "$(PY313)" ] || ! "$(PY313)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
-		echo "error: Python 3.13 not found (tried python3.13 on PATH and pyenv 3.13.x)." >&2; \
+		echo "error: no Python 3.13 (PY313='$(PY313)'; tried python3.13 on PATH and pyenv's 3.13.x)." >&2; \
 		echo "       Install it (e.g. 'pyenv install 3.13') or run make PY313=/path/to/python3.13." >&2; \
 		exit 1; \
 	fi
@@ -62,7 +77,8 @@ $(BUILD_DIR)/template.yaml: $(BUILD_INPUTS) $(SAM_VENV)/.stamp | python
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir $(BUILD_DIR) --parallel
 	@# The runtime cannot write __pycache__ in /opt: ship the layer's bytecode, valid without source checks.
 	"$(PY313)" -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)/AmiguardLayer/python
-	@echo "layer wheels:" $$(cd $(BUILD_DIR)/AmiguardLayer/python && ls -d pydantic_core/*.so)
+	@# A dependency without an arm64 wheel would be compiled from source for this host: refuse that layer.
+	@"$(PY313)" -c "$$ARM64_ONLY_CHECK" $(BUILD_DIR)/AmiguardLayer/python
 
 .PHONY: build
 build: $(BUILD_DIR)/template.yaml ## sam build: the layer (arm64 wheels, cp313) and the functions

@@ -3,24 +3,25 @@
 from functools import cache
 from typing import Any
 
-from amiguard.aws.alerts import SnsAlerts
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.public_guard import PublicGuard
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache
 def build_service() -> PublicGuard:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings()
+    settings = load_settings().require("alert_topic_arn")
     clients = ClientFactory()
     return PublicGuard(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        alerts=SnsAlerts(clients.sns(), settings.alert_topic_arn),
+        alerts=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
     )
 
 

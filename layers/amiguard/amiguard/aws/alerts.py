@@ -13,6 +13,12 @@ if TYPE_CHECKING:
 SUBJECT_LIMIT = 100  # SNS rejects longer subjects
 
 
+def topic_region(topic_arn: str) -> str | None:
+    """``arn:aws:sns:<region>:<account>:<name>`` → region (publish in the topic's own region)."""
+    parts = topic_arn.split(":")
+    return parts[3] if len(parts) > 5 and parts[3] else None
+
+
 def subject_for(finding: Finding) -> str:
     """A readable e-mail subject: ASCII, no line breaks, at most 100 characters."""
     target = finding.snapshot_id or finding.image_id or finding.region

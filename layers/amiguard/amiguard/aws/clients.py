@@ -19,7 +19,7 @@ RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 8},
     connect_timeout=5,
     read_timeout=20,
-    user_agent_appid="amiguard",
+    user_agent_appid="amiguard",  # type: ignore[call-arg]  # botocore >= 1.32; the stubs lag
 )
 
 

@@ -47,7 +47,7 @@ class Ec2Images:
             SnapshotId=snapshot_id,
             Attribute="createVolumePermission",
             OperationType="remove",
-            GroupNames=[grant.value for grant in grants if grant.kind is GrantKind.GROUP],  # type: ignore[misc]
+            GroupNames=[grant.value for grant in grants if grant.kind is GrantKind.GROUP],
             UserIds=[grant.value for grant in grants if grant.kind is GrantKind.USER_ID],
         )
 

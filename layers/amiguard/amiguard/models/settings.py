@@ -17,6 +17,8 @@ ORGANIZATION_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organizati
 OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 IMAGE_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -175,6 +177,27 @@ class Settings(BaseSettings):
         if not value or len(value) > 128:
             raise ValueError("must be a tag key of 1 to 128 characters")
         return value
+
+    @field_validator("alert_topic_arn")
+    @classmethod
+    def _topic_arn(cls, value: str) -> str:
+        if value and not SNS_TOPIC_ARN.match(value):
+            raise ValueError(f"{value!r} is not an SNS topic ARN")
+        return value
+
+    @field_validator("slack_webhook_secret")
+    @classmethod
+    def _secret_arn(cls, value: str) -> str:
+        if value and not SECRET_ARN.match(value):
+            raise ValueError(f"{value!r} is not a Secrets Manager secret ARN")
+        return value
+
+    def require(self, *fields: str) -> Settings:
+        """Fail at start-up, naming the variable, when a function needs a setting that is empty."""
+        missing = [f"{ENV_PREFIX}{field.upper()}" for field in fields if not getattr(self, field)]
+        if missing:
+            raise SettingsError(f"invalid amiguard settings: {', '.join(missing)}: required by this function, empty")
+        return self
 
     @property
     def enforcing(self) -> bool:

@@ -54,6 +54,7 @@ class Delivery:
     result: dict[str, Any] | None = None
     error: str | None = None
     output: str = ""  # what the handler printed: structured logs and EMF metrics
+    calls: list[str] = field(default_factory=list)  # IAM actions of the AWS calls the handler made
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Sandbox:
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
+        self._current: Delivery | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Sandbox:
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         self.recorder.register(events)
         self.block_public_access.register(events)
+        events.register("before-call.*.*", self._note_call)
         for name in sorted({route.function for route in self.routes}):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
@@ -226,7 +229,7 @@ class Sandbox:
 
     def internal_client(self, service: str, region: str | None = None) -> Any:
         """A client for sandbox plumbing and seeding: its calls are not recorded in CloudTrail."""
-        return self._internal.client(service, region_name=region or self.home)
+        return self._internal.client(service, region_name=region or self.home)  # type: ignore[call-overload]
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
@@ -268,12 +271,17 @@ class Sandbox:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return batch
 
+    def _note_call(self, model: Any, **_: Any) -> None:
+        if self._current is not None:
+            self._current.calls.append(f"{model.service_model.signing_name}:{model.name}")
+
     def _invoke(self, delivery: Delivery) -> None:
         module = self._functions[delivery.function]
         context = FakeContext(
             function_name=f"amiguard-{delivery.function}",
             invoked_function_arn=f"arn:aws:lambda:{delivery.region}:{self.account}:function:amiguard-{delivery.function}",
         )
+        self._current = delivery
         for _attempt in range(LAMBDA_ATTEMPTS):
             try:
                 output = io.StringIO()
@@ -288,6 +296,7 @@ class Sandbox:
                 break
             except Exception as error:
                 delivery.error = f"{type(error).__name__}: {error}"
+        self._current = None
         if delivery.error:
             self.dead_letters.append(delivery)
         self.deliveries.append(delivery)
@@ -301,7 +310,7 @@ class Sandbox:
     def alerts(self) -> list[Alert]:
         """Alerts published to the SNS topic since the last call, as an SQS subscriber receives them."""
         sqs = self._internal.client("sqs")
-        received = []
+        received: list[Alert] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self._alert_queue, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ class CfnLoader(yaml.SafeLoader):
     """SafeLoader that understands ``!Ref``, ``!GetAtt``, ``!Sub`` and the other short forms."""
 
 
-CfnLoader.add_multi_constructor("!", _construct)
+CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call]
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -65,3 +66,10 @@ def event_routes(template: dict[str, Any]) -> list[Route]:
                 pattern = event["Properties"]["Pattern"]
                 routes.append(Route(name, f"{logical_id}.{event_name}", pattern))
     return routes
+
+
+def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
+    """The functions whose rules match ``event``, decided by moto's EventBridge pattern matcher."""
+    from moto.events.models import EventPattern
+
+    return {route.function for route in routes if EventPattern.load(json.dumps(route.pattern)).matches_event(event)}

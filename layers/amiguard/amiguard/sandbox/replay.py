@@ -50,6 +50,9 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
     ec2 = sandbox.internal_client("ec2", region)
     backend = ec2_backends[sandbox.account][region]
     seeded = []
+    if detail.get("eventName") == "DisableImageBlockPublicAccess":
+        sandbox.block_public_access.state[region] = "unblocked"
+        seeded.append(f"image block public access off in {region}")
     if isinstance(image_id, str) and IMAGE_ID.match(image_id):
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         created = ec2.create_image(InstanceId=instance, Name=f"replayed-{image_id}")["ImageId"]

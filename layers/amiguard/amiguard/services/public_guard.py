@@ -101,7 +101,7 @@ class PublicGuard:
         if change.kind is ChangeKind.REMOVES_ONLY:
             return Outcome.dropped(Drop("removal", "the call only removed launch permissions"))
 
-        image = images.owned_image(image_id)
+        image = images.owned_image(str(image_id))
         if image is None:
             return Outcome.dropped(Drop("not-owned", f"{image_id} is not owned by this account"))
         public_allowed = image.image_id in self._settings.public_allowlist
@@ -142,7 +142,7 @@ class PublicGuard:
         if change.kind is ChangeKind.REMOVES_ONLY:
             return Outcome.dropped(Drop("removal", "the call only removed create-volume permissions"))
 
-        snapshot = images.owned_snapshot(snapshot_id)
+        snapshot = images.owned_snapshot(str(snapshot_id))
         if snapshot is None:
             return Outcome.dropped(Drop("not-owned", f"{snapshot_id} is not owned by this account"))
         exposure: Exposure = assess_grants(

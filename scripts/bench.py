@@ -1,0 +1,229 @@
+"""Cold start and API calls per event for each function, against baselines measured in the same run.
+
+Not a test: it prints ratios. Cold start = a fresh Python process that imports the function's handler and
+handles one real-shaped event against a moto server on loopback (wall time of the whole process, median
+of N). Floor = a fresh process that imports boto3 and makes one EC2 client. API calls are counted by
+operation from botocore's ``after-call`` events while the handler runs once in-process.
+
+Usage: python scripts/bench.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "amiguard"))
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+REGION = "us-east-1"
+
+FLOOR = "import boto3; boto3.client('ec2', region_name='us-east-1')"
+
+CHILD = """
+import json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, {function_dir!r})
+import app
+imported = time.perf_counter()
+app.lambda_handler(json.loads({event!r}), type("Context", (), {{
+    "function_name": "bench", "memory_limit_in_mb": 256, "aws_request_id": "r",
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+    "get_remaining_time_in_millis": lambda self: 60000}})())
+print(json.dumps({{"import": imported - start, "first_event": time.perf_counter() - imported}}), file=sys.stderr)
+"""
+
+
+@dataclass
+class Bench:
+    """One function's benchmark: how to prepare its event (called before every run) and its call targets."""
+
+    function: str
+    label: str
+    prepare: Callable[[Any, dict[str, str]], dict[str, Any]]
+    targets: str
+
+
+def cloudtrail_event(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "version": "0",
+        "id": "bench",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": now,
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.10",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": name,
+            "awsRegion": REGION,
+            "eventTime": now,
+            "eventID": f"bench-{time.time_ns()}",
+            "recipientAccountId": "123456789012",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/dev-bob"},
+            "requestParameters": params,
+            "responseElements": {"_return": True},
+        },
+    }
+
+
+def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
+    """An AMI made public (again, so every run has the same work to do)."""
+    if "image" not in state:
+        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        state["image"] = ec2.create_image(InstanceId=instance, Name="bench-image")["ImageId"]
+    ec2.modify_image_attribute(ImageId=state["image"], LaunchPermission={"Add": [{"Group": "all"}]})
+    return cloudtrail_event(
+        "ModifyImageAttribute",
+        {
+            "imageId": state["image"],
+            "attributeType": "launchPermission",
+            "launchPermission": {"add": {"items": [{"group": "all"}]}},
+        },
+    )
+
+
+BENCHES: list[Bench] = [
+    Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
+]
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process: steadier than wall time on a busy machine
+
+
+def timed(code: str, env: dict[str, str], phases: list[dict[str, float]] | None = None) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if phases is not None:
+        phases.append(json.loads(done.stderr.strip().splitlines()[-1]))
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(elapsed, cpu)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
+
+
+def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
+    """Run the handler once in this process and count its API calls by service and operation."""
+    calls: Counter[str] = Counter()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        boto3.setup_default_session()
+        boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+            "after-call.*.*", lambda model, **_: calls.update([f"{model.service_model.service_id} {model.name}"])
+        )
+        sys.path.insert(0, str(ROOT / "functions" / bench.function))
+        import importlib
+
+        app = importlib.import_module("app")
+        app = importlib.reload(app)
+        event = bench.prepare(ec2, state)
+        context = type(
+            "C",
+            (),
+            {
+                "function_name": "bench",
+                "memory_limit_in_mb": 256,
+                "aws_request_id": "r",
+                "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                "get_remaining_time_in_millis": lambda self: 60000,
+            },
+        )()
+        app.lambda_handler(event, context)
+    finally:
+        sys.path.pop(0)
+        sys.modules.pop("app", None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    base_env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "amiguard",
+        "POWERTOOLS_SERVICE_NAME": "amiguard",
+        "PYTHONDONTWRITEBYTECODE": "0",
+        "PYTHONPATH": str(ROOT / "layers" / "amiguard"),
+    }
+    session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
+    env = {**os.environ, **base_env, "AMIGUARD_ALERT_TOPIC_ARN": topic}
+    own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
+
+    try:
+        timed(FLOOR, env)  # warm the OS file cache for both sides
+        floor = median_run([timed(FLOOR, env) for _ in range(args.runs)])
+        print(
+            f"floor (python + import boto3 + one EC2 client): {floor.wall * 1000:.0f} ms wall, "
+            f"{floor.cpu * 1000:.0f} ms CPU (median of {args.runs})"
+        )
+        print()
+        print(f"{'function':<14} {'event':<20} {'cold start (wall / CPU)':>24} {'ratio (wall / CPU)':>19}  API calls")
+        for bench in BENCHES:
+            state: dict[str, str] = {}
+            samples, phases = [], []
+            for _ in range(args.runs + 1):
+                event = bench.prepare(ec2, state)
+                code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=json.dumps(event))
+                samples.append(timed(code, env, phases))
+            cold = median_run(samples[1:])
+            imports = statistics.median(p["import"] for p in phases[1:])
+            first = statistics.median(p["first_event"] for p in phases[1:])
+            calls = count_calls(bench, ec2, state, own_env)
+            summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
+            print(
+                f"{bench.function:<14} {bench.label:<20} {cold.wall * 1000:>9.0f} / {cold.cpu * 1000:.0f} ms"
+                f" {cold.wall / floor.wall:>10.2f}x / {cold.cpu / floor.cpu:.2f}x  {summary}"
+            )
+            print(
+                f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms; target: {bench.targets}"
+            )
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Shared fixtures: a sandbox account with amiguard deployed from template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from amiguard.sandbox.account import Sandbox
+from amiguard.sandbox.cloudtrail import acting_as, iam_user
+
+TRUSTED_PARTNER = "222233334444"
+STRANGER = "999988887777"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """amiguard in enforce mode, trusting one partner account."""
+    with Sandbox(settings={"AMIGUARD_MODE": "enforce", "AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_PARTNER}) as sb:
+        yield sb
+
+
+def bake_image(sb: Sandbox, name: str = "golden-base", region: str | None = None) -> dict[str, Any]:
+    """An AMI owned by the account (made by a developer; the calls are recorded in CloudTrail)."""
+    ec2 = sb.client("ec2", region)
+    with acting_as(iam_user("dev-bob")):
+        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        image_id = ec2.create_image(InstanceId=instance, Name=name)["ImageId"]
+    image: dict[str, Any] = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    return image

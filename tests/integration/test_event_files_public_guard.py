@@ -1,0 +1,48 @@
+"""The example events in events/public_guard/, replayed on the sandbox: each is acted on as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from amiguard.sandbox.replay import replay
+from tests.samples import ROOT
+
+EVENTS = ROOT / "events" / "public_guard"
+
+
+@pytest.mark.parametrize(
+    ("name", "findings"),
+    [
+        ("make-ami-public.json", ["public-share"]),
+        ("share-ami-with-accounts.json", ["untrusted-share"]),
+        ("share-ami-legacy-form.json", ["untrusted-share"]),
+        ("make-snapshot-public.json", ["public-snapshot"]),
+        ("disable-image-block-public-access.json", ["block-public-access-disabled"]),
+    ],
+)
+def test_example_event_is_remediated_when_replayed_in_enforce_mode(name, findings):
+    result = replay(EVENTS / name, enforce=True, settings={"AMIGUARD_TRUSTED_PRINCIPALS": "222233334444"})
+
+    assert [alert.message["type"] for alert in result.alerts] == findings
+    assert all(alert.message["action"] == "revoked" for alert in result.alerts)
+
+
+def test_trusted_partner_and_its_organization_units_are_kept_when_shared_alongside_a_stranger():
+    result = replay(
+        EVENTS / "share-ami-with-accounts.json",
+        enforce=True,
+        settings={
+            "AMIGUARD_TRUSTED_PRINCIPALS": "222233334444,arn:aws:organizations::222233334444:organization/o-abcdefghij"
+        },
+    )
+
+    [alert] = result.alerts
+    assert alert.message["evidence"]["untrusted_principals"] == ["999988887777"]
+    assert len(alert.message["evidence"]["kept"]) == 2
+
+
+def test_sso_user_is_the_actor_when_the_caller_used_identity_center():
+    result = replay(EVENTS / "make-ami-public.json")
+
+    [alert] = result.alerts
+    assert alert.message["actor"].endswith("AWSReservedSSO_Developer_0123456789abcdef/alice@example.com")

@@ -1,0 +1,76 @@
+"""Every AWS call a function makes is allowed by its own role in template.yaml, and nothing more is granted.
+
+The demo's scenarios run through the sandbox; each call a handler makes is noted as an IAM action. A new
+call without a matching grant (or a grant nothing uses any more) turns this red before a deploy would fail.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+
+from amiguard.demo.scenario import ACTS, DEMO_SETTINGS
+from amiguard.demo.timeline import Timeline
+from amiguard.sandbox.account import Sandbox
+from amiguard.sandbox.cfn import function_name, load_template
+from tests.samples import ROOT
+
+# Granted for the Lambda service itself (logs, failure destination), not called by the code.
+PLATFORM_ACTIONS = ("logs:", "sqs:SendMessage", "kms:Decrypt", "kms:GenerateDataKey")
+
+
+def role_actions() -> dict[str, set[str]]:
+    """Function folder name → the actions its role allows."""
+    resources: dict[str, Any] = load_template(ROOT / "template.yaml")["Resources"]
+    granted: dict[str, set[str]] = {}
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        role_id = properties["Role"]["Fn::GetAtt"][0]
+        actions: set[str] = set()
+        for policy in resources[role_id]["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Allow":
+                    value = statement["Action"]
+                    actions.update(value if isinstance(value, list) else [value])
+        granted[function_name(properties["CodeUri"])] = actions
+    return granted
+
+
+def observed_calls() -> dict[str, set[str]]:
+    calls: dict[str, set[str]] = defaultdict(set)
+    with Sandbox(settings=DEMO_SETTINGS) as sandbox:
+        timeline = Timeline(sandbox, Console(file=open("/dev/null", "w")))  # noqa: SIM115 - silent timeline
+        for act in ACTS:
+            act(sandbox, timeline)
+        for delivery in sandbox.deliveries:
+            calls[delivery.function].update(delivery.calls)
+    return calls
+
+
+def allowed(action: str, grants: set[str]) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), grant.lower()) for grant in grants)
+
+
+def test_every_call_a_function_makes_is_granted_to_its_role_when_the_demo_runs():
+    granted = role_actions()
+    for function, calls in observed_calls().items():
+        missing = sorted(call for call in calls if not allowed(call, granted[function]))
+        assert missing == [], f"{function} calls {missing} but its role does not allow them"
+
+
+def test_no_role_grants_an_ec2_or_sns_action_its_function_never_calls_when_the_demo_runs():
+    granted = role_actions()
+    calls = observed_calls()
+    for function, actions in granted.items():
+        unused = sorted(
+            action
+            for action in actions
+            if not action.startswith(PLATFORM_ACTIONS)
+            and not any(fnmatch.fnmatchcase(call.lower(), action.lower()) for call in calls.get(function, ()))
+        )
+        assert unused == [], f"{function}'s role grants {unused}, which no scenario exercises"

@@ -1,0 +1,27 @@
+"""Real recorded events: the verbatim copies in tests/fixtures/cloudtrail-samples (from ../shared)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from amiguard.models.events import wrap_cloudtrail_record
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "tests" / "fixtures" / "cloudtrail-samples"
+SHARED_SAMPLES = ROOT.parent / "shared" / "cloudtrail-samples"
+
+
+def sample_path(name: str) -> Path:
+    return SAMPLES / name
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    """A sample as EventBridge delivers it (bare CloudTrail records are wrapped)."""
+    document = json.loads(sample_path(name).read_text())
+    return document if "detail-type" in document else wrap_cloudtrail_record(document)
+
+
+def all_sample_names() -> list[str]:
+    return sorted(path.name for path in SAMPLES.glob("*.json"))
