@@ -3,13 +3,14 @@
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from amiguard.aws.alerts import SnsAlerts
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.tag_enforcer import TagEnforcer
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @cache

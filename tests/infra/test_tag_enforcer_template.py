@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+
 from amiguard.models.settings import SettingsError, TagEscalation, load_settings
 
 from .cfn_yaml import load_template

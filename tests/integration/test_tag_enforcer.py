@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from amiguard.models.events import wrap_cloudtrail_record
 from amiguard.policy.tagging import (
     CREATED_BY,

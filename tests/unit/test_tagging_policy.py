@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from amiguard.models.findings import FindingType
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, TagEscalation, TagRule

@@ -365,11 +365,12 @@ class TagEnforcer:
         evidence: dict[str, Any] = {
             "violation": evaluation.violation,
             "missing": list(evaluation.missing),
-            "invalid": dict(evaluation.rejected_values),
             "rules": {key: describe_rule(rule) for key, rule in self._rules.items()},
             "event": event.detail.event_name,
             "created_by": image.tags.get(CREATED_BY) or event.detail.actor,
         }
+        if evaluation.rejected_values:
+            evidence["invalid"] = dict(evaluation.rejected_values)
         if change.transition is Transition.CHANGED:
             evidence["previous_violation"] = image.tags.get(VIOLATION)
         if inherited:
