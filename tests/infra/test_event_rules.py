@@ -40,7 +40,7 @@ EXPECTED_ROUTING: dict[str, frozenset[str]] = {
     "cloudtrail-raw-modifyimageattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-add-userid-stratus.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
-    "docexample-eventbridge-ec2-ami-state-change-available.json": NONE,
+    "docexample-eventbridge-ec2-ami-state-change-available.json": TAG_ENFORCER,  # snapshots not listed while pending
     "docexample-eventbridge-ec2-ami-state-change-deregistered.json": NONE,
     "docexample-eventbridge-ec2-ami-state-change-failed.json": NONE,
     "eventbridge-modifyimageattribute-add-group-all-console-cloudbuddy.json": PUBLIC_GUARD,

@@ -28,6 +28,7 @@ def tag_enforcer_results(result):
         ("register-image.json", ["ami-0fedcba9876543213"], ["missing-tags"]),
         ("create-tags-mixed-resources.json", ["ami-0fedcba9876543210"], []),
         ("delete-tags-required.json", ["ami-0fedcba9876543210"], ["missing-tags"]),
+        ("ami-available.json", ["ami-0fedcba9876543210"], []),
     ],
 )
 def test_example_event_is_acted_on_when_replayed_in_enforce_mode(name, seeded, alerts):
@@ -36,6 +37,7 @@ def test_example_event_is_acted_on_when_replayed_in_enforce_mode(name, seeded, a
     assert result.seeded == seeded
     assert [alert.message["type"] for alert in result.alerts] == alerts
     assert all(alert.message["actor"] == f"{ALICE}/alice@example.com" for alert in result.alerts)
+    assert not result.deliveries or all(d.error is None for d in result.deliveries)
     [outcome] = tag_enforcer_results(result)
     assert outcome["status"] == ("acted" if alerts else "clean"), outcome
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,12 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "cloudtrail-samples" / name
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document if "detail-type" in document else wrap_cloudtrail_record(document)
 
 
 def api_tags(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -375,14 +382,6 @@ SAMPLES = {
 }
 
 
-def load_sample(name: str) -> dict[str, Any]:
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "cloudtrail-samples" / name
-    document: dict[str, Any] = json.loads(path.read_text())
-    return document if "detail-type" in document else wrap_cloudtrail_record(document)
-
-
 @pytest.mark.parametrize(("name", "reason"), sorted(SAMPLES.items()))
 def test_recorded_sample_is_dropped_with_a_reason_when_replayed_verbatim(name, reason):
     event = load_sample(name)
@@ -457,3 +456,49 @@ def test_c7n_create_tags_sample_re_evaluates_the_ami_when_an_ami_id_is_added():
 
         assert delivery.result["status"] == "acted"
         assert tags_of(sb, image_id, "us-west-2")[VIOLATION] == "missing:Owner,CostCenter"
+
+
+# --- "EC2 AMI State Change": available ---------------------------------------------------------------------
+
+
+def state_change(image_id: str, state: str = "available") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "EC2 AMI State Change",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-11-26T10:04:12Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:ec2:us-east-1::image/{image_id}"],
+        "detail": {"RequestId": "r", "ImageId": image_id, "State": state, "ErrorMessage": ""},
+    }
+
+
+def test_snapshots_get_the_ami_tags_they_lack_when_the_ami_becomes_available(sandbox):
+    ec2 = sandbox.internal_client("ec2")
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image_id = ec2.create_image(InstanceId=instance, Name="snapshots-late")["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=api_tags(OWNERSHIP | {"Name": "x"}))
+
+    first = sandbox.invoke("tag_enforcer", state_change(image_id))
+    again = sandbox.invoke("tag_enforcer", state_change(image_id))
+
+    assert first.result["reason"] == "snapshots-tagged" and first.result["detail"].startswith("1 snapshot(s)")
+    assert snapshot_tags_of(sandbox, image_id) == [OWNERSHIP]
+    assert again.result["detail"].startswith("0 snapshot(s)")
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (state_change("ami-0123456789abcdef0", "failed"), "unhandled-event"),
+        (load_sample("docexample-eventbridge-ec2-ami-state-change-available.json"), "malformed-event"),
+        (state_change("ami-0123456789abcdef0"), "resource-gone"),
+    ],
+    ids=["failed-state", "aws-doc-example-placeholder-id", "deregistered-since"],
+)
+def test_state_change_is_dropped_with_a_reason_when_there_is_nothing_to_tag(sandbox, event, reason):
+    delivery = sandbox.invoke("tag_enforcer", event)
+
+    assert delivery.error is None and delivery.result["reason"] == reason

@@ -80,6 +80,17 @@ class Ec2Tagging:
                 return tags_from_api(instance.get("Tags"))
         return None
 
+    def snapshot_tags(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Tags of this account's snapshots among ``snapshot_ids``; missing ones are simply absent."""
+        found: dict[str, dict[str, str]] = {}
+        for batch in chunks(snapshot_ids, FILTER_VALUES_MAX):
+            response = self._ec2.describe_snapshots(
+                OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": batch}]
+            )
+            for snapshot in response["Snapshots"]:
+                found[snapshot["SnapshotId"]] = tags_from_api(snapshot.get("Tags"))
+        return found
+
     def images_in_violation(self) -> list[Image]:
         """Owned AMIs carrying ``amiguard:violation-since`` (what the escalation sweep looks at)."""
         paginator = self._ec2.get_paginator("describe_images")

@@ -1,8 +1,9 @@
 """tag_enforcer: every new AMI answers "whose is it, what is it for, who pays".
 
 Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``), by
-CreateTags / DeleteTags naming ``ami-*`` ids (re-evaluation), and by an hourly schedule (the escalation
-sweep). Current tags (DescribeImages) decide; :mod:`amiguard.policy.tagging` says what to write. In
+CreateTags / DeleteTags naming ``ami-*`` ids (re-evaluation), by "EC2 AMI State Change" to ``available``
+(snapshots EC2 had not yet listed on the pending AMI get their tags), and by an hourly schedule (the
+escalation sweep). Current tags (DescribeImages) decide; :mod:`amiguard.policy.tagging` says what to write. In
 ``audit`` mode nothing is written and nothing escalates: findings say ``would-tag``.
 
 Duplicate events change nothing and alert nothing: the violation tags already tell the truth, so the second
@@ -21,7 +22,14 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
-from amiguard.models.events import SCHEDULED_EVENT_DETAIL_TYPE, CloudTrailEvent, CloudTrailRecord, ScheduledEvent
+from amiguard.models.events import (
+    AMI_STATE_CHANGE_DETAIL_TYPE,
+    SCHEDULED_EVENT_DETAIL_TYPE,
+    AmiStateChangeEvent,
+    CloudTrailEvent,
+    CloudTrailRecord,
+    ScheduledEvent,
+)
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
@@ -124,6 +132,8 @@ class TagEnforcer:
         """Screen, parse and act on one EventBridge event (CloudTrail call or schedule)."""
         if isinstance(raw_event, dict) and raw_event.get("detail-type") == SCHEDULED_EVENT_DETAIL_TYPE:
             return self._sweep(raw_event)
+        if isinstance(raw_event, dict) and raw_event.get("detail-type") == AMI_STATE_CHANGE_DETAIL_TYPE:
+            return self._on_available(raw_event)
         try:
             event = CloudTrailEvent.model_validate(raw_event)
         except ValidationError as error:
@@ -227,6 +237,42 @@ class TagEnforcer:
                 return {}, f"source image {where} is gone: nothing inherited"
             return source.tags, None
         return {}, None
+
+    # --- "EC2 AMI State Change": available ---------------------------------------------------------------
+
+    def _on_available(self, raw_event: dict[str, Any]) -> Outcome:
+        """Tag snapshots that were not yet listed on the pending AMI (only what they lack: duplicates write nothing)."""
+        try:
+            event = AmiStateChangeEvent.model_validate(raw_event)
+        except ValidationError as error:
+            return Outcome.dropped(malformed(error))
+        detail = event.detail
+        region = event.region or ""
+        if detail.state != "available":
+            return Outcome.dropped(Drop("unhandled-event", f"{detail.image_id} is {detail.state}"), event.id)
+        if (drop := check_image_id(detail.image_id)) or not REGION.match(region):
+            reason = drop.detail if drop else f"region {region!r} is not an AWS region"
+            return Outcome.dropped(Drop("malformed-event", reason), event.id)
+        if not self._settings.enforcing:
+            return Outcome.clean("audit-mode", "audit mode: snapshots are not tagged", event.id)
+        tagging = self._tagging(region)
+        try:
+            image = tagging.owned_image(detail.image_id)
+        except ClientError as error:
+            if not is_gone(error):
+                raise
+            return Outcome.dropped(Drop("resource-gone", str(error)), event.id)
+        if image is None:
+            return Outcome.dropped(Drop("not-owned", f"{detail.image_id} is not owned by this account"), event.id)
+        wanted = snapshot_tags(image.tags, self._inherit_keys)
+        if not wanted or not image.snapshot_ids:
+            return Outcome.clean("nothing-to-copy", f"{image.image_id}: no required tags or no snapshots", event.id)
+        writes = _Writes()
+        for snapshot_id, tags in tagging.snapshot_tags(image.snapshot_ids).items():
+            writes.set([snapshot_id], {key: value for key, value in wanted.items() if tags.get(key) != value})
+        writes.apply(tagging)
+        tagged = sum(len(resources) for resources in writes.add.values())
+        return Outcome.clean("snapshots-tagged", f"{tagged} snapshot(s) of {image.image_id} tagged", event.id)
 
     # --- CreateTags / DeleteTags ------------------------------------------------------------------------
 
