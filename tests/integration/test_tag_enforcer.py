@@ -502,3 +502,23 @@ def test_state_change_is_dropped_with_a_reason_when_there_is_nothing_to_tag(sand
     delivery = sandbox.invoke("tag_enforcer", event)
 
     assert delivery.error is None and delivery.result["reason"] == reason
+
+
+def test_copy_gets_its_own_violation_and_grace_period_when_it_carries_the_source_violation_tags(two_regions):
+    sb = two_regions
+    internal = sb.internal_client("ec2", "us-west-2")
+    instance = internal.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    source = internal.create_image(InstanceId=instance, Name="old-violator")["ImageId"]
+    old = {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2026-01-01T00:00:00Z"}
+    internal.create_tags(Resources=[source], Tags=api_tags(old))
+    with acting_as(iam_user("dev-bob")):
+        copy = sb.client("ec2", "us-east-1").copy_image(SourceImageId=source, SourceRegion="us-west-2", Name="copy")
+    # what CopyImage with CopyImageTags=true does (moto does not copy tags)
+    sb.internal_client("ec2", "us-east-1").create_tags(Resources=[copy["ImageId"]], Tags=api_tags(old))
+
+    sb.run()
+
+    tags = tags_of(sb, copy["ImageId"], "us-east-1")
+    assert tags[VIOLATION] == "missing:Owner,CostCenter" and tags[VIOLATION_SINCE] > "2026-11-01"
+    [alert] = sb.alerts()
+    assert alert.message["image_id"] == copy["ImageId"] and alert.message["type"] == "missing-tags"

@@ -21,6 +21,7 @@ from amiguard.policy.tagging import (
     Provenance,
     Step,
     Transition,
+    carried_over_violation,
     decide_escalation,
     deprecation_time,
     evaluate_required_tags,
@@ -337,3 +338,17 @@ def test_deprecation_is_set_in_the_next_whole_minute_when_escalating():
 
     assert at == datetime(2026, 11, 26, 12, 1, tzinfo=UTC)
     assert at - NOW <= timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("tags", "created", "stale"),
+    [
+        ({VIOLATION: "missing:Owner", VIOLATION_SINCE: "2026-01-01T00:00:00Z"}, "2026-11-26T10:00:00.000Z", True),
+        ({VIOLATION: "missing:Owner", VIOLATION_SINCE: "2026-11-26T10:00:05Z"}, "2026-11-26T10:00:00.000Z", False),
+        ({VIOLATION: "missing:Owner"}, "2026-11-26T10:00:00.000Z", True),
+        ({"Owner": "x"}, "2026-11-26T10:00:00.000Z", False),
+    ],
+    ids=["copied-from-older-ami", "written-for-this-ami", "violation-without-since", "no-violation-tags"],
+)
+def test_violation_tags_are_carried_over_when_older_than_the_ami(tags, created, stale):
+    assert bool(carried_over_violation(tags, created)) is stale

@@ -179,6 +179,20 @@ def evaluate_required_tags(tags: Mapping[str, str], rules: Mapping[str, TagRule]
     return TagEvaluation(tuple(missing), tuple(invalid), rejected)
 
 
+def carried_over_violation(tags: Mapping[str, str], created: str | None) -> tuple[str, ...]:
+    """Violation keys a new AMI carries from before it existed (CopyImage with ``CopyImageTags``, or supplied at
+    creation): ``violation-since`` earlier than the AMI's creation. amiguard did not write them for this AMI;
+    they are ignored (and replaced), so the copy gets its own alert and its own grace period."""
+    born = parse_iso(created)
+    since = parse_iso(tags.get(VIOLATION_SINCE))
+    present = tuple(key for key in VIOLATION_KEYS if key in tags)
+    if not present:
+        return ()
+    if since is None or (born is not None and since < born - timedelta(seconds=1)):
+        return present
+    return ()
+
+
 # --- violation tags ---------------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from amiguard.policy.tagging import (
     TagEvaluation,
     Transition,
     ViolationChange,
+    carried_over_violation,
     decide_escalation,
     deprecation_time,
     evaluate_required_tags,
@@ -176,6 +177,11 @@ class TagEnforcer:
 
         provenance, notes = self._provenance(record, image)
         current = dict(image.tags)
+        stale = carried_over_violation(current, image.creation_date)
+        if stale:
+            notes.append("violation tags carried over from before the AMI existed were replaced")
+            for key in stale:
+                current.pop(key)
         auto = provenance_tags(current, provenance)
         inherited: dict[str, str] = {}
         needed = missing_keys(current, self._inherit_keys)
@@ -190,7 +196,9 @@ class TagEnforcer:
 
         writes = _Writes()
         writes.set([image.image_id], auto | inherited | dict(change.add))
-        writes.delete(image.image_id, change.remove)
+        writes.delete(
+            image.image_id, tuple(dict.fromkeys((*change.remove, *(k for k in stale if k not in change.add))))
+        )
         writes.set(list(image.snapshot_ids), snapshot_tags(tags, self._inherit_keys))
         if self._settings.enforcing:
             writes.apply(tagging)
