@@ -130,8 +130,9 @@ def test_required_tags_are_inherited_from_the_instance_when_the_ami_lacks_them(s
 
 def test_required_tags_are_copied_to_the_backing_snapshots_when_the_ami_is_new(sandbox):
     image_id = bake(sandbox, launch(sandbox), tags=OWNERSHIP)
+    create_image = next(r for r in sandbox.recorder.records if r["eventName"] == "CreateImage")
 
-    sandbox.run()
+    sandbox.invoke("tag_enforcer", wrap_cloudtrail_record(create_image))  # the CreateImage event alone
 
     for snapshot in snapshot_tags_of(sandbox, image_id):
         assert snapshot == OWNERSHIP  # the required tags, not amiguard's own
