@@ -88,8 +88,9 @@ requirements: | python ## Regenerate layers/amiguard/requirements.txt from pypro
 	"$(PY313)" scripts/gen_layer_requirements.py --write
 
 .PHONY: test
-test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, sam build, then every test (unit, integration, infra)
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, mypy, sam build, then every test (unit, integration, infra)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(MAKE) build
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
 
@@ -105,6 +106,17 @@ demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto)
 .PHONY: bench
 bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
 	$(VENV)/bin/python scripts/bench.py
+
+C7N_VENV := .venv-c7n
+
+$(C7N_VENV)/.stamp: | python
+	"$(PY313)" -m venv $(C7N_VENV)
+	$(PIP_ENV) $(C7N_VENV)/bin/python -m pip install --quiet c7n==0.9.53
+	touch $@
+
+.PHONY: bench-scan
+bench-scan: $(VENV)/.stamp $(C7N_VENV)/.stamp ## amiguard scan vs Cloud Custodian on a loopback moto server (not part of test)
+	$(VENV)/bin/python scripts/bench_scan.py --c7n-venv $(C7N_VENV)
 
 .PHONY: validate
 validate: $(SAM_VENV)/.stamp ## sam validate --lint and cfn-lint on template.yaml

@@ -28,8 +28,9 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from amiguard.sandbox.cfn import load_template, table_definition
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers" / "amiguard"))
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 REGION = "us-east-1"
 
@@ -86,10 +87,13 @@ def cloudtrail_event(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
-    """An AMI made public (again, so every run has the same work to do)."""
-    if "image" not in state:
-        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-        state["image"] = ec2.create_image(InstanceId=instance, Name="bench-image")["ImageId"]
+    """A new AMI made public: every run has the same work to do, and a new finding (no de-duplication)."""
+    instance = state.get("instance")
+    if instance is None:
+        instance = state["instance"] = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][
+            0
+        ]["InstanceId"]
+    state["image"] = ec2.create_image(InstanceId=instance, Name=f"bench-image-{time.time_ns()}")["ImageId"]
     ec2.modify_image_attribute(ImageId=state["image"], LaunchPermission={"Add": [{"Group": "all"}]})
     return cloudtrail_event(
         "ModifyImageAttribute",
@@ -216,7 +220,12 @@ def main() -> int:
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
-    env = {**os.environ, **base_env, "AMIGUARD_ALERT_TOPIC_ARN": topic}
+    ledger = table_definition(load_template(ROOT / "template.yaml"), "LedgerTable")
+    if ledger is None:
+        raise SystemExit("template.yaml has no LedgerTable")
+    session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
+    # As deployed: alerts go through the ledger (de-duplication) before SNS.
+    env = {**os.environ, **base_env, "AMIGUARD_ALERT_TOPIC_ARN": topic, "AMIGUARD_LEDGER_TABLE": "amiguard-ledger"}
     own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
 
     try:

@@ -5,11 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
 from amiguard.services.public_guard import PublicGuard
 
 
@@ -21,7 +21,7 @@ def build_service() -> PublicGuard:
     return PublicGuard(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        alerts=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
+        alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
     )
 
 

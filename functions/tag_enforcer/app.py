@@ -5,23 +5,23 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from amiguard.aws.alerts import SnsAlerts
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
 from amiguard.services.tag_enforcer import TagEnforcer
 
 
 @cache
 def build_service() -> TagEnforcer:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings()
+    settings = load_settings().require("alert_topic_arn")
     clients = ClientFactory()
     return TagEnforcer(
         settings=settings,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
-        alerts=SnsAlerts(clients.sns(), settings.alert_topic_arn),
+        alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
     )
 
 

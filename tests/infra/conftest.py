@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from .cfn_yaml import load_template
+from amiguard.sandbox.cfn import load_template
+
 from .sam_tools import BUILD_DIR, TEMPLATE, SamTools
 
 

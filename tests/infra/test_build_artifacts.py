@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from .cfn_yaml import load_template, resources_of_type
+from amiguard.sandbox.cfn import load_template, resources_of_type
+
 from .sam_tools import REPO_ROOT
 
 pytestmark = pytest.mark.infra

@@ -11,9 +11,11 @@ import json
 from typing import Any
 
 import pytest
+from moto.events.models import EventPattern
 
-from .cfn_yaml import resources_of_type
-from .event_patterns import cloudtrail_event, matches
+from amiguard.models.events import wrap_cloudtrail_record as cloudtrail_event
+from amiguard.sandbox.cfn import resources_of_type
+
 from .sam_tools import REPO_ROOT
 
 pytestmark = pytest.mark.infra
@@ -78,7 +80,7 @@ def _routed_to(template: dict[str, Any], event: dict[str, Any]) -> frozenset[str
     return frozenset(
         function_id
         for function_id, rules in _function_rules(template).items()
-        if any(matches(properties["Pattern"], event) for _, properties in rules)
+        if any(EventPattern.load(json.dumps(properties["Pattern"])).matches_event(event) for _, properties in rules)
     )
 
 

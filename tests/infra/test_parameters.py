@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from .cfn_yaml import load_template
+from amiguard.sandbox.cfn import load_template
+
 from .sam_tools import TEMPLATE
 
 pytestmark = pytest.mark.infra
@@ -108,5 +109,13 @@ def test_alert_email_subscription_exists_only_when_email_given(template: dict[st
         and resource["Properties"].get("Endpoint") == {"Ref": "AlertEmail"}
     }
 
-    assert [resource.get("Condition") for resource in subscriptions.values()] == ["HasAlertEmail"]
+    # The address gets the alerts and the alarms (function errors, dead letters, critical findings).
+    assert {logical_id: resource.get("Condition") for logical_id, resource in subscriptions.items()} == {
+        "AlertEmailSubscription": "HasAlertEmail",
+        "AlarmEmailSubscription": "HasAlertEmail",
+    }
+    assert [subscriptions[s]["Properties"]["TopicArn"] for s in sorted(subscriptions)] == [
+        {"Ref": "AlarmTopic"},
+        {"Ref": "AlertTopic"},
+    ]
     assert template["Conditions"]["HasAlertEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from amiguard.models.settings import SettingsError, TagEscalation, load_settings
+from amiguard.sandbox.cfn import load_template
 
-from .cfn_yaml import load_template
 from .sam_tools import TEMPLATE
 
 pytestmark = pytest.mark.infra

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from amiguard.findings_cli import add_parser as add_findings
+
 
 def _demo(args: argparse.Namespace) -> int:
     from amiguard.demo.scenario import run_demo
@@ -25,8 +27,7 @@ def _replay(args: argparse.Namespace) -> int:
     from amiguard.sandbox.replay import replay
 
     console = Console()
-    printer = Timeline.__new__(Timeline)  # printing only: the sandbox lives inside replay()
-    printer.console = console
+    printer = Timeline(None, console)  # printing only: the sandbox lives inside replay()
     mode = "enforce" if args.enforce else "audit"
     console.rule(f"[bold]replay {args.event} ({mode} mode)")
     result = replay(Path(args.event), enforce=args.enforce, on_delivery=printer.delivery)
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("event", help="an EventBridge event or a bare CloudTrail record (JSON)")
     replay.add_argument("--enforce", action="store_true", help="remediate (default: audit, change nothing)")
     replay.set_defaults(run=_replay)
+    add_findings(commands)
+
+    from amiguard import scan
+
+    scan.add_parser(commands)
     return parser
 
 

@@ -45,6 +45,9 @@ def report(outcome: Outcome, *, function: str) -> dict[str, Any]:
         with single_metric(name="Findings", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
             metric.add_dimension(name="type", value=finding.type.value)
             metric.add_dimension(name="severity", value=finding.severity.value)
+        # One series per severity, so an alarm can watch "any critical finding" whatever its type.
+        with single_metric(name="FindingsBySeverity", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="severity", value=finding.severity.value)
         if finding.action in REMEDIATIONS:
             metrics.add_metric(name="Remediations", unit=MetricUnit.Count, value=1)
         if finding.exposure_seconds is not None:

@@ -9,7 +9,9 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
 # Adaptive mode: standard retries (throttling, 5xx, transient network errors) plus client-side rate limiting,
@@ -45,4 +47,12 @@ class ClientFactory:
 
     def sns(self, region: str | None = None) -> SNSClient:
         client: SNSClient = self._client("sns", region)
+        return client
+
+    def dynamodb(self, region: str | None = None) -> DynamoDBClient:
+        client: DynamoDBClient = self._client("dynamodb", region)
+        return client
+
+    def secretsmanager(self, region: str | None = None) -> SecretsManagerClient:
+        client: SecretsManagerClient = self._client("secretsmanager", region)
         return client

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from amiguard.models.images import Image, Snapshot
@@ -24,6 +24,13 @@ class Ec2Images:
         images = self._ec2.describe_images(ImageIds=[image_id], Owners=["self"])["Images"]
         return Image.from_api(images[0], self.region) if images else None
 
+    def owned_images(self) -> Iterator[Image]:
+        """Every AMI this account owns in the region, page by page (DescribeImages ``Owners=self``)."""
+        paginator = self._ec2.get_paginator("describe_images")
+        for page in paginator.paginate(Owners=["self"], PaginationConfig={"PageSize": 1000}):
+            for item in page["Images"]:
+                yield Image.from_api(item, self.region)
+
     def launch_permissions(self, image_id: str) -> list[Grant]:
         response = self._ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
         return grants_from_api(response.get("LaunchPermissions", []))
@@ -36,6 +43,15 @@ class Ec2Images:
     def owned_snapshot(self, snapshot_id: str) -> Snapshot | None:
         snapshots = self._ec2.describe_snapshots(SnapshotIds=[snapshot_id], OwnerIds=["self"])["Snapshots"]
         return Snapshot.from_api(snapshots[0], self.region) if snapshots else None
+
+    def public_snapshot_ids(self) -> set[str]:
+        """Ids of this account's public snapshots, in one paginated call instead of one per snapshot.
+
+        ``RestorableByUserIds=all`` is how DescribeSnapshots names public snapshots.
+        """
+        paginator = self._ec2.get_paginator("describe_snapshots")
+        pages = paginator.paginate(OwnerIds=["self"], RestorableByUserIds=["all"], PaginationConfig={"PageSize": 1000})
+        return {snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]}
 
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]:
         response = self._ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from amiguard.demo import sharing, tagging
+from amiguard.demo import sharing, sweep, tagging
 from amiguard.demo.timeline import Timeline
 from amiguard.sandbox.account import Sandbox
 
@@ -15,6 +15,7 @@ Act = Callable[[Sandbox, Timeline], None]
 ACTS: list[Act] = [
     sharing.act,
     tagging.act,
+    sweep.act,
 ]
 
 DEMO_SETTINGS = {

@@ -8,12 +8,16 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from amiguard.demo.render import render_finding_as_slack, render_sns_message
 from amiguard.sandbox.account import Alert, Delivery, Sandbox
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "green"}
 
 
 def _event_label(event: dict[str, Any]) -> str:
+    if "Records" in event:  # an SNS notification, as Lambda receives it
+        records = event.get("Records") or [{}]
+        return f"SNS notification {records[0].get('Sns', {}).get('Subject', '')!r}"
     detail = event.get("detail") or {}
     if event.get("detail-type") == "AWS API Call via CloudTrail":
         identity = detail.get("userIdentity") or {}
@@ -38,9 +42,10 @@ def _event_label(event: dict[str, Any]) -> str:
 class Timeline:
     """Prints what happens in the sandbox as it happens."""
 
-    def __init__(self, sandbox: Sandbox, console: Console | None = None) -> None:
+    def __init__(self, sandbox: Sandbox | None, console: Console | None = None) -> None:
         self.sandbox = sandbox
         self.console = console or Console()
+        self._sns_shown = False
 
     def act(self, title: str) -> None:
         self.console.rule(f"[bold]{title}")
@@ -67,30 +72,24 @@ class Timeline:
         self.console.print(line)
 
     def alert(self, alert: Alert) -> None:
-        message = alert.message
-        severity = str(message.get("severity", "info"))
-        body = Text()
-        body.append(f"{message.get('summary')}\n")
-        fields = [
-            ("image", f"{message.get('image_id') or ''} {message.get('image_name') or ''}".strip()),
-            ("snapshot", message.get("snapshot_id")),
-            ("account / region", f"{message.get('account')} / {message.get('region')}"),
-            ("actor", message.get("actor")),
-            ("action", message.get("action")),
-            (
-                "exposure",
-                f"{message['exposure_seconds']:.1f} s" if message.get("exposure_seconds") is not None else None,
-            ),
-            ("evidence", ", ".join(f"{k}={v}" for k, v in (message.get("evidence") or {}).items())),
-        ]
-        for label, value in fields:
-            if value:
-                body.append(f"{label}: ", style="dim")
-                body.append(f"{value}\n")
-        self.console.print(Panel(body, title=alert.subject, border_style=SEVERITY_STYLE.get(severity, "white")))
+        """The alert twice, as it lands: in Slack (rendered as text) and on the SNS topic."""
+        severity = str(alert.message.get("severity", "info"))
+        slack = render_finding_as_slack(alert.message)
+        self.console.print(
+            Panel(Text(slack), title="Slack", title_align="left", border_style=SEVERITY_STYLE.get(severity, "white"))
+        )
+        if self._sns_shown:
+            attributes = ", ".join(f"{k}={v}" for k, v in sorted(alert.attributes.items()))
+            sns = f"Subject: {alert.subject}\nMessageAttributes: {attributes}\nMessage: (JSON finding, shape as above)"
+        else:
+            sns = render_sns_message(alert)
+            self._sns_shown = True
+        self.console.print(Panel(Text(sns), title="SNS", title_align="left", border_style="dim"))
 
     def settle(self) -> list[Delivery]:
         """Let EventBridge deliver everything pending, then show the alerts that went out."""
+        if self.sandbox is None:
+            raise RuntimeError("this timeline only prints; it has no sandbox to run")
         deliveries = self.sandbox.run(on_delivery=self.delivery)
         for alert in self.sandbox.alerts():
             self.alert(alert)

@@ -35,6 +35,7 @@ class FindingType(StrEnum):
     APPROVAL_REMOVED = "approval-removed"
     REPLICA_CLEANUP = "replica-cleanup"
     IMAGE_FAILED = "image-failed"
+    SWEEP_SUMMARY = "sweep-summary"
 
 
 class Action(StrEnum):

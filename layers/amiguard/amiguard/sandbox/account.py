@@ -18,10 +18,20 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from amiguard.sandbox.cfn import Route, event_routes, load_template
+from amiguard.sandbox.cfn import (
+    Route,
+    Subscription,
+    event_routes,
+    load_template,
+    scheduled_functions,
+    sns_subscriptions,
+    table_definition,
+)
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard.sandbox.moto_gaps import ImageBlockPublicAccess, patch_moto
 
+LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
+ALERT_TOPIC_ID = "AlertTopic"
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
 
@@ -97,6 +107,32 @@ def _logs_to(stream: io.StringIO) -> Iterator[None]:
                 handler.setStream(old)
 
 
+def sns_lambda_event(envelope: Mapping[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """What Lambda receives from SNS, built from the JSON envelope SNS delivers to an SQS subscriber.
+
+    Same fields; Lambda spells two of them ``SigningCertUrl`` / ``UnsubscribeUrl`` and always carries
+    ``Subject`` (null when none) and ``MessageAttributes``.
+    """
+    sns = {
+        "Type": envelope.get("Type", "Notification"),
+        "MessageId": envelope.get("MessageId"),
+        "TopicArn": envelope.get("TopicArn"),
+        "Subject": envelope.get("Subject"),
+        "Message": envelope.get("Message"),
+        "Timestamp": envelope.get("Timestamp"),
+        "SignatureVersion": envelope.get("SignatureVersion", "1"),
+        "Signature": envelope.get("Signature", ""),
+        "SigningCertUrl": envelope.get("SigningCertURL", ""),
+        "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+        "MessageAttributes": dict(envelope.get("MessageAttributes") or {}),
+    }
+    return {
+        "Records": [
+            {"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": subscription_arn, "Sns": sns}
+        ]
+    }
+
+
 def function_identity(function: str, account: str = ACCOUNT) -> dict[str, Any]:
     """How CloudTrail records a call made by an amiguard function: its role, under the /amiguard/ path."""
     return assumed_role(f"amiguard-{function.replace('_', '-')}", function, path="/amiguard/", account=account)
@@ -118,12 +154,18 @@ class Sandbox:
         self.home = stack_regions[0]
         self.account = account
         self.settings = dict(settings or {})
-        self.routes: list[Route] = event_routes(load_template(self.root / "template.yaml"))
+        template = load_template(self.root / "template.yaml")
+        self.routes: list[Route] = event_routes(template)
+        self.subscriptions: list[Subscription] = sns_subscriptions(template)
+        self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
+        self.ledger_table = ""
+        self.scheduled: list[str] = scheduled_functions(template)
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
         self.recorder = CloudTrailRecorder(self._put_event)
         self.block_public_access = ImageBlockPublicAccess()
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
+        self._sns_queues: list[tuple[Subscription, str, str]] = []  # (subscription, queue url, subscription arn)
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
@@ -148,6 +190,8 @@ class Sandbox:
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
+        self._deploy_ledger()
+        self._deploy_subscriptions()
         self._set_env({"AMIGUARD_ALERT_TOPIC_ARN": self.topic_arn} | {k: v for k, v in self.settings.items()})
         for region in self.stack_regions:
             self._deploy_rules(region)
@@ -156,7 +200,8 @@ class Sandbox:
         self.recorder.register(events)
         self.block_public_access.register(events)
         events.register("before-call.*.*", self._note_call)
-        for name in sorted({route.function for route in self.routes}):
+        functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
+        for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
         self.reconfigure()
         return self
@@ -189,6 +234,33 @@ class Sandbox:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self._internal.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
         return str(url)
+
+    def _deploy_ledger(self) -> None:
+        """The template's ``LedgerTable`` (keys, index, billing, SSE as declared; TTL and PITR on)."""
+        if self._ledger_definition is None:
+            return
+        dynamodb = self._internal.client("dynamodb")
+        self.ledger_table = "amiguard-ledger"
+        dynamodb.create_table(TableName=self.ledger_table, **self._ledger_definition)
+        dynamodb.update_time_to_live(
+            TableName=self.ledger_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        self._set_env({"AMIGUARD_LEDGER_TABLE": self.ledger_table})
+
+    def _deploy_subscriptions(self) -> None:
+        """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""
+        topics = {ALERT_TOPIC_ID: self.topic_arn}
+        sqs, sns = self._internal.client("sqs"), self._internal.client("sns")
+        for index, subscription in enumerate(self.subscriptions):
+            if subscription.topic not in topics:
+                raise ValueError(f"{subscription.name}: the sandbox knows no topic {subscription.topic!r}")
+            url = sqs.create_queue(QueueName=f"amiguard-sns-{subscription.function}-{index}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            attributes = {"FilterPolicy": json.dumps(subscription.filter_policy)} if subscription.filter_policy else {}
+            subscribed = sns.subscribe(
+                TopicArn=topics[subscription.topic], Protocol="sqs", Endpoint=arn, Attributes=attributes
+            )
+            self._sns_queues.append((subscription, url, subscribed["SubscriptionArn"]))
 
     def _deploy_rules(self, region: str) -> None:
         events = self._internal.client("events", region_name=region)
@@ -269,6 +341,17 @@ class Sandbox:
                     event.setdefault("account", self.account)
                     batch.append(Delivery(route.function, route.rule, region, event))
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        sqs = self._internal.client("sqs")
+        for subscription, url, subscription_arn in self._sns_queues:
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    # SNS invokes a function with one record per message, never a batch.
+                    event = sns_lambda_event(json.loads(message["Body"]), subscription_arn)
+                    batch.append(Delivery(subscription.function, subscription.name, self.home, event))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return batch
 
     def _note_call(self, model: Any, **_: Any) -> None:
@@ -295,6 +378,7 @@ class Sandbox:
                 delivery.error = None
                 break
             except Exception as error:
+                delivery.output += output.getvalue()  # the function's own account of the failure
                 delivery.error = f"{type(error).__name__}: {error}"
         self._current = None
         if delivery.error:

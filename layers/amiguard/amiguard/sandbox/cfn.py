@@ -15,7 +15,7 @@ class CfnTag:
 
 
 def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt" and isinstance(value, str):
@@ -35,9 +35,21 @@ CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call
 
 
 def load_template(path: Path) -> dict[str, Any]:
+    """The template at ``path`` as plain data, intrinsic functions in their long form."""
     with path.open(encoding="utf-8") as handle:
-        document: dict[str, Any] = yaml.load(handle, Loader=CfnLoader)
+        document = yaml.load(handle, Loader=CfnLoader)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a template (top level is {type(document).__name__})")
     return document
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of one type, by logical id."""
+    return {
+        logical_id: resource
+        for logical_id, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") == resource_type
+    }
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,78 @@ def event_routes(template: dict[str, Any]) -> list[Route]:
     return routes
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """One ``SNS`` event of one function: the topic (by logical id) and the filter policy, as declared."""
+
+    function: str
+    name: str  # "<FunctionLogicalId>.<EventName>"
+    topic: str  # logical id of the topic the event's Topic refers to
+    filter_policy: dict[str, Any] | None = None
+
+
+def sns_subscriptions(template: dict[str, Any]) -> list[Subscription]:
+    """Every ``SNS`` event of every ``AWS::Serverless::Function`` whose ``Topic`` is a ``!Ref`` to this stack."""
+    subscriptions = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        name = function_name(str(properties.get("CodeUri", logical_id)))
+        for event_name, event in (properties.get("Events") or {}).items():
+            if event.get("Type") != "SNS":
+                continue
+            topic = (event.get("Properties") or {}).get("Topic")
+            if not (isinstance(topic, dict) and isinstance(topic.get("Ref"), str)):
+                raise ValueError(f"{logical_id}.{event_name}: Topic must be a !Ref to a topic of this stack")
+            policy = event["Properties"].get("FilterPolicy")
+            subscriptions.append(Subscription(name, f"{logical_id}.{event_name}", topic["Ref"], policy))
+    return subscriptions
+
+
+def _literal(value: Any) -> bool:
+    """True when ``value`` holds no intrinsic function (the sandbox can pass it to moto as it is)."""
+    if isinstance(value, dict):
+        return not any(key == "Ref" or key.startswith("Fn::") for key in value) and all(
+            _literal(item) for item in value.values()
+        )
+    if isinstance(value, list):
+        return all(_literal(item) for item in value)
+    return True
+
+
+def table_definition(template: dict[str, Any], logical_id: str) -> dict[str, Any] | None:
+    """``CreateTable`` arguments for a table of the template (keys, indexes, billing, SSE), or None."""
+    resource = (template.get("Resources") or {}).get(logical_id)
+    if not resource or resource.get("Type") != "AWS::DynamoDB::Table":
+        return None
+    properties = resource.get("Properties") or {}
+    wanted = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode", "SSESpecification")
+    arguments = {key: properties[key] for key in wanted if key in properties and _literal(properties[key])}
+    if "SSESpecification" in arguments:  # CloudFormation says SSEEnabled where the API says Enabled
+        sse = dict(arguments["SSESpecification"])
+        sse["Enabled"] = sse.pop("SSEEnabled", False)
+        arguments["SSESpecification"] = sse
+    return arguments
+
+
 def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
     """The functions whose rules match ``event``, decided by moto's EventBridge pattern matcher."""
     from moto.events.models import EventPattern
 
-    return {route.function for route in routes if EventPattern.load(json.dumps(route.pattern)).matches_event(event)}
+    def matches(route: Route) -> bool:
+        return bool(EventPattern.load(json.dumps(route.pattern)).matches_event(event))  # type: ignore[arg-type]
+
+    return {route.function for route in routes if matches(route)}
+
+
+def scheduled_functions(template: dict[str, Any]) -> list[str]:
+    """Functions run by a ``Schedule`` event (the sandbox calls them with :meth:`Sandbox.invoke`)."""
+    names = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties") or {}
+        if any(event.get("Type") == "Schedule" for event in (properties.get("Events") or {}).values()):
+            names.append(function_name(str(properties.get("CodeUri", logical_id))))
+    return names

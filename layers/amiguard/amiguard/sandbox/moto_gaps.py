@@ -1,8 +1,13 @@
 """What moto lacks and the sandbox needs, filled in honestly: the real API shapes, minimal state.
 
 - DescribeImages filter ``block-device-mapping.snapshot-id`` (moto raises FilterNotImplementedError).
+- DescribeSnapshots ``OwnerIds`` and ``RestorableByUserIds`` (moto ignores both; ``all`` means public).
+- DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
+  ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, answered from
-  a ``before-call`` hook with the response EC2 documents.
+  a ``before-call`` hook with the response EC2 documents (the sandbox), and by the same three operations
+  added to moto's EC2 responses (``mock_aws`` without the hook, and the moto server ``amiguard scan`` and
+  ``scripts/bench_scan.py`` talk to over HTTP).
 
 Tests of the adapters that call these use botocore's ``Stubber``; this module only keeps the demo and
 ``replay`` running end to end.
@@ -12,9 +17,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from moto.ec2.models.amis import Ami
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
+from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.responses import EC2Response
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 _original_filter = Ami.get_filter_value
+_original_image_attribute = AmiBackend.describe_image_attribute
 
 
 def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = None) -> Any:
@@ -23,8 +33,56 @@ def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = Non
     return _original_filter(self, filter_name, method_name)
 
 
+def _describe_image_attribute(self: AmiBackend, ami_id: str, attribute_name: str) -> Any:
+    if ami_id not in self.amis:
+        raise UnvailableAMIIdError(ami_id) if ami_id in self.deleted_amis else InvalidAMIIdError(ami_id)
+    return _original_image_attribute(self, ami_id, attribute_name)
+
+
+def _describe_snapshots(self: ElasticBlockStore) -> ActionResult:
+    snapshots = self.ec2_backend.describe_snapshots(
+        snapshot_ids=self._get_param("SnapshotIds", []), filters=self._filters_from_querystring()
+    )
+    owners = {self.current_account if owner == "self" else owner for owner in self._get_param("OwnerIds", [])}
+    if owners:
+        snapshots = [snapshot for snapshot in snapshots if snapshot.owner_id in owners]
+    restorable = set(self._get_param("RestorableByUserIds", []))
+    if restorable:
+        snapshots = [
+            snapshot
+            for snapshot in snapshots
+            if ("all" in restorable and "all" in snapshot.create_volume_permission_groups)
+            or restorable & snapshot.create_volume_permission_userids
+        ]
+    return ActionResult({"Snapshots": snapshots})
+
+
+_BPA_DEFAULT = "block-new-sharing"
+
+
+def _get_image_block_public_access_state(self: EC2Response) -> ActionResult:
+    state = getattr(self.ec2_backend, "amiguard_image_block_public_access", _BPA_DEFAULT)
+    return ActionResult({"ImageBlockPublicAccessState": state})
+
+
+def _enable_image_block_public_access(self: EC2Response) -> ActionResult:
+    state = self._get_param("ImageBlockPublicAccessState") or _BPA_DEFAULT
+    self.ec2_backend.amiguard_image_block_public_access = state
+    return ActionResult({"ImageBlockPublicAccessState": state})
+
+
+def _disable_image_block_public_access(self: EC2Response) -> ActionResult:
+    self.ec2_backend.amiguard_image_block_public_access = "unblocked"
+    return ActionResult({"ImageBlockPublicAccessState": "unblocked"})
+
+
 def patch_moto() -> None:
     Ami.get_filter_value = _get_filter_value  # type: ignore[method-assign]
+    AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
+    ElasticBlockStore.describe_snapshots = _describe_snapshots  # type: ignore[method-assign]
+    EC2Response.get_image_block_public_access_state = _get_image_block_public_access_state  # type: ignore[attr-defined]
+    EC2Response.enable_image_block_public_access = _enable_image_block_public_access  # type: ignore[attr-defined]
+    EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]
 
 
 class _Http:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from amiguard.aws.ledger import Claim
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
 from amiguard.policy.sharing import Grant
@@ -52,3 +53,12 @@ class TaggingPort(Protocol):
 
 
 TaggingInRegion = Callable[[str], TaggingPort]
+
+
+class AlertLedgerPort(Protocol):
+    """What the alert path needs from the ledger (:class:`amiguard.aws.ledger.DynamoLedger`)."""
+
+    def claim_alert(self, finding: Finding) -> Claim: ...
+    def confirm_sent(self, claim: Claim) -> None: ...
+    def release(self, claim: Claim) -> None: ...
+    def record(self, finding: Finding) -> bool: ...

@@ -1,0 +1,36 @@
+"""notifier: deliver alerts from the SNS topic to Slack (see amiguard.services.notifier)."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amiguard.aws.clients import ClientFactory
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.notifier import Notifier
+from amiguard.slack.webhook import SlackError, SlackWebhook, SlackWebhookSecret, secret_region
+
+
+@cache
+def build_service() -> Notifier:
+    """Composition root: the secret provider keeps its cache for the life of the execution environment."""
+    settings = load_settings()
+    if not settings.slack_webhook_secret:
+        return Notifier(slack=None)
+    clients = ClientFactory()
+    secrets = SecretsProvider(boto3_client=clients.secretsmanager(secret_region(settings.slack_webhook_secret)))
+    secret = SlackWebhookSecret(secrets, settings.slack_webhook_secret)
+    return Notifier(slack=SlackWebhook(secret.url))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        return handle_event(build_service(), event, function="notifier")
+    except SlackError as error:
+        # The message is not lost: Lambda retries it, then the dead-letter queue keeps it.
+        logger.error("alert not delivered to Slack; raising so Lambda retries", extra={"error": str(error)})
+        raise

@@ -1,0 +1,37 @@
+"""sweeper: re-check every owned AMI on a schedule (see amiguard.services.sweeper)."""
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amiguard.aws.alerts import SnsAlerts, topic_region
+from amiguard.aws.clients import ClientFactory
+from amiguard.aws.images import Ec2Images
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
+from amiguard.services.sweeper import Sweeper, sweep_regions
+
+
+@cache
+def build_service() -> Sweeper:
+    """Composition root: settings, clients and adapters, made once per execution environment."""
+    settings = load_settings().require("alert_topic_arn")
+    clients = ClientFactory()
+    home = boto3.Session().region_name or "us-east-1"
+    return Sweeper(
+        settings=settings,
+        images=lambda region: Ec2Images(clients.ec2(region)),
+        alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
+        # the summary is news every time: never de-duplicated
+        summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
+        regions=sweep_regions(home, settings),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(build_service(), event, function="sweeper")

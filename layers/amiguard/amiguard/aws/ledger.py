@@ -1,0 +1,304 @@
+"""DynamoDB ledger adapter: every finding and action, alert de-duplication, and the audit queries.
+
+One table (``LedgerTable``; DESIGN.md and the team's key contract):
+
+- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
+  sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``, GSI ``by-time`` on ``DAY#YYYY-MM-DD`` / ``<iso-time>#...``;
+  "everything about this AMI" is one Query on the table, "everything in the last 24 h" one Query per day on
+  the index;
+- dedup rows: pk ``DEDUP#<fingerprint>``, sk ``DEDUP``: who claimed the alert, when, and how many
+  duplicates were suppressed since.
+
+The time in a finding's keys is the event's time (the detection time when there is no event), so a
+redelivered event writes the same row again instead of a second one. Every row carries ``expires_at``
+(TTL, default 400 days). The whole finding is kept as JSON in ``finding``; the fields a reader filters on
+are also top-level attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from amiguard.aws.errors import error_code
+from amiguard.models.findings import Finding
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
+DEFAULT_RETENTION = timedelta(days=400)
+# An alert claimed but never confirmed as sent (the function died between claim and publish) is claimable
+# again after this long: longer than any amiguard function's timeout, so a live claim is never stolen.
+STALE_CLAIM = timedelta(minutes=15)
+BY_TIME_INDEX = "by-time"
+RELEASED = "0000-00-00T00:00:00.000000Z"  # a claimed_at before every window: the claim is free
+# DynamoDB items are limited to 400 KB; evidence beyond this is summarised in the row (SNS keeps it whole).
+MAX_FINDING_JSON = 300_000
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO 8601 (microseconds, ``Z``): sorts lexically in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def finding_time(finding: Finding) -> datetime:
+    return finding.event_time or finding.detected_at
+
+
+def finding_pk(finding: Finding) -> str:
+    if finding.image_id:
+        return f"IMAGE#{finding.region}#{finding.image_id}"
+    return f"ACCOUNT#{finding.region}"
+
+
+def occurrence(finding: Finding) -> str:
+    """``<iso-time>#<fingerprint>#<event id>``: one row per event, the same row when an event is redelivered.
+
+    CloudTrail times have whole seconds, so two events in one second are told apart by their event ids.
+    """
+    return f"{iso(finding_time(finding))}#{finding.fingerprint}#{finding.event_id or '-'}"
+
+
+def finding_sk(finding: Finding) -> str:
+    return f"FINDING#{occurrence(finding)}"
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(int(value)) if float(value).is_integer() else repr(float(value))}
+
+
+def _finding_json(finding: Finding) -> str:
+    text = json.dumps(finding.to_message(), ensure_ascii=False, sort_keys=True)
+    if len(text.encode()) <= MAX_FINDING_JSON:
+        return text
+    message = finding.to_message()
+    message["evidence"] = {"truncated": True, "original_bytes": len(json.dumps(finding.evidence, default=str))}
+    return json.dumps(message, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may this finding be alerted now?"."""
+
+    fingerprint: str
+    token: str
+    first: bool  # True: alert it; False: a duplicate inside the window, suppressed
+    suppressed: int = 0  # duplicates suppressed so far in this window (this one included)
+    finding_key: tuple[str, str] = ("", "")  # the row of the finding this claim alerts
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One finding row as read back: the finding and what happened to its alert."""
+
+    finding: Finding
+    alerted: bool
+    suppressed_duplicates: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
+        return cls(
+            finding=Finding.model_validate_json(item["finding"]["S"]),
+            alerted=bool(item.get("alerted", {}).get("BOOL", False)),
+            suppressed_duplicates=int(item.get("suppressed_duplicates", {}).get("N", "0")),
+        )
+
+
+class DynamoLedger:
+    """Findings, actions and alert claims in the ledger table."""
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table_name: str,
+        *,
+        dedup_window: timedelta = DEFAULT_DEDUP_WINDOW,
+        retention: timedelta = DEFAULT_RETENTION,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = dynamodb
+        self.table_name = table_name
+        self.dedup_window = dedup_window
+        self._retention = retention
+        self._clock = clock
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    def claim_alert(self, finding: Finding) -> Claim:
+        """Claim the right to alert ``finding``; a second claim inside the window counts a suppressed duplicate."""
+        now = self._clock()
+        token = str(uuid.uuid4())
+        key = {"pk": _s(f"DEDUP#{finding.fingerprint}"), "sk": _s("DEDUP")}
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    **key,
+                    "claim_token": _s(token),
+                    "claimed_at": _s(iso(now)),
+                    "finding_pk": _s(finding_pk(finding)),
+                    "finding_sk": _s(finding_sk(finding)),
+                    "suppressed": _n(0),
+                    "expires_at": _n(int((now + self.dedup_window + STALE_CLAIM).timestamp())),
+                },
+                # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR claimed_at < :window_start"
+                    " OR (attribute_not_exists(sent_at) AND claimed_at < :stale)"
+                ),
+                ExpressionAttributeValues={
+                    ":window_start": _s(iso(now - self.dedup_window)),
+                    ":stale": _s(iso(now - STALE_CLAIM)),
+                },
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return self._count_duplicate(finding, key, now)
+        return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
+
+    def _count_duplicate(self, finding: Finding, key: dict[str, dict[str, str]], now: datetime) -> Claim:
+        response = self._db.update_item(
+            TableName=self.table_name,
+            Key=key,
+            UpdateExpression="ADD suppressed :one SET last_suppressed_at = :now",
+            ExpressionAttributeValues={":one": _n(1), ":now": _s(iso(now))},
+            ReturnValues="ALL_NEW",
+        )
+        row = response.get("Attributes", {})
+        count = int(row.get("suppressed", {}).get("N", "1"))
+        original_pk, original_sk = row.get("finding_pk", {}).get("S"), row.get("finding_sk", {}).get("S")
+        if original_pk and original_sk:
+            self._add_suppressed(original_pk, original_sk)  # the alerted row shows how often it recurred
+        return Claim(finding.fingerprint, str(row.get("claim_token", {}).get("S", "")), first=False, suppressed=count)
+
+    def _add_suppressed(self, pk: str, sk: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(pk), "sk": _s(sk)},
+                UpdateExpression="ADD suppressed_duplicates :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":one": _n(1)},
+            )
+        except ClientError as error:
+            # The original row expired or was never written (its claim died): the dedup row keeps the count.
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    def confirm_sent(self, claim: Claim) -> None:
+        """The alert went out: the claim now holds for the whole window, and the finding's row says so."""
+        now = _s(iso(self._clock()))
+        self._db.update_item(
+            TableName=self.table_name,
+            Key={"pk": _s(f"DEDUP#{claim.fingerprint}"), "sk": _s("DEDUP")},
+            UpdateExpression="SET sent_at = :now",
+            ExpressionAttributeValues={":now": now},
+        )
+        pk, sk = claim.finding_key
+        self._db.update_item(
+            TableName=self.table_name,
+            Key={"pk": _s(pk), "sk": _s(sk)},
+            UpdateExpression="SET alerted = :yes, alerted_at = :now",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":now": now},
+        )
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim back (its alert could not be sent), so the retry of the event alerts.
+
+        The row stays (its suppressed count too), dated before any window: the next claim takes it over.
+        """
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(f"DEDUP#{claim.fingerprint}"), "sk": _s("DEDUP")},
+                UpdateExpression="SET claimed_at = :released REMOVE sent_at",
+                ConditionExpression="claim_token = :token",
+                ExpressionAttributeValues={":released": _s(RELEASED), ":token": _s(claim.token)},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    def record(self, finding: Finding) -> bool:
+        """Write the finding's row unless it is already there (a redelivered event); True if written.
+
+        The row says ``alerted: false`` until :meth:`confirm_sent`: what the ledger claims was alerted was.
+        """
+        moment = finding_time(finding)
+        item: dict[str, Any] = {
+            "pk": _s(finding_pk(finding)),
+            "sk": _s(finding_sk(finding)),
+            "gsi1pk": _s(f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"),
+            "gsi1sk": _s(occurrence(finding)),
+            "kind": _s("finding"),
+            "fingerprint": _s(finding.fingerprint),
+            "type": _s(finding.type.value),
+            "severity": _s(finding.severity.value),
+            "action": _s(finding.action.value),
+            "account": _s(finding.account),
+            "region": _s(finding.region),
+            "alerted": {"BOOL": False},
+            "suppressed_duplicates": _n(0),
+            "finding": _s(_finding_json(finding)),
+            "expires_at": _n(int((self._clock() + self._retention).timestamp())),
+        }
+        for name, value in (("image_id", finding.image_id), ("snapshot_id", finding.snapshot_id)):
+            if value:
+                item[name] = _s(value)
+        try:
+            self._db.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def findings_for_image(self, region: str, image_id: str) -> list[LedgerEntry]:
+        """Every finding about one AMI, oldest first."""
+        return list(
+            self._query(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :finding)",
+                ExpressionAttributeValues={":pk": _s(f"IMAGE#{region}#{image_id}"), ":finding": _s("FINDING#")},
+            )
+        )
+
+    def findings_since(self, since: datetime, until: datetime | None = None) -> list[LedgerEntry]:
+        """Every finding whose time is in ``[since, until]``, oldest first: one index Query per UTC day."""
+        until = until or self._clock()
+        entries: list[LedgerEntry] = []
+        day = since.astimezone(UTC).date()
+        while day <= until.astimezone(UTC).date():
+            entries.extend(
+                self._query(
+                    IndexName=BY_TIME_INDEX,
+                    KeyConditionExpression="gsi1pk = :day AND gsi1sk BETWEEN :start AND :end",
+                    ExpressionAttributeValues={
+                        ":day": _s(f"DAY#{day:%Y-%m-%d}"),
+                        ":start": _s(iso(since)),
+                        ":end": _s(iso(until) + "#~"),
+                    },
+                )
+            )
+            day += timedelta(days=1)
+        return entries
+
+    def _query(self, **arguments: Any) -> Iterator[LedgerEntry]:
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **arguments):
+            for item in page.get("Items", []):
+                if "finding" in item:
+                    yield LedgerEntry.from_item(item)

@@ -1,0 +1,103 @@
+"""A planted estate of AMIs: what ``amiguard scan`` must find, made through the EC2 API.
+
+Used by the scan's integration tests, ``scripts/bench_scan.py`` (2,000 AMIs on a moto server) and anyone
+who wants an account with known problems. The categories are disjoint (an AMI is public, or shared with
+an untrusted account, or with a trusted one, or private); a missing required tag cuts across them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+UNTRUSTED_ACCOUNT = "999988887777"
+TRUSTED_ACCOUNT = "111122223333"
+
+
+@dataclass
+class Estate:
+    """What was planted, as (region, id) pairs: the truth a scan is judged against."""
+
+    images: set[tuple[str, str]] = field(default_factory=set)
+    public: set[tuple[str, str]] = field(default_factory=set)
+    untrusted: set[tuple[str, str]] = field(default_factory=set)
+    trusted: set[tuple[str, str]] = field(default_factory=set)
+    missing_tag: set[tuple[str, str]] = field(default_factory=set)
+    public_snapshots: set[tuple[str, str]] = field(default_factory=set)
+    block_public_access_off: set[str] = field(default_factory=set)
+
+
+def _category(index: int, bounds: Sequence[tuple[str, int]]) -> str:
+    """Deterministic and disjoint: the first AMIs of each region are public, the next untrusted, ..."""
+    for kind, bound in bounds:
+        if index < bound:
+            return kind
+    return "private"
+
+
+def plant_estate(
+    ec2_for: Callable[[str], Any],
+    *,
+    regions: Sequence[str],
+    per_region: int,
+    public: float = 0.02,
+    untrusted: float = 0.05,
+    trusted: float = 0.03,
+    missing_tag: float = 0.30,
+    required_tags: Sequence[str] = ("Owner", "CostCenter"),
+    public_snapshots: int = 0,
+    block_public_access_off: Sequence[str] = (),
+    workers: int = 8,
+) -> Estate:
+    """Register ``per_region`` AMIs in each region and plant the problems; return what was planted.
+
+    A ``missing_tag`` share of AMIs, spread evenly, lacks the last required tag; the first
+    ``public_snapshots`` private AMIs of each region get their backing snapshot made public.
+    """
+    estate = Estate()
+    counts = [("public", round(per_region * public)), ("untrusted", round(per_region * untrusted))]
+    counts.append(("trusted", round(per_region * trusted)))
+    bounds = [(kind, sum(count for _, count in counts[: position + 1])) for position, (kind, _) in enumerate(counts)]
+    first_private = bounds[-1][1]
+
+    def plant(job: tuple[str, int]) -> tuple[str, str, str, bool, str | None]:
+        region, index = job
+        ec2 = ec2_for(region)
+        image_id = str(ec2.register_image(Name=f"estate-{region}-{index:05d}", RootDeviceName="/dev/xvda")["ImageId"])
+        lacks_tag = int((index + 1) * missing_tag) > int(index * missing_tag)  # spread evenly, exact count
+        tags = [{"Key": key, "Value": "planted"} for key in required_tags]
+        if lacks_tag:
+            tags = tags[:-1]
+        tags.append({"Key": "Name", "Value": f"estate-{index}"})
+        ec2.create_tags(Resources=[image_id], Tags=tags)
+        kind = _category(index, bounds)
+        grants = {"public": {"Group": "all"}, "untrusted": {"UserId": UNTRUSTED_ACCOUNT}}.get(kind)
+        grants = grants or ({"UserId": TRUSTED_ACCOUNT} if kind == "trusted" else None)
+        if grants:
+            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [grants]})
+        snapshot = None
+        if first_private <= index < first_private + public_snapshots:
+            image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+            snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+            ec2.modify_snapshot_attribute(
+                SnapshotId=snapshot, Attribute="createVolumePermission", OperationType="add", GroupNames=["all"]
+            )
+        return region, image_id, kind, lacks_tag, snapshot
+
+    jobs = [(region, index) for region in regions for index in range(per_region)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for region, image_id, kind, lacks_tag, snapshot in pool.map(plant, jobs):
+            key = (region, image_id)
+            estate.images.add(key)
+            if kind != "private":
+                getattr(estate, kind).add(key)
+            if lacks_tag:
+                estate.missing_tag.add(key)
+            if snapshot:
+                estate.public_snapshots.add((region, snapshot))
+    for region in block_public_access_off:
+        ec2_for(region).disable_image_block_public_access()
+        estate.block_public_access_off.add(region)
+    return estate

@@ -1,0 +1,314 @@
+"""``amiguard scan``: what is already wrong with the AMIs this account owns (and, with ``--fix``, mend it).
+
+Read-only by default; ``--fix`` applies what the stack does in enforce mode. Exit codes (a CI gate):
+0 the scan was complete and found nothing, 1 findings (even if part of the scan failed: what was found
+is certain), 2 nothing found but something could not be checked (a region that does not exist, is not
+enabled or denies access; an AMI whose permissions could not be read), or the scan could not start.
+Settings come from the same ``AMIGUARD_*`` variables as the stack (trusted principals, allow-list, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from amiguard.aws.clients import RETRY_CONFIG, ClientFactory
+from amiguard.aws.images import Ec2Images
+from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
+from amiguard.models.settings import REGION, SettingsError, load_settings
+from amiguard.services.scan import (
+    DEFAULT_CONCURRENCY,
+    EXIT_ERROR,
+    RegionResult,
+    ScanError,
+    Scanner,
+    ScanReport,
+    describe_error,
+)
+
+FORMATS = ("table", "json", "csv")
+CSV_COLUMNS = (
+    "severity",
+    "type",
+    "region",
+    "image_id",
+    "image_name",
+    "snapshot_id",
+    "action",
+    "summary",
+    "evidence",
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``scan`` on the CLI's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "scan",
+        help="check every AMI this account owns (exit 0 clean, 1 findings, 2 error)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--regions", help="comma list of regions (default: the profile's region)")
+    where.add_argument("--all-regions", action="store_true", help="every region enabled for the account")
+    parser.add_argument("--profile", help="AWS named profile to use")
+    parser.add_argument("--fix", action="store_true", help="apply the enforce-mode remedies (revoke shares, ...)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="report format (default: table)")
+    parser.add_argument("--output", help="write the report to this file instead of standard output")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+# --- regions ----------------------------------------------------------------------------------------------
+
+
+def resolve_regions(args: argparse.Namespace, clients: ClientFactory, home: str) -> tuple[list[str], list[ScanError]]:
+    """The regions to scan, and a clear error for each asked-for region that cannot be scanned."""
+    if args.all_regions:
+        return enabled_regions(clients.ec2(home)), []  # a failure here is fatal: there is nothing to scan
+    if not args.regions:
+        return [home], []
+    requested = list(dict.fromkeys(region.strip() for region in args.regions.split(",") if region.strip()))
+    errors = [
+        ScanError(region, "region", f"{region!r} is not an AWS region name")
+        for region in requested
+        if not REGION.match(region)
+    ]
+    requested = [region for region in requested if REGION.match(region)]
+    try:
+        status = region_opt_in_status(clients.ec2(home))
+    except (ClientError, BotoCoreError):
+        return requested, errors  # cannot tell: each region's own calls will say what is wrong
+    regions = []
+    for region in requested:
+        if region not in status:
+            errors.append(ScanError(region, "region", f"{region} does not exist in this partition", "InvalidRegion"))
+        elif status[region] not in ENABLED:
+            errors.append(
+                ScanError(
+                    region,
+                    "region",
+                    f"{region} is not enabled for this account ({status[region]}): enable it or leave it out",
+                    "OptInRequired",
+                )
+            )
+        else:
+            regions.append(region)
+    return regions, errors
+
+
+# --- progress ---------------------------------------------------------------------------------------------
+
+
+class BarProgress:
+    """A rich progress bar on standard error, one line per region."""
+
+    def __init__(self, regions: Sequence[str]) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._tasks = {region: self._bar.add_task(region, total=None) for region in regions}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> BarProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._bar.stop()
+
+    def region_listed(self, region: str, images: int) -> None:
+        with self._lock:
+            self._bar.update(self._tasks[region], total=images)
+
+    def image_done(self, region: str) -> None:
+        with self._lock:
+            self._bar.advance(self._tasks[region])
+
+    def region_failed(self, region: str, message: str) -> None:
+        with self._lock:
+            self._bar.update(self._tasks[region], total=0, description=f"{region} (failed)")
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+
+def render_json(report: ScanReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_csv(report: ScanReport) -> str:
+    """One row per finding (errors go to standard error: a CSV has one shape)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for finding in report.findings:
+        writer.writerow(
+            [
+                finding.severity.value,
+                finding.type.value,
+                finding.region,
+                finding.image_id or "",
+                finding.image_name or "",
+                finding.snapshot_id or "",
+                finding.action.value,
+                finding.summary,
+                json.dumps(finding.evidence, sort_keys=True, default=str),
+            ]
+        )
+    return buffer.getvalue()
+
+
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def render_table(report: ScanReport, out: IO[str], *, color: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 160)
+    if report.findings:
+        table = Table(title=f"amiguard scan: {len(report.findings)} finding(s)", show_lines=False)
+        for column in ("severity", "type", "region", "image", "snapshot", "action", "summary"):
+            table.add_column(column, overflow="fold")
+        ordered = sorted(
+            report.findings,
+            key=lambda f: (_SEVERITY_ORDER.get(f.severity.value, 9), f.type.value, f.region, f.image_id or ""),
+        )
+        for finding in ordered:
+            table.add_row(
+                finding.severity.value,
+                finding.type.value,
+                finding.region,
+                finding.image_id or "",
+                finding.snapshot_id or "",
+                finding.action.value,
+                finding.summary,
+            )
+        console.print(table)
+    if report.errors:
+        errors = Table(title="could not check", show_lines=False)
+        for column in ("region", "stage", "resource", "problem"):
+            errors.add_column(column, overflow="fold")
+        for error in report.errors:
+            errors.add_row(error.region, error.stage, error.image_id or error.snapshot_id or "", error.message)
+        console.print(errors)
+    console.print(summary_line(report))
+
+
+def summary_line(report: ScanReport) -> str:
+    scanned = [region.region for region in report.regions if region.listed]
+    vanished = sum(len(region.vanished) for region in report.regions)
+    counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
+    parts = [f"{report.images} AMI(s) in {len(scanned)} region(s) ({', '.join(scanned) or 'none'})", counts]
+    if vanished:
+        parts.append(f"{vanished} deregistered during the scan")
+    if report.errors:
+        parts.append(f"{len(report.errors)} problem(s) prevented a complete scan")
+    if report.fix:
+        parts.append("fixed" if report.findings else "nothing to fix")
+    return "; ".join(parts) + f" (exit {report.exit_code})"
+
+
+def write_report(report: ScanReport, args: argparse.Namespace) -> None:
+    if args.format == "json":
+        text = render_json(report)
+    elif args.format == "csv":
+        text = render_csv(report)
+        for error in report.errors:
+            print(f"amiguard scan: {error.region}: {error.message}", file=sys.stderr)
+    else:
+        buffer = io.StringIO()
+        color = args.output is None and sys.stdout.isatty()
+        render_table(report, buffer if not color else sys.stdout, color=color)
+        text = "" if color else buffer.getvalue()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        print(summary_line(report), file=sys.stderr)
+    elif text:
+        sys.stdout.write(text)
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """``amiguard scan``: returns the exit code."""
+    try:
+        settings = load_settings()
+    except SettingsError as bad_settings:
+        print(f"amiguard scan: {bad_settings}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+        home = session.region_name or "us-east-1"
+        clients = ClientFactory(session, config=scan_config(args.concurrency))
+        account = str(clients.client("sts", home).get_caller_identity()["Account"])
+        regions, region_errors = resolve_regions(args, clients, home)
+    except (ClientError, BotoCoreError) as error:
+        _, message = describe_error(error, "the home region")
+        print(f"amiguard scan: cannot start: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+    show_bar = sys.stderr.isatty()
+    progress = BarProgress(regions) if show_bar else None
+    scanner = Scanner(
+        settings=settings,
+        images=lambda region: Ec2Images(clients.ec2(region)),
+        account=account,
+        fix=args.fix,
+        concurrency=args.concurrency,
+        progress=progress,
+    )
+    if progress:
+        with progress:
+            report = scanner.scan(regions)
+    else:
+        report = scanner.scan(regions)
+    for refused in region_errors:
+        report.regions.append(RegionResult(refused.region))
+        report.errors.append(refused)
+    write_report(report, args)
+    return report.exit_code
+
+
+def scan_config(concurrency: int) -> Config:
+    """The clients' retry config, with a connection pool as large as the per-region concurrency."""
+    return RETRY_CONFIG.merge(Config(max_pool_connections=max(10, concurrency + 2)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m amiguard.scan``: the scan alone (the ``amiguard`` CLI mounts it as ``amiguard scan``)."""
+    parser = argparse.ArgumentParser(prog="amiguard")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["scan", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

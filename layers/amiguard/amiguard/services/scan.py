@@ -1,0 +1,377 @@
+"""The scan: every AMI the account owns, in every region asked for, through the checks of
+:mod:`amiguard.policy.checks`; with ``fix``, the enforce-mode remedies applied through the same adapter
+methods ``public_guard`` uses. Backs ``amiguard scan`` and the ``sweeper`` function.
+
+Regions run in parallel; within a region, per-image calls run on a bounded thread pool (the clients
+retry throttling adaptively, :data:`amiguard.aws.clients.RETRY_CONFIG`). Nothing one region or one AMI
+does wrong stops the rest: a region that cannot be listed, a check whose facts cannot be read, an AMI
+deregistered between the list and the describe — each is recorded in the :class:`ScanReport` and the
+scan goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from amiguard.aws.errors import error_code, is_gone
+from amiguard.models.findings import Action, Finding
+from amiguard.models.images import Image
+from amiguard.models.settings import Settings
+from amiguard.policy.checks import (
+    CheckContext,
+    Checks,
+    Fact,
+    ImageFacts,
+    Problem,
+    RegionFacts,
+    Remedy,
+    RemedyPort,
+    checks_for,
+)
+from amiguard.policy.sharing import Grant
+
+DEFAULT_CONCURRENCY = 8
+
+# Error codes that say "this region is not usable by this account", with what to tell the user.
+_REGION_DISABLED = {"OptInRequired", "AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException"}
+_ACCESS_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+_THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
+
+
+class ScanPort(RemedyPort, Protocol):
+    """What a scan reads in one region (:class:`~amiguard.aws.images.Ec2Images` satisfies it)."""
+
+    region: str
+
+    def owned_images(self) -> Iterator[Image]: ...
+    def launch_permissions(self, image_id: str) -> list[Grant]: ...
+    def public_snapshot_ids(self) -> set[str]: ...
+    def block_public_access_state(self) -> str: ...
+
+
+ScanPortInRegion = Callable[[str], ScanPort]
+
+
+class Progress(Protocol):
+    """Told what the scan is doing (the CLI's progress bar); every method is called from worker threads."""
+
+    def region_listed(self, region: str, images: int) -> None: ...
+    def image_done(self, region: str) -> None: ...
+    def region_failed(self, region: str, message: str) -> None: ...
+
+
+class NoProgress:
+    def region_listed(self, region: str, images: int) -> None:
+        pass
+
+    def image_done(self, region: str) -> None:
+        pass
+
+    def region_failed(self, region: str, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ScanError:
+    """Something the scan could not check (or fix), said the way a user can act on it."""
+
+    region: str
+    stage: str  # list-images, launch-permissions, public-snapshots, block-public-access, fix, region
+    message: str
+    code: str = ""
+    image_id: str | None = None
+    snapshot_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "stage": self.stage,
+            "code": self.code,
+            "image_id": self.image_id,
+            "snapshot_id": self.snapshot_id,
+            "message": self.message,
+        }
+
+
+@dataclass
+class RegionResult:
+    region: str
+    images: int = 0  # owned AMIs listed
+    vanished: list[str] = field(default_factory=list)  # deregistered between the list and a later call
+    listed: bool = False  # False: the region could not be scanned at all
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "scanned": self.listed, "images": self.images, "vanished": self.vanished}
+
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass
+class ScanReport:
+    account: str
+    fix: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    regions: list[RegionResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+
+    @property
+    def images(self) -> int:
+        return sum(region.images for region in self.regions)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and all(region.listed for region in self.regions)
+
+    @property
+    def exit_code(self) -> int:
+        """1 on any finding (even from an incomplete scan: what was found is certain); otherwise 2 when
+        something could not be checked (an incomplete scan is never "clean"); 0 only when complete and clean.
+        """
+        if self.findings:
+            return EXIT_FINDINGS
+        return EXIT_CLEAN if self.complete and self.regions else EXIT_ERROR
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for finding in self.findings:
+            result[finding.type.value] = result.get(finding.type.value, 0) + 1
+        return dict(sorted(result.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "fix": self.fix,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "exit_code": self.exit_code,
+            "images": self.images,
+            "counts": self.counts(),
+            "regions": [region.to_dict() for region in self.regions],
+            "findings": [finding.to_message() for finding in self.findings],
+            "errors": [error.to_dict() for error in self.errors],
+        }
+
+
+def describe_error(error: Exception, region: str) -> tuple[str, str]:
+    """(code, message) for an AWS failure, phrased for the person running the scan."""
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        text = str(error.response.get("Error", {}).get("Message") or error)
+        if code in _REGION_DISABLED:
+            return code, f"{region} is not enabled for this account or these credentials ({code}: {text})"
+        if code in _ACCESS_DENIED:
+            return code, f"access denied in {region} ({code}: {text})"
+        if code in _THROTTLED:
+            return code, f"still throttled in {region} after adaptive retries ({code})"
+        return code, f"{code}: {text}"
+    if isinstance(error, EndpointConnectionError):
+        return "EndpointConnectionError", f"cannot reach EC2 in {region}: does the region exist? ({error})"
+    return type(error).__name__, str(error)
+
+
+class Scanner:
+    """Runs the checks over every owned AMI of the given regions; applies remedies when ``fix``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        images: ScanPortInRegion,
+        account: str,
+        fix: bool,
+        checks: Checks | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Progress | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._images = images
+        self._account = account
+        self._fix = fix
+        self._checks = checks or checks_for(settings)
+        self._concurrency = max(1, concurrency)
+        self._progress = progress or NoProgress()
+        self._clock = clock
+
+    def scan(self, regions: Sequence[str]) -> ScanReport:
+        """List every region (in parallel), then check every region's AMIs (in parallel)."""
+        report = ScanReport(account=self._account, fix=self._fix, started_at=self._clock())
+        if not regions:
+            report.finished_at = self._clock()
+            return report
+        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="amiguard-region") as pool:
+            listings = list(pool.map(self._list_region, regions))
+            inventory = {listing.result.region: listing.images for listing in listings if listing.result.listed}
+            context = CheckContext(settings=self._settings, account=self._account, fix=self._fix, inventory=inventory)
+            outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
+        for listing, (findings, errors) in zip(listings, outcomes, strict=True):
+            report.regions.append(listing.result)
+            report.findings.extend(findings)
+            report.errors.extend(listing.errors + errors)
+        report.finished_at = self._clock()
+        return report
+
+    # --- phase 1: list ---------------------------------------------------------------------------------
+
+    def _list_region(self, region: str) -> _Listing:
+        listing = _Listing(RegionResult(region))
+        try:
+            port = self._images(region)
+            listing.port = port
+            listing.images = list(port.owned_images())
+        except (ClientError, BotoCoreError) as error:
+            code, message = describe_error(error, region)
+            listing.errors.append(ScanError(region, "list-images", message, code))
+            self._progress.region_failed(region, message)
+            return listing
+        listing.result.listed = True
+        listing.result.images = len(listing.images)
+        self._progress.region_listed(region, len(listing.images))
+        return listing
+
+    # --- phase 2: check --------------------------------------------------------------------------------
+
+    def _check_region(self, listing: _Listing, context: CheckContext) -> tuple[list[Finding], list[ScanError]]:
+        if not listing.result.listed or listing.port is None:
+            return [], []
+        port, region = listing.port, listing.result.region
+        errors: list[ScanError] = []
+        problems: list[Problem] = []
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix=f"amiguard-{region}") as pool:
+            # Region-wide facts are read while the per-image calls run.
+            region_future = pool.submit(self._region_problems, port, listing.images, context)
+            for image_problems, image_errors, vanished in pool.map(
+                lambda image: self._image_problems(port, image, context), listing.images
+            ):
+                problems.extend(image_problems)
+                errors.extend(image_errors)
+                if vanished:
+                    listing.result.vanished.append(vanished)
+            region_problems, region_errors = region_future.result()
+        problems = region_problems + problems
+        errors = region_errors + errors
+        gone = set(listing.result.vanished)
+        problems = [problem for problem in problems if not (problem.image and problem.image.image_id in gone)]
+        applied = self._apply_remedies(port, problems, errors, gone) if self._fix else set()
+        findings = [self._finding(region, problem, applied) for problem in problems]
+        listing.result.vanished.sort()
+        return findings, errors
+
+    def _region_problems(
+        self, port: ScanPort, images: Sequence[Image], context: CheckContext
+    ) -> tuple[list[Problem], list[ScanError]]:
+        wanted: set[Fact] = set()
+        for check in self._checks.region:
+            wanted |= check.needs(images, context)
+        errors: list[ScanError] = []
+        state: str | None = None
+        public: frozenset[str] | None = None
+        if Fact.BLOCK_PUBLIC_ACCESS in wanted:
+            try:
+                state = port.block_public_access_state()
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.BLOCK_PUBLIC_ACCESS.value, message, code))
+        if Fact.PUBLIC_SNAPSHOTS in wanted:
+            try:
+                public = frozenset(port.public_snapshot_ids())
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.PUBLIC_SNAPSHOTS.value, message, code))
+        facts = RegionFacts(port.region, images, block_public_access=state, public_snapshots=public)
+        problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
+        return problems, errors
+
+    def _image_problems(
+        self, port: ScanPort, image: Image, context: CheckContext
+    ) -> tuple[list[Problem], list[ScanError], str | None]:
+        """An image's problems and errors, or the image id when it was deregistered mid-scan."""
+        try:
+            permissions: tuple[Grant, ...] | None = None
+            if any(check.needs_launch_permissions(image, context) for check in self._checks.image):
+                try:
+                    permissions = tuple(port.launch_permissions(image.image_id))
+                except ClientError as error:
+                    if is_gone(error):
+                        return [], [], image.image_id
+                    raise
+            facts = ImageFacts(image, permissions)
+            problems = [problem for check in self._checks.image for problem in check.evaluate_image(facts, context)]
+            return problems, [], None
+        except (ClientError, BotoCoreError) as error:
+            code, message = describe_error(error, port.region)
+            failure = ScanError(port.region, "launch-permissions", message, code, image_id=image.image_id)
+            return [], [failure], None
+        finally:
+            self._progress.image_done(port.region)
+
+    # --- fix -------------------------------------------------------------------------------------------
+
+    def _apply_remedies(
+        self, port: ScanPort, problems: Sequence[Problem], errors: list[ScanError], gone: set[str]
+    ) -> set[Remedy]:
+        """Apply each distinct remedy once; return those that succeeded."""
+        remedies: dict[Remedy, Problem] = {}
+        for problem in problems:
+            if problem.remedy is not None:
+                remedies.setdefault(problem.remedy, problem)
+        applied: set[Remedy] = set()
+
+        def apply(item: tuple[Remedy, Problem]) -> None:
+            remedy, problem = item
+            try:
+                remedy.apply(port)
+                applied.add(remedy)
+            except ClientError as error:
+                if is_gone(error) and problem.image and not problem.snapshot_id:
+                    gone.add(problem.image.image_id)
+                    return
+                code, message = describe_error(error, port.region)
+                image_id = problem.image.image_id if problem.image else None
+                errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
+            except BotoCoreError as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, "fix", message, code, None, problem.snapshot_id))
+
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="amiguard-fix") as pool:
+            list(pool.map(apply, remedies.items()))
+        return applied
+
+    def _finding(self, region: str, problem: Problem, applied: set[Remedy]) -> Finding:
+        if problem.remedy is None:
+            action = Action.NONE
+        elif not self._fix:
+            action = problem.remedy.would
+        else:
+            action = problem.remedy.done if problem.remedy in applied else Action.NONE
+        verdict = problem.verdict
+        return Finding(
+            type=verdict.type,
+            severity=verdict.severity,
+            summary=verdict.summary,
+            account=self._account,
+            region=region,
+            image_id=problem.image.image_id if problem.image else None,
+            image_name=problem.image.name if problem.image else None,
+            snapshot_id=problem.snapshot_id,
+            action=action,
+            evidence=verdict.evidence,
+            detected_at=self._clock(),
+        )
+
+
+@dataclass
+class _Listing:
+    result: RegionResult
+    port: ScanPort | None = None
+    images: list[Image] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)

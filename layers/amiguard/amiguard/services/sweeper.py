@@ -1,0 +1,121 @@
+"""sweeper: the scheduled re-check of every owned AMI, for what events missed or came before deployment.
+
+Triggered by the ``SweepSchedule`` rule (an EventBridge "Scheduled Event", default ``rate(1 day)``).
+Runs :class:`~amiguard.services.scan.Scanner` in the stack's mode over its own region and the DR
+regions: in ``enforce`` mode it applies the remedies ``public_guard`` would (findings say ``revoked``),
+in ``audit`` mode it changes nothing (``would-revoke``). Each finding goes out on the alert path (which
+de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from amiguard.models.findings import Action, Finding, FindingType, Severity
+from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.policy.screening import Drop
+from amiguard.services.outcome import Outcome, Status
+from amiguard.services.ports import AlertsPort
+from amiguard.services.scan import Scanner, ScanPortInRegion, ScanReport
+
+SCHEDULED = "Scheduled Event"
+
+
+class SweepFailed(RuntimeError):
+    """No region could be scanned at all: raised, so Lambda retries and the failure queue keeps the event."""
+
+
+def sweep_regions(home: str, settings: Settings) -> list[str]:
+    """The function's own region first, then the DR regions (where amiguard's replicas live)."""
+    return list(dict.fromkeys([home, *settings.dr_regions]))
+
+
+class Sweeper:
+    """Scans on schedule in the stack's mode and alerts on what it found."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        images: ScanPortInRegion,
+        alerts: AlertsPort,
+        summary: AlertsPort,
+        regions: Sequence[str],
+        concurrency: int = 8,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._images = images
+        self._alerts = alerts
+        self._summary = summary
+        self._regions = list(regions)
+        self._concurrency = concurrency
+        self._clock = clock
+        self.last_report: ScanReport | None = None
+
+    def handle(self, raw_event: dict[str, Any]) -> Outcome:
+        """Scan every region; the outcome carries the findings (published by :meth:`publish`)."""
+        event_id = str(raw_event.get("id") or "") or None
+        if raw_event.get("detail-type") != SCHEDULED:
+            detail = f"detail-type {raw_event.get('detail-type')!r} is not a schedule"
+            return Outcome.dropped(Drop("unhandled-event", detail), event_id)
+        account = str(raw_event.get("account") or "")
+        if not ACCOUNT_ID.match(account):
+            return Outcome.dropped(
+                Drop("malformed-event", f"account {account!r} is not a 12-digit account id"), event_id
+            )
+        scanner = Scanner(
+            settings=self._settings,
+            images=self._images,
+            account=account,
+            fix=self._settings.enforcing,
+            concurrency=self._concurrency,
+            clock=self._clock,
+        )
+        report = scanner.scan(self._regions)
+        self.last_report = report
+        if not any(region.listed for region in report.regions):
+            problems = "; ".join(error.message for error in report.errors) or "no region to scan"
+            raise SweepFailed(f"the sweep could not scan any region: {problems}")
+        status = Status.ACTED if report.findings else Status.CLEAN
+        reason = "findings" if report.findings else ("clean" if report.complete else "incomplete")
+        outcome = Outcome(status, reason, _describe(report), findings=list(report.findings), event_id=event_id)
+        return outcome
+
+    def publish(self, outcome: Outcome) -> None:
+        """Each finding on the alert path, then the one-message summary of the sweep."""
+        for finding in outcome.findings:
+            self._alerts.publish(finding)
+        if self.last_report is not None and outcome.status is not Status.DROPPED:
+            self._summary.publish(summary_finding(self.last_report, self._regions[0], self._settings))
+            self.last_report = None
+
+
+def _describe(report: ScanReport) -> str:
+    counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
+    errors = f"; {len(report.errors)} could not be checked" if report.errors else ""
+    return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
+
+
+def summary_finding(report: ScanReport, home: str, settings: Settings) -> Finding:
+    """One message saying what the sweep covered, found, did and could not check."""
+    fixed = sum(finding.action is Action.REVOKED for finding in report.findings)
+    return Finding(
+        type=FindingType.SWEEP_SUMMARY,
+        severity=Severity.INFO,
+        summary=f"Sweep ({settings.mode.value} mode): {_describe(report)}.",
+        account=report.account,
+        region=home,
+        action=Action.NONE,
+        evidence={
+            "sweep_started_at": report.started_at.isoformat(),
+            "mode": settings.mode.value,
+            "images": report.images,
+            "regions": [region.to_dict() for region in report.regions],
+            "counts": report.counts(),
+            "remediated": fixed,
+            "errors": [error.to_dict() for error in report.errors],
+        },
+    )

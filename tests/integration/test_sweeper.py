@@ -1,0 +1,116 @@
+"""sweeper: the scheduled scan in the stack's mode, findings on the alert topic, then one summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from amiguard.sandbox.account import FakeContext, Sandbox, load_function
+from amiguard.sandbox.cloudtrail import ACCOUNT
+from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT
+
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": ACCOUNT,
+    "time": "2026-01-05T06:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/amiguard-SweeperFunctionSweep"],
+    "detail": {},
+}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT}) as sb:
+        yield sb
+
+
+def sweeper(sb: Sandbox, **settings: str) -> ModuleType:
+    sb.reconfigure(**settings)
+    module = load_function(sb.root, "sweeper")
+    module.build_service.cache_clear()
+    return module
+
+
+def invoke(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = module.lambda_handler(event, FakeContext("amiguard-sweeper"))
+    return result
+
+
+def image(sb: Sandbox, *grants: dict[str, str]) -> str:
+    ec2 = sb.client("ec2")
+    image_id = str(ec2.register_image(Name=f"sweep-{len(grants)}", RootDeviceName="/dev/xvda")["ImageId"])
+    if grants:
+        ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": list(grants)})
+    return image_id
+
+
+def launch_permissions(sb: Sandbox, image_id: str) -> list[dict[str, str]]:
+    ec2 = sb.client("ec2")
+    return list(ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"])
+
+
+def test_sweep_revokes_and_alerts_then_summarises_when_mode_is_enforce(sandbox: Sandbox) -> None:
+    # Given a public AMI, an AMI shared with a stranger and one shared with a trusted account
+    public = image(sandbox, {"Group": "all"})
+    shared = image(sandbox, {"UserId": UNTRUSTED_ACCOUNT})
+    trusted = image(sandbox, {"UserId": TRUSTED_ACCOUNT})
+    sandbox.alerts()
+    # When
+    result = invoke(sweeper(sandbox, mode="enforce"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then
+    assert result["status"] == "acted"
+    assert launch_permissions(sandbox, public) == []
+    assert launch_permissions(sandbox, shared) == []
+    assert launch_permissions(sandbox, trusted) == [{"UserId": TRUSTED_ACCOUNT}]
+    findings = [(a.message["type"], a.message["image_id"], a.message["action"]) for a in alerts[:-1]]
+    assert sorted(findings) == sorted([("public-share", public, "revoked"), ("untrusted-share", shared, "revoked")])
+    summary = alerts[-1].message
+    assert summary["type"] == "sweep-summary"
+    assert summary["evidence"]["counts"] == {"public-share": 1, "untrusted-share": 1}
+    assert summary["evidence"]["remediated"] == 2
+    assert summary["evidence"]["images"] == 3
+
+
+def test_sweep_changes_nothing_and_says_would_revoke_when_mode_is_audit(sandbox: Sandbox) -> None:
+    # Given
+    shared = image(sandbox, {"UserId": UNTRUSTED_ACCOUNT})
+    sandbox.alerts()
+    # When
+    invoke(sweeper(sandbox, mode="audit"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then
+    assert launch_permissions(sandbox, shared) == [{"UserId": UNTRUSTED_ACCOUNT}]
+    assert [(a.message["type"], a.message["action"]) for a in alerts] == [
+        ("untrusted-share", "would-revoke"),
+        ("sweep-summary", "none"),
+    ]
+
+
+def test_clean_sweep_sends_only_the_summary_when_nothing_is_wrong(sandbox: Sandbox) -> None:
+    # Given
+    image(sandbox, {"UserId": TRUSTED_ACCOUNT})
+    sandbox.alerts()
+    # When
+    result = invoke(sweeper(sandbox), SCHEDULED_EVENT)
+    # Then
+    assert result["status"] == "clean"
+    assert [a.message["type"] for a in sandbox.alerts()] == ["sweep-summary"]
+
+
+def test_event_that_is_not_a_schedule_is_dropped_when_delivered_to_the_sweeper(sandbox: Sandbox) -> None:
+    # Given
+    image(sandbox, {"Group": "all"})
+    sandbox.alerts()
+    # When
+    result = invoke(sweeper(sandbox), {**SCHEDULED_EVENT, "detail-type": "AWS API Call via CloudTrail"})
+    # Then
+    assert result["status"] == "dropped"
+    assert sandbox.alerts() == []

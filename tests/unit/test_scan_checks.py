@@ -1,0 +1,182 @@
+"""The scan's checks: which facts they ask for, and the problems and remedies they return."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from amiguard.models.findings import FindingType, Severity
+from amiguard.models.images import Image
+from amiguard.models.settings import load_settings
+from amiguard.policy.checks import (
+    BlockNewPublicSharing,
+    BlockPublicAccessCheck,
+    CheckContext,
+    Fact,
+    ImageFacts,
+    LaunchPermissionCheck,
+    PublicSnapshotCheck,
+    RegionFacts,
+    RevokeCreateVolumePermissions,
+    RevokeLaunchPermissions,
+)
+from amiguard.policy.sharing import Grant, GrantKind
+from amiguard.services.scan import RegionResult, ScanError, ScanReport
+
+OWN = "123456789012"
+TRUSTED = "111122223333"
+STRANGER = "999988887777"
+PUBLIC = Grant(GrantKind.GROUP, "all")
+ALLOWED_PUBLIC = "ami-0aaaaaaaaaaaaaaaa"
+
+
+def context(*, fix: bool = False) -> CheckContext:
+    settings = load_settings(trusted_principals=TRUSTED, public_allowlist=ALLOWED_PUBLIC)
+    return CheckContext(settings=settings, account=OWN, fix=fix)
+
+
+def image(image_id: str = "ami-0123456789abcdef0", *, public: bool = False, state: str = "available", **kw: object):
+    return Image(image_id=image_id, region="us-east-1", owner_id=OWN, public=public, state=state, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("the_image", "fix", "needed"),
+    [
+        (image(), False, True),  # private: only the attribute can tell who it is shared with
+        (image(public=True), False, False),  # public: DescribeImages said so already
+        (image(public=True), True, True),  # about to revoke: read every grant so all go at once
+        (image(ALLOWED_PUBLIC, public=True), False, True),  # allowed public, but maybe shared with strangers
+        (image(state="disabled"), False, False),  # EC2 makes a disabled AMI private
+    ],
+    ids=["private", "public-read-only", "public-fix", "public-allow-listed", "disabled"],
+)
+def test_launch_permissions_are_read_only_when_they_can_change_the_verdict_when_image_varies(
+    the_image: Image, fix: bool, needed: bool
+) -> None:
+    # Given / When
+    answer = LaunchPermissionCheck().needs_launch_permissions(the_image, context(fix=fix))
+    # Then
+    assert answer is needed
+
+
+def test_public_image_is_critical_public_share_when_its_permissions_were_not_read() -> None:
+    # Given a public AMI whose launch permissions were not read
+    facts = ImageFacts(image(public=True), launch_permissions=None)
+    # When
+    problems = LaunchPermissionCheck().evaluate_image(facts, context())
+    # Then
+    assert [(p.verdict.type, p.verdict.severity) for p in problems] == [(FindingType.PUBLIC_SHARE, Severity.CRITICAL)]
+    assert problems[0].remedy == RevokeLaunchPermissions("ami-0123456789abcdef0", (PUBLIC,))
+
+
+def test_untrusted_share_is_high_and_trusted_grants_stay_when_both_are_present() -> None:
+    # Given
+    grants = (Grant(GrantKind.USER_ID, TRUSTED), Grant(GrantKind.USER_ID, STRANGER))
+    facts = ImageFacts(image(), launch_permissions=grants)
+    # When
+    problems = LaunchPermissionCheck().evaluate_image(facts, context())
+    # Then
+    assert [(p.verdict.type, p.verdict.severity) for p in problems] == [(FindingType.UNTRUSTED_SHARE, Severity.HIGH)]
+    assert problems[0].verdict.evidence["untrusted_principals"] == [STRANGER]
+    assert problems[0].remedy == RevokeLaunchPermissions("ami-0123456789abcdef0", (Grant(GrantKind.USER_ID, STRANGER),))
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [(), (Grant(GrantKind.USER_ID, TRUSTED),), (Grant(GrantKind.USER_ID, OWN),)],
+    ids=["unshared", "trusted", "own-account"],
+)
+def test_no_problem_when_shared_only_with_trusted_principals(grants: tuple[Grant, ...]) -> None:
+    # Given / When
+    problems = LaunchPermissionCheck().evaluate_image(ImageFacts(image(), grants), context())
+    # Then
+    assert problems == []
+
+
+def test_public_and_untrusted_share_one_remedy_when_both_grants_were_read() -> None:
+    # Given a public AMI also shared with a stranger (read because the scan fixes)
+    facts = ImageFacts(image(public=True), (PUBLIC, Grant(GrantKind.USER_ID, STRANGER)))
+    # When
+    problems = LaunchPermissionCheck().evaluate_image(facts, context(fix=True))
+    # Then: two findings, one ModifyImageAttribute removing both grants
+    assert [p.verdict.type for p in problems] == [FindingType.PUBLIC_SHARE, FindingType.UNTRUSTED_SHARE]
+    assert problems[0].remedy is problems[1].remedy
+    assert problems[0].remedy == RevokeLaunchPermissions(
+        "ami-0123456789abcdef0", (PUBLIC, Grant(GrantKind.USER_ID, STRANGER))
+    )
+
+
+def test_allow_listed_public_image_raises_only_its_untrusted_share_when_shared_with_a_stranger() -> None:
+    # Given
+    facts = ImageFacts(image(ALLOWED_PUBLIC, public=True), (PUBLIC, Grant(GrantKind.USER_ID, STRANGER)))
+    # When
+    problems = LaunchPermissionCheck().evaluate_image(facts, context())
+    # Then
+    assert [p.verdict.type for p in problems] == [FindingType.UNTRUSTED_SHARE]
+
+
+def test_snapshot_facts_are_asked_for_only_when_some_image_has_snapshots() -> None:
+    check = PublicSnapshotCheck()
+    assert check.needs([image(snapshot_ids=("snap-0123456789abcdef0",))], context()) == {Fact.PUBLIC_SNAPSHOTS}
+    assert check.needs([image()], context()) == frozenset()
+
+
+def test_public_snapshot_backing_two_images_is_one_finding_naming_both_when_shared_publicly() -> None:
+    # Given two AMIs on one public snapshot and one public snapshot that backs no owned AMI
+    snapshot = "snap-0123456789abcdef0"
+    images = [
+        image("ami-0bbbbbbbbbbbbbbbb", snapshot_ids=(snapshot,)),
+        image("ami-0aaaaaaaaaaaaaaab", snapshot_ids=(snapshot,)),
+    ]
+    facts = RegionFacts("us-east-1", images, public_snapshots=frozenset({snapshot, "snap-0fffffffffffffff0"}))
+    # When
+    problems = PublicSnapshotCheck().evaluate(facts, context())
+    # Then
+    assert len(problems) == 1
+    assert problems[0].verdict.type is FindingType.PUBLIC_SNAPSHOT
+    assert problems[0].snapshot_id == snapshot
+    assert problems[0].verdict.evidence["backed_images"] == ["ami-0aaaaaaaaaaaaaaab", "ami-0bbbbbbbbbbbbbbbb"]
+    assert problems[0].remedy == RevokeCreateVolumePermissions(snapshot, (PUBLIC,))
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("unblocked", [FindingType.BLOCK_PUBLIC_ACCESS_DISABLED]), ("block-new-sharing", []), (None, [])],
+    ids=["off", "on", "not-read"],
+)
+def test_block_public_access_finding_only_when_it_is_off(state: str | None, expected: list[FindingType]) -> None:
+    # Given / When
+    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=state), context())
+    # Then
+    assert [p.verdict.type for p in problems] == expected
+    assert all(p.remedy == BlockNewPublicSharing() for p in problems)
+
+
+def _report(*, findings: bool, errors: bool, listed: bool = True) -> ScanReport:
+    from amiguard.models.findings import Finding
+
+    report = ScanReport(account=OWN, fix=False, started_at=datetime.now(UTC))
+    report.regions.append(RegionResult("us-east-1", listed=listed))
+    if findings:
+        report.findings.append(
+            Finding(type=FindingType.PUBLIC_SHARE, severity=Severity.CRITICAL, summary="s", account=OWN, region="x")
+        )
+    if errors:
+        report.errors.append(ScanError("eu-west-1", "list-images", "denied"))
+    return report
+
+
+@pytest.mark.parametrize(
+    ("findings", "errors", "listed", "code"),
+    [
+        (False, False, True, 0),
+        (True, False, True, 1),
+        (True, True, True, 1),
+        (False, True, True, 2),
+        (False, False, False, 2),
+    ],
+    ids=["clean", "findings", "findings-and-errors", "errors-only", "nothing-listed"],
+)
+def test_exit_code_is_a_ci_gate_when_scan_outcome_varies(findings: bool, errors: bool, listed: bool, code: int) -> None:
+    assert _report(findings=findings, errors=errors, listed=listed).exit_code == code
