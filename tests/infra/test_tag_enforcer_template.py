@@ -84,6 +84,7 @@ def test_tag_settings_reach_tag_enforcer_when_set_as_parameters() -> None:
         "AMIGUARD_TAG_GRACE_HOURS": {"Ref": "TagGraceHours"},
         "AMIGUARD_TAG_ESCALATION": {"Ref": "TagEscalation"},
         "AMIGUARD_INHERIT_TAGS": {"Ref": "InheritTags"},
+        "AMIGUARD_LEDGER_TABLE": {"Ref": "LedgerTable"},
     }
 
 
