@@ -2,8 +2,9 @@
 
 Applies to all CloudTrail-triggered functions. A call that failed changed nothing; a call made by one of
 amiguard's own roles must not trigger another action (no loops); ids, regions and accounts must have
-the shape AWS gives them before any API is called with them (the public samples carry anonymised ids
-such as ``ami-XXXXXXXX`` or the fake region ``me-south-1r``: those are dropped with a reason).
+the shape AWS gives them before any API is called with them (the public samples carry anonymised ids,
+``ami-`` followed by eight capital X, and fake regions such as ``me-south-1r``: those are dropped with a
+reason).
 """
 
 from __future__ import annotations
