@@ -56,7 +56,7 @@ from amiguard.services.ports import AlertsPort
 
 EVENT_NAMES = frozenset({"CreateTags", "DeleteTags", "CreateImage", "CopyImage", "RegisterImage", "DeregisterImage"})
 TRACKED_STATES = frozenset({"available", "failed"})
-LATENCY_METRIC = "ReplicationLatencySeconds"
+LATENCY_METRIC = "ReplicationSeconds"
 CLEANUP_ACTIONS = {ReplicaCleanup.DEPRECATE: Action.DEPRECATED, ReplicaCleanup.DEREGISTER: Action.DEREGISTERED}
 CLEANUP_STATUSES = {
     ReplicaCleanup.DEPRECATE: ReplicaStatus.DEPRECATED,
