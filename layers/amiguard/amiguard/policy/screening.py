@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 
@@ -53,3 +55,10 @@ def check_snapshot_id(snapshot_id: object) -> Drop | None:
     if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
         return Drop("malformed-event", f"snapshot id {snapshot_id!r} is not an EBS snapshot id")
     return None
+
+
+def malformed_event(error: ValidationError) -> Drop:
+    """The first thing wrong with an event that does not parse, as a drop reason."""
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    return Drop("malformed-event", f"{where}: {first['msg']}")

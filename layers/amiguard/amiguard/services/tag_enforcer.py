@@ -33,7 +33,7 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
-from amiguard.policy.screening import Drop, check_image_id, screen_cloudtrail
+from amiguard.policy.screening import Drop, check_image_id, malformed_event
 from amiguard.policy.tagging import (
     CREATED_BY,
     ESCALATION_BLOCKED,
@@ -58,9 +58,9 @@ from amiguard.policy.tagging import (
     touches_policy,
     violation_change,
 )
+from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort
-from amiguard.services.public_guard import malformed
 
 CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
 TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
@@ -135,31 +135,16 @@ class TagEnforcer:
             return self._sweep(raw_event)
         if isinstance(raw_event, dict) and raw_event.get("detail-type") == AMI_STATE_CHANGE_DETAIL_TYPE:
             return self._on_available(raw_event)
-        try:
-            event = CloudTrailEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed(error))
-        event_id = event.detail.event_id or event.id
-        drop = screen_cloudtrail(event, expected_names=EVENT_NAMES)
-        if drop:
-            return Outcome.dropped(drop, event_id)
-        tagging = self._tagging(event.detail.aws_region)
-        try:
-            if event.detail.event_name in CREATION_EVENTS:
-                outcome = self._on_new_image(event, tagging)
-            else:
-                outcome = self._on_tag_change(event, tagging)
-        except ClientError as error:
-            if not is_gone(error):
-                raise  # transient or unexpected: Lambda retries, then the dead-letter queue keeps it
-            outcome = Outcome.dropped(Drop("resource-gone", str(error)))
-        outcome.event_id = event_id
-        return outcome
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
-        """Alert on the outcome's findings (after they were logged: an SNS failure loses nothing)."""
-        for finding in outcome.findings:
-            self._alerts.publish(finding)
+        publish_findings(self._alerts, outcome)
+
+    def _act(self, event: CloudTrailEvent) -> Outcome:
+        tagging = self._tagging(event.detail.aws_region)
+        if event.detail.event_name in CREATION_EVENTS:
+            return self._on_new_image(event, tagging)
+        return self._on_tag_change(event, tagging)
 
     # --- a new AMI --------------------------------------------------------------------------------------
 
@@ -253,7 +238,7 @@ class TagEnforcer:
         try:
             event = AmiStateChangeEvent.model_validate(raw_event)
         except ValidationError as error:
-            return Outcome.dropped(malformed(error))
+            return Outcome.dropped(malformed_event(error))
         detail = event.detail
         region = event.region or ""
         if detail.state != "available":
@@ -330,7 +315,7 @@ class TagEnforcer:
         try:
             event = ScheduledEvent.model_validate(raw_event)
         except ValidationError as error:
-            return Outcome.dropped(malformed(error))
+            return Outcome.dropped(malformed_event(error))
         if not self._settings.enforcing:
             return Outcome.clean("audit-mode", "audit mode: violations are reported, never escalated", event.id)
         region = event.region or ""
