@@ -127,6 +127,31 @@ def approval(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
     )
 
 
+def _new_image(ec2: Any, state: dict[str, str], tags: list[dict[str, str]]) -> dict[str, Any]:
+    """A fresh AMI from an untagged instance (a new one per run, so every run has the same work to do)."""
+    if "instance" not in state:
+        state["instance"] = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0][
+            "InstanceId"
+        ]
+    spec = [{"ResourceType": "image", "Tags": tags}] if tags else []
+    image_id = ec2.create_image(InstanceId=state["instance"], Name=f"bench-{time.time_ns()}", TagSpecifications=spec)[
+        "ImageId"
+    ]
+    event = cloudtrail_event("CreateImage", {"instanceId": state["instance"], "name": "bench"})
+    event["detail"]["responseElements"] = {"requestId": "bench", "imageId": image_id}
+    return event
+
+
+def compliant_image(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
+    """CreateImage with the required tags given at creation: auto-tags and snapshot tags only."""
+    return _new_image(ec2, state, [{"Key": "Owner", "Value": "bob"}, {"Key": "CostCenter", "Value": "cc-1"}])
+
+
+def untagged_image(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
+    """CreateImage without tags from an untagged instance: inheritance looked up, violation tagged, alert."""
+    return _new_image(ec2, state, [])
+
+
 BENCHES: list[Bench] = [
     Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
     Bench(
@@ -135,6 +160,8 @@ BENCHES: list[Bench] = [
         approval,
         "cold start <= 1.3x floor; 1 + 2 per region EC2, 1 + 1 per region DynamoDB, 1 SNS per region",
     ),
+    Bench("tag_enforcer", "compliant CreateImage", compliant_image, "cold start <= 1.3x floor; <= 3 EC2 calls"),
+    Bench("tag_enforcer", "untagged CreateImage", untagged_image, "cold start <= 1.3x floor; 3 EC2 + 1 SNS calls"),
 ]
 DR_REGIONS = "us-west-2,eu-west-1"
 

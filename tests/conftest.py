@@ -12,6 +12,8 @@ from amiguard.sandbox.cloudtrail import acting_as, iam_user
 
 TRUSTED_PARTNER = "222233334444"
 STRANGER = "999988887777"
+# The default RequiredTags: an AMI baked with these is compliant, so tag_enforcer stays quiet about it.
+OWNERSHIP_TAGS = [{"Key": "Owner", "Value": "bob@example.com"}, {"Key": "CostCenter", "Value": "cc-1234"}]
 
 
 @pytest.fixture
@@ -22,10 +24,11 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def bake_image(sb: Sandbox, name: str = "golden-base", region: str | None = None) -> dict[str, Any]:
-    """An AMI owned by the account (made by a developer; the calls are recorded in CloudTrail)."""
+    """A tagged AMI owned by the account (made by a developer; the calls are recorded in CloudTrail)."""
     ec2 = sb.client("ec2", region)
     with acting_as(iam_user("dev-bob")):
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-        image_id = ec2.create_image(InstanceId=instance, Name=name)["ImageId"]
+        tagged = [{"ResourceType": "image", "Tags": OWNERSHIP_TAGS}]
+        image_id = ec2.create_image(InstanceId=instance, Name=name, TagSpecifications=tagged)["ImageId"]
     image: dict[str, Any] = ec2.describe_images(ImageIds=[image_id])["Images"][0]
     return image

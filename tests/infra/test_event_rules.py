@@ -23,14 +23,16 @@ SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbati
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 PUBLIC_GUARD = frozenset({"PublicGuardFunction"})
 DR_REPLICATOR = frozenset({"DrReplicatorFunction"})
+TAG_ENFORCER = frozenset({"TagEnforcerFunction"})
 NONE: frozenset[str] = frozenset()
 
 # sample file -> the functions whose rules must match it (every other function's rules must not).
 EXPECTED_ROUTING: dict[str, frozenset[str]] = {
-    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": DR_REPLICATOR,
-    "cloudtrail-raw-createimage-console-panther.json": DR_REPLICATOR,
-    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": DR_REPLICATOR,
-    "cloudtrail-raw-createtags-resourcesset-c7n.json": DR_REPLICATOR,
+    # Coarse on purpose: tag_enforcer checks tags, dr_replicator the approval; each keeps only ami-* ids.
+    "cloudtrail-raw-copyimage-console-trimmed-amilineage.json": TAG_ENFORCER | DR_REPLICATOR,
+    "cloudtrail-raw-createimage-console-panther.json": TAG_ENFORCER | DR_REPLICATOR,
+    "cloudtrail-raw-createimage-console-trimmed-amilineage.json": TAG_ENFORCER | DR_REPLICATOR,
+    "cloudtrail-raw-createtags-resourcesset-c7n.json": TAG_ENFORCER | DR_REPLICATOR,
     "cloudtrail-raw-failed-runinstances-unauthorized-stratus.json": NONE,
     "cloudtrail-raw-modifyimageattribute-add-group-all-error-panther.json": NONE,  # failed call: changed nothing
     "cloudtrail-raw-modifyimageattribute-add-group-all-panther.json": PUBLIC_GUARD,
@@ -40,7 +42,8 @@ EXPECTED_ROUTING: dict[str, frozenset[str]] = {
     "cloudtrail-raw-modifyimageattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-add-userid-stratus.json": PUBLIC_GUARD,
     "cloudtrail-raw-modifysnapshotattribute-remove-group-all-elastic.json": PUBLIC_GUARD,
-    "docexample-eventbridge-ec2-ami-state-change-available.json": DR_REPLICATOR,
+    # tag_enforcer tags snapshots not listed while pending; dr_replicator copies or completes a replica.
+    "docexample-eventbridge-ec2-ami-state-change-available.json": TAG_ENFORCER | DR_REPLICATOR,
     "docexample-eventbridge-ec2-ami-state-change-deregistered.json": NONE,
     "docexample-eventbridge-ec2-ami-state-change-failed.json": DR_REPLICATOR,
     "eventbridge-modifyimageattribute-add-group-all-console-cloudbuddy.json": PUBLIC_GUARD,
@@ -97,7 +100,7 @@ def _load_sample(name: str) -> dict[str, Any]:
 
 
 def test_every_function_has_an_eventbridge_rule_when_triggered_by_events(template: dict[str, Any]) -> None:
-    assert set(_function_rules(template)) >= {"PublicGuardFunction"}
+    assert set(_function_rules(template)) >= {"PublicGuardFunction", "TagEnforcerFunction"}
 
 
 def test_rule_pattern_is_plain_data_when_written_in_template(template: dict[str, Any]) -> None:

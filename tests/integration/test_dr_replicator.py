@@ -126,7 +126,12 @@ def test_duplicate_approval_event_makes_no_second_copy_when_delivered_twice(dr):
     image = bake_image(dr)
     dr.run()
     approve(dr, image["ImageId"])
-    [approval] = [r for r in dr.recorder.records if r["eventName"] == "CreateTags"]
+    [approval] = [
+        r
+        for r in dr.recorder.records
+        if r["eventName"] == "CreateTags"
+        and any(tag["key"] == APPROVAL for tag in r["requestParameters"]["tagSet"]["items"])
+    ]
     event = {"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": approval}
 
     dr.put_event(event)  # EventBridge delivers at least once: the same event again

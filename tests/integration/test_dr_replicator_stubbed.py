@@ -205,7 +205,7 @@ def test_copy_is_tracked_from_pending_to_available_with_latency_when_dr_state_ch
     [complete] = done.findings
     assert complete.type == "replication-complete" and complete.image_id == SOURCE
     assert complete.evidence["latency_seconds"] == 420.0
-    assert [(m.name, m.value) for m in done.measurements] == [("ReplicationLatencySeconds", 420.0)]
+    assert [(m.name, m.value) for m in done.measurements] == [("ReplicationSeconds", 420.0)]
     assert again.findings == [] and again.reason == "already-recorded"
 
 

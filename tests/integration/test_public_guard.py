@@ -144,7 +144,7 @@ def test_own_revocation_triggers_no_further_action_when_its_event_comes_back(san
 
     deliveries = sandbox.run()
 
-    # Other functions' rules (and "EC2 AMI State Change" events, which name no identity) are not the point here.
+    # Other functions' rules (and SNS deliveries or state changes, which name no identity) are not the point.
     own = [
         d
         for d in deliveries
@@ -371,7 +371,7 @@ def test_transient_error_is_raised_not_swallowed_when_ec2_fails(sandbox, monkeyp
 
 def test_function_fails_at_start_up_naming_the_variable_when_settings_are_bad(sandbox):
     image = bake_image(sandbox)
-    sandbox.run()  # the image's own events (other functions) are handled before the bad redeploy
+    sandbox.run()  # the image's own events (other functions, which refuse a bad setting too) settle first
     sandbox.reconfigure(trusted_principals="12345678901")
     with acting_as(iam_user("dev-bob")):
         sandbox.client("ec2").modify_image_attribute(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from amiguard.demo import replication, sharing, sweep
+from amiguard.demo import replication, sharing, sweep, tagging
 from amiguard.demo.timeline import Timeline
 from amiguard.sandbox.account import Sandbox
 
@@ -14,6 +14,7 @@ Act = Callable[[Sandbox, Timeline], None]
 
 ACTS: list[Act] = [
     sharing.act,
+    tagging.act,
     replication.act,
     sweep.act,
 ]

@@ -16,7 +16,12 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     ec2 = sandbox.client("ec2")
     with acting_as(iam_user("dev-bob")):
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-        image_id = ec2.create_image(InstanceId=instance, Name="payments-api-2026-11")["ImageId"]
+        owned = [{"Key": "Owner", "Value": "bob@example.com"}, {"Key": "CostCenter", "Value": "cc-payments"}]
+        image_id = ec2.create_image(
+            InstanceId=instance,
+            Name="payments-api-2026-11",
+            TagSpecifications=[{"ResourceType": "image", "Tags": owned}],
+        )["ImageId"]
         timeline.step("dev-bob", f"bakes {image_id} (payments-api-2026-11) from {instance}")
     timeline.settle()
 

@@ -23,7 +23,18 @@ def _event_label(event: dict[str, Any]) -> str:
         identity = detail.get("userIdentity") or {}
         who = identity.get("userName") or str(identity.get("arn", "?")).rsplit("/", 1)[-1]
         params = detail.get("requestParameters") or {}
-        target = params.get("imageId") or params.get("snapshotId") or ""
+        response = detail.get("responseElements") or {}
+        resources = [
+            str(item.get("resourceId"))
+            for item in ((params.get("resourcesSet") or {}).get("items") or [])
+            if isinstance(item, dict)
+        ]
+        target = (
+            params.get("imageId")
+            or params.get("snapshotId")
+            or response.get("imageId")
+            or " ".join(resources[:3] + (["…"] if len(resources) > 3 else []))
+        )
         return f"{detail.get('eventName')} {target} by {who} in {detail.get('awsRegion')}"
     return f"{event.get('detail-type')}: {detail.get('ImageId', '')} {detail.get('State', '')}"
 

@@ -178,3 +178,13 @@ def wrap_cloudtrail_record(record: dict[str, Any], *, event_id: str | None = Non
         "resources": [],
         "detail": record,
     }
+
+
+SCHEDULED_EVENT_DETAIL_TYPE = "Scheduled Event"
+
+
+class ScheduledEvent(_EventBridgeEnvelope):
+    """The event an EventBridge schedule (``rate(1 hour)``) delivers; ``detail`` is empty."""
+
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    detail: dict[str, Any] = Field(default_factory=dict)

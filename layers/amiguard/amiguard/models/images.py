@@ -37,6 +37,7 @@ class Image(BaseModel):
     deprecation_time: str | None = None
     source_image_id: str | None = None
     source_region: str | None = None
+    creation_date: str | None = None
 
     @classmethod
     def from_api(cls, item: Mapping[str, Any], region: str) -> Image:
@@ -59,6 +60,7 @@ class Image(BaseModel):
             deprecation_time=item.get("DeprecationTime"),
             source_image_id=item.get("SourceImageId"),
             source_region=item.get("SourceImageRegion"),
+            creation_date=item.get("CreationDate"),
         )
 
 

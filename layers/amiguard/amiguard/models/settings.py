@@ -41,6 +41,18 @@ class ReplicaCleanup(StrEnum):
     NONE = "none"  # replicas are kept as they are (an info finding says so)
 
 
+class TagEscalation(StrEnum):
+    """What happens to an AMI still violating the tag policy after ``TagGraceHours``."""
+
+    NONE = "none"
+    DEPRECATE = "deprecate"  # EnableImageDeprecation: still launchable by id, hidden from listings
+    DISABLE = "disable"  # DisableImage: nobody can launch it until it is enabled again
+    DEREGISTER = "deregister"  # DeregisterImage, snapshots kept
+
+
+TAG_KEY_MAX = 128
+
+
 class TagRule(BaseModel):
     """What a required tag's value must satisfy (no rule: any non-empty value)."""
 
@@ -96,6 +108,9 @@ class Settings(BaseSettings):
     alert_topic_arn: str = ""
     ledger_table: str = ""
     slack_webhook_secret: str = ""
+    tag_grace_hours: int = Field(72, ge=1, le=8760)
+    tag_escalation: TagEscalation = TagEscalation.NONE
+    inherit_tags: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -112,9 +127,18 @@ class Settings(BaseSettings):
     @classmethod
     def _no_amiguard_keys(cls, value: dict[str, TagRule]) -> dict[str, TagRule]:
         for key in value:
-            if key.startswith("amiguard:") or not key or len(key) > 128:
+            if key.startswith("amiguard:") or not key or len(key) > TAG_KEY_MAX:
                 raise ValueError(f"{key!r} cannot be a required tag (empty, too long, or amiguard's own prefix)")
         return value
+
+    @field_validator("inherit_tags", mode="before")
+    @classmethod
+    def _parse_inherit_tags(cls, value: Any) -> Any:
+        keys = _comma_list(value)
+        for key in keys:
+            if key.startswith("amiguard:") or len(key) > TAG_KEY_MAX:
+                raise ValueError(f"{key!r} cannot be inherited (too long, or amiguard's own prefix)")
+        return keys
 
     @field_validator("trusted_principals", mode="before")
     @classmethod

@@ -2,14 +2,17 @@
 
 Applies to all CloudTrail-triggered functions. A call that failed changed nothing; a call made by one of
 amiguard's own roles must not trigger another action (no loops); ids, regions and accounts must have
-the shape AWS gives them before any API is called with them (the public samples carry anonymised ids
-such as ``ami-XXXXXXXX`` or the fake region ``me-south-1r``: those are dropped with a reason).
+the shape AWS gives them before any API is called with them (the public samples carry anonymised ids,
+``ami-`` followed by eight capital X, and fake regions such as ``me-south-1r``: those are dropped with a
+reason).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
@@ -52,3 +55,10 @@ def check_snapshot_id(snapshot_id: object) -> Drop | None:
     if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.match(snapshot_id):
         return Drop("malformed-event", f"snapshot id {snapshot_id!r} is not an EBS snapshot id")
     return None
+
+
+def malformed_event(error: ValidationError) -> Drop:
+    """The first thing wrong with an event that does not parse, as a drop reason."""
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    return Drop("malformed-event", f"{where}: {first['msg']}")

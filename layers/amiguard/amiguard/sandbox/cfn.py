@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,19 +66,30 @@ def function_name(code_uri: str) -> str:
     return Path(code_uri.rstrip("/")).name
 
 
-def event_routes(template: dict[str, Any]) -> list[Route]:
-    """Every ``EventBridgeRule`` event of every ``AWS::Serverless::Function``."""
-    routes = []
+@dataclass(frozen=True)
+class FunctionEvent:
+    """One entry of a function's ``Events``: which function (folder name), its rule name, its properties."""
+
+    function: str
+    rule: str  # "<FunctionLogicalId>.<EventName>"
+    properties: dict[str, Any]
+
+
+def function_events(template: dict[str, Any], event_type: str) -> Iterator[FunctionEvent]:
+    """Every event of ``event_type`` (``EventBridgeRule``, ``SNS``, ``Schedule``) of every serverless function."""
     for logical_id, resource in (template.get("Resources") or {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         properties = resource.get("Properties") or {}
         name = function_name(str(properties.get("CodeUri", logical_id)))
         for event_name, event in (properties.get("Events") or {}).items():
-            if event.get("Type") == "EventBridgeRule":
-                pattern = event["Properties"]["Pattern"]
-                routes.append(Route(name, f"{logical_id}.{event_name}", pattern))
-    return routes
+            if event.get("Type") == event_type:
+                yield FunctionEvent(name, f"{logical_id}.{event_name}", event.get("Properties") or {})
+
+
+def event_routes(template: dict[str, Any]) -> list[Route]:
+    """Every ``EventBridgeRule`` event of every ``AWS::Serverless::Function``."""
+    return [Route(e.function, e.rule, e.properties["Pattern"]) for e in function_events(template, "EventBridgeRule")]
 
 
 @dataclass(frozen=True)
@@ -93,19 +105,13 @@ class Subscription:
 def sns_subscriptions(template: dict[str, Any]) -> list[Subscription]:
     """Every ``SNS`` event of every ``AWS::Serverless::Function`` whose ``Topic`` is a ``!Ref`` to this stack."""
     subscriptions = []
-    for logical_id, resource in (template.get("Resources") or {}).items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        properties = resource.get("Properties") or {}
-        name = function_name(str(properties.get("CodeUri", logical_id)))
-        for event_name, event in (properties.get("Events") or {}).items():
-            if event.get("Type") != "SNS":
-                continue
-            topic = (event.get("Properties") or {}).get("Topic")
-            if not (isinstance(topic, dict) and isinstance(topic.get("Ref"), str)):
-                raise ValueError(f"{logical_id}.{event_name}: Topic must be a !Ref to a topic of this stack")
-            policy = event["Properties"].get("FilterPolicy")
-            subscriptions.append(Subscription(name, f"{logical_id}.{event_name}", topic["Ref"], policy))
+    for event in function_events(template, "SNS"):
+        topic = event.properties.get("Topic")
+        if not (isinstance(topic, dict) and isinstance(topic.get("Ref"), str)):
+            raise ValueError(f"{event.rule}: Topic must be a !Ref to a topic of this stack")
+        subscriptions.append(
+            Subscription(event.function, event.rule, topic["Ref"], event.properties.get("FilterPolicy"))
+        )
     return subscriptions
 
 
@@ -149,11 +155,4 @@ def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
 
 def scheduled_functions(template: dict[str, Any]) -> list[str]:
     """Functions run by a ``Schedule`` event (the sandbox calls them with :meth:`Sandbox.invoke`)."""
-    names = []
-    for logical_id, resource in (template.get("Resources") or {}).items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        properties = resource.get("Properties") or {}
-        if any(event.get("Type") == "Schedule" for event in (properties.get("Events") or {}).values()):
-            names.append(function_name(str(properties.get("CodeUri", logical_id))))
-    return names
+    return sorted({event.function for event in function_events(template, "Schedule")})

@@ -1,6 +1,6 @@
 """What moto lacks and the sandbox needs, filled in honestly: the real API shapes, minimal state.
 
-- DescribeImages filter ``block-device-mapping.snapshot-id`` (moto raises FilterNotImplementedError).
+- DescribeImages filter ``block-device-mapping.snapshot-id`` (moto refuses the filter as unimplemented).
 - DescribeSnapshots ``OwnerIds`` and ``RestorableByUserIds`` (moto ignores both; ``all`` means public).
 - DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
   ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).

@@ -36,6 +36,52 @@ def _rename(collection: dict[str, Any], old: str, new: str) -> None:
     collection[new] = resource
 
 
+def _seed_image(sandbox: Sandbox, region: str, image_id: str, tags: list[dict[str, str]] | None = None) -> None:
+    """An AMI with exactly this id (and its instance-made snapshot) in ``region``."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = sandbox.internal_client("ec2", region)
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    created = ec2.create_image(InstanceId=instance, Name=f"replayed-{image_id}")["ImageId"]
+    _rename(ec2_backends[sandbox.account][region].amis, created, image_id)
+    if tags:
+        ec2.create_tags(Resources=[image_id], Tags=tags)
+
+
+def _event_tags(items: Any) -> list[dict[str, str]]:
+    return [
+        {"Key": str(item["key"]), "Value": str(item.get("value") or "")}
+        for item in items or []
+        if isinstance(item, dict) and "key" in item
+    ]
+
+
+def _seed_tag_enforcer_images(sandbox: Sandbox, region: str, detail: dict[str, Any]) -> list[str]:
+    """The new AMI of CreateImage / CopyImage / RegisterImage (with the image tags the call gave it), and the
+    AMIs a CreateTags names (with those tags) or a DeleteTags names (without them): state right after the call."""
+    params = detail.get("requestParameters") or {}
+    name = detail.get("eventName")
+    seeded: list[str] = []
+    if name in {"CreateImage", "CopyImage", "RegisterImage"}:
+        new_image = (detail.get("responseElements") or {}).get("imageId")
+        if isinstance(new_image, str) and IMAGE_ID.match(new_image):
+            specs = (params.get("tagSpecificationSet") or {}).get("items") or []
+            tags = [
+                tag for spec in specs if spec.get("resourceType") == "image" for tag in _event_tags(spec.get("tags"))
+            ]
+            _seed_image(sandbox, region, new_image, tags)
+            seeded.append(new_image)
+    elif name in {"CreateTags", "DeleteTags"}:
+        items = (params.get("resourcesSet") or {}).get("items") or []
+        tags = _event_tags((params.get("tagSet") or {}).get("items")) if name == "CreateTags" else []
+        for item in items:
+            resource = item.get("resourceId") if isinstance(item, dict) else None
+            if isinstance(resource, str) and IMAGE_ID.match(resource) and resource not in seeded:
+                _seed_image(sandbox, region, resource, tags)
+                seeded.append(resource)
+    return seeded
+
+
 def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
     """Create the AMI / snapshot the event names, as it was right after the call. Returns what was seeded."""
     from moto.ec2.models import ec2_backends
@@ -54,14 +100,16 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
         sandbox.internal_client("ec2", region).disable_image_block_public_access()
         seeded.append(f"image block public access off in {region}")
     if isinstance(image_id, str) and IMAGE_ID.match(image_id):
-        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-        created = ec2.create_image(InstanceId=instance, Name=f"replayed-{image_id}")["ImageId"]
-        _rename(backend.amis, created, image_id)
+        # a CopyImage source lives in its own region (the event is recorded in the destination)
+        source_region = str(params.get("sourceRegion") or "")
+        home = source_region if image_id == params.get("sourceImageId") and REGION.match(source_region) else region
+        _seed_image(sandbox, home, image_id)
         seeded.append(image_id)
         added = ((params.get("launchPermission") or {}).get("add") or {}).get("items") or []
         grants = [{key[:1].upper() + key[1:]: value for key, value in item.items()} for item in added]
         if grants:
             ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": grants})
+    seeded.extend(_seed_tag_enforcer_images(sandbox, region, detail))
     if isinstance(snapshot_id, str) and SNAPSHOT_ID.match(snapshot_id):
         volume = ec2.create_volume(Size=8, AvailabilityZone=f"{region}a")["VolumeId"]
         created = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]

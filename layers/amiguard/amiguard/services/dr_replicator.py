@@ -50,13 +50,14 @@ from amiguard.policy.replication import (
     replica_source,
     replication_blocker,
 )
-from amiguard.policy.screening import Drop, check_image_id, screen_cloudtrail
+from amiguard.policy.screening import Drop, check_image_id, malformed_event, screen_cloudtrail
+from amiguard.services.cloudtrail import publish_findings
 from amiguard.services.outcome import Measurement, Outcome, Status
 from amiguard.services.ports import AlertsPort
 
 EVENT_NAMES = frozenset({"CreateTags", "DeleteTags", "CreateImage", "CopyImage", "RegisterImage", "DeregisterImage"})
 TRACKED_STATES = frozenset({"available", "failed"})
-LATENCY_METRIC = "ReplicationLatencySeconds"
+LATENCY_METRIC = "ReplicationSeconds"
 CLEANUP_ACTIONS = {ReplicaCleanup.DEPRECATE: Action.DEPRECATED, ReplicaCleanup.DEREGISTER: Action.DEREGISTERED}
 CLEANUP_STATUSES = {
     ReplicaCleanup.DEPRECATE: ReplicaStatus.DEPRECATED,
@@ -128,12 +129,6 @@ class _Work:
         return outcome
 
 
-def _malformed(error: ValidationError) -> Drop:
-    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
-    where = ".".join(str(part) for part in first["loc"]) or "event"
-    return Drop("malformed-event", f"{where}: {first['msg']}")
-
-
 class DrReplicator:
     """Copies approved AMIs to ``settings.dr_regions`` and keeps the replica ledger."""
 
@@ -163,12 +158,11 @@ class DrReplicator:
             if detail_type == CLOUDTRAIL_DETAIL_TYPE:
                 return self._on_api_call(CloudTrailEvent.model_validate(raw_event))
         except ValidationError as error:
-            return Outcome.dropped(_malformed(error), raw_event.get("id"))
+            return Outcome.dropped(malformed_event(error), raw_event.get("id"))
         return Outcome.dropped(Drop("unhandled-event", f"detail-type {detail_type!r} is not handled here"))
 
     def publish(self, outcome: Outcome) -> None:
-        for finding in outcome.findings:
-            self._alerts.publish(finding)
+        publish_findings(self._alerts, outcome)
 
     # --- CloudTrail ---------------------------------------------------------------------------------------
 

@@ -11,14 +11,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-from pydantic import ValidationError
-
-from amiguard.aws.errors import is_gone
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
-from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id, screen_cloudtrail
+from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id
 from amiguard.policy.sharing import (
     ChangeKind,
     Exposure,
@@ -30,16 +26,11 @@ from amiguard.policy.sharing import (
     read_permission_change,
     snapshot_verdicts,
 )
+from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, ImagesInRegion, ImagesPort
 
 EVENT_NAMES = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})
-
-
-def malformed(error: ValidationError) -> Drop:
-    first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
-    where = ".".join(str(part) for part in first["loc"]) or "event"
-    return Drop("malformed-event", f"{where}: {first['msg']}")
 
 
 class PublicGuard:
@@ -60,33 +51,18 @@ class PublicGuard:
 
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
-        try:
-            event = CloudTrailEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed(error))
-        event_id = event.detail.event_id or event.id
-        drop = screen_cloudtrail(event, expected_names=EVENT_NAMES)
-        if drop:
-            return Outcome.dropped(drop, event_id)
-        images = self._images(event.detail.aws_region)
-        try:
-            if event.detail.event_name == "ModifyImageAttribute":
-                outcome = self._guard_image(event, images)
-            elif event.detail.event_name == "ModifySnapshotAttribute":
-                outcome = self._guard_snapshot(event, images)
-            else:
-                outcome = self._guard_block_public_access(event, images)
-        except ClientError as error:
-            if not is_gone(error):
-                raise  # transient or unexpected: Lambda retries, then the dead-letter queue keeps it
-            outcome = Outcome.dropped(Drop("resource-gone", str(error)))
-        outcome.event_id = event_id
-        return outcome
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
-        """Alert on the outcome's findings (after they were logged: an SNS failure loses nothing)."""
-        for finding in outcome.findings:
-            self._alerts.publish(finding)
+        publish_findings(self._alerts, outcome)
+
+    def _act(self, event: CloudTrailEvent) -> Outcome:
+        images = self._images(event.detail.aws_region)
+        if event.detail.event_name == "ModifyImageAttribute":
+            return self._guard_image(event, images)
+        if event.detail.event_name == "ModifySnapshotAttribute":
+            return self._guard_snapshot(event, images)
+        return self._guard_block_public_access(event, images)
 
     # --- AMIs -------------------------------------------------------------------------------------------
 

@@ -1,0 +1,31 @@
+"""tag_enforcer: auto-tag new AMIs, enforce required tags, escalate overdue ones (amiguard.services.tag_enforcer)."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amiguard.aws.clients import ClientFactory
+from amiguard.aws.tags import Ec2Tagging
+from amiguard.models.settings import load_settings
+from amiguard.observability import handle_event, logger, metrics
+from amiguard.services.alerting import alert_path
+from amiguard.services.tag_enforcer import TagEnforcer
+
+
+@cache
+def build_service() -> TagEnforcer:
+    """Composition root: settings, clients and adapters, made once per execution environment."""
+    settings = load_settings().require("alert_topic_arn")
+    clients = ClientFactory()
+    return TagEnforcer(
+        settings=settings,
+        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(build_service(), event, function="tag_enforcer")
