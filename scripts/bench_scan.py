@@ -304,10 +304,8 @@ def judge_amiguard(run: Run, estate: Estate) -> str:
         got = run.found.get(kind, set())
         verdicts.append(f"{kind} {len(got & want)}/{len(want)} found, {len(got - want)} extra")
     missing_tag = run.found.get("missing-tags", set())
-    verdicts.append(
-        f"missing-tags {len(missing_tag & ids(estate.missing_tag))}/{len(estate.missing_tag)} found"
-        + ("" if missing_tag else " (tag check not wired in yet: issue 3)")
-    )
+    want = ids(estate.missing_tag)
+    verdicts.append(f"missing-tags {len(missing_tag & want)}/{len(want)} found, {len(missing_tag - want)} extra")
     others = set(run.found) - {*expected, "missing-tags"}
     if others:
         verdicts.append(f"unexpected finding types: {sorted(others)}")

@@ -36,6 +36,7 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
         "MOTO_ACCOUNT_ID": ACCOUNT,
         "AMIGUARD_DR_REGIONS": DR,
         "AMIGUARD_REPLICA_CLEANUP": "deprecate",
+        "AMIGUARD_REQUIRED_TAGS": "",  # tags are another test's concern
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)

@@ -27,7 +27,8 @@ SCHEDULED_EVENT = {
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT}) as sb:
+    # No required tags here: the sweep's tag marking has a test of its own.
+    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT, "AMIGUARD_REQUIRED_TAGS": ""}) as sb:
         yield sb
 
 
@@ -153,3 +154,25 @@ def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_
     assert {a.message["type"]: a.message["action"] for a in alerts[:-1]} == actions
     assert {a.message["image_id"] for a in alerts[:-1]} == {approved, orphan}
     assert alerts[-1].message["evidence"]["remediated"] == (2 if mode == "enforce" else 0)
+
+
+def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating_when_tags_are_required(
+    sandbox: Sandbox,
+) -> None:
+    # Given an AMI from before deployment lacking CostCenter, and one marked in 2020 (overdue)
+    fresh = register(sandbox, "us-east-1", {"Owner": "dev"})
+    marked = {"amiguard:violation": "missing:CostCenter", "amiguard:violation-since": "2020-01-01T00:00:00Z"}
+    overdue = register(sandbox, "us-east-1", {"Owner": "dev"} | marked)
+    sandbox.alerts()
+    # When
+    invoke(sweeper(sandbox, required_tags="Owner,CostCenter", tag_escalation="deprecate"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then: the fresh one is marked (its grace period starts); the overdue one is left to tag_enforcer's sweep
+    ec2 = sandbox.internal_client("ec2")
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[fresh])["Images"][0]["Tags"]}
+    assert tags["amiguard:violation"] == "missing:CostCenter"
+    assert "amiguard:violation-since" in tags
+    assert not ec2.describe_images(ImageIds=[overdue])["Images"][0].get("DeprecationTime")
+    assert sorted((a.message["type"], a.message["image_id"], a.message["action"]) for a in alerts[:-1]) == sorted(
+        [("missing-tags", fresh, "tagged"), ("missing-tags", overdue, "none"), ("escalated", overdue, "none")]
+    )

@@ -33,6 +33,7 @@ from amiguard.aws.pacing import (
 )
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
 from amiguard.aws.replication import Ec2Replication
+from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
@@ -309,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
         replication=lambda region: Ec2Replication(clients.ec2(region)),
+        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
         account=account,
         fix=args.fix,
         concurrency=args.concurrency,

@@ -19,15 +19,15 @@ Adding a check is a class with ``name``, ``regions_needed``, ``needs`` and ``eva
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from amiguard.models.findings import Action
+from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.settings import ReplicaCleanup, Settings
+from amiguard.models.settings import ReplicaCleanup, Settings, TagEscalation
 from amiguard.policy.replication import (
     REPLICA_OF_TAG,
     CopyRequest,
@@ -55,6 +55,18 @@ from amiguard.policy.sharing import (
     block_public_access_verdict,
     image_verdicts,
     snapshot_verdicts,
+)
+from amiguard.policy.tagging import (
+    CREATED_BY,
+    SETTLED_BAD,
+    VIOLATION,
+    VIOLATION_SINCE,
+    Step,
+    TagEvaluation,
+    decide_escalation,
+    deprecation_time,
+    evaluate_required_tags,
+    violation_change,
 )
 
 PUBLIC = Grant(GrantKind.GROUP, "all")
@@ -86,13 +98,30 @@ class ReplicaRemedyPort(Protocol):
     def deregister(self, image_id: str) -> None: ...
 
 
+class TaggingRemedyPort(Protocol):
+    """The tag calls remedies make in the scanned region (:class:`~amiguard.aws.tags.Ec2Tagging`)."""
+
+    def add_tags(self, resource_ids: Iterable[str], tags: Mapping[str, str]) -> int: ...
+    def instances_using(self, image_id: str) -> int: ...
+    def deprecate(self, image_id: str, at: datetime) -> None: ...
+    def disable(self, image_id: str) -> None: ...
+    def deregister(self, image_id: str) -> None: ...
+
+
 class RemedyPorts(Protocol):
-    """Where remedies act: the scanned region's images, and any region's replication calls."""
+    """Where remedies act: the scanned region's images and tags, and any region's replication calls."""
 
     @property
     def images(self) -> RemedyPort: ...
 
+    @property
+    def tagging(self) -> TaggingRemedyPort: ...
+
     def replication(self, region: str) -> ReplicaRemedyPort: ...
+
+
+class RemedyRefused(RuntimeError):
+    """A remedy checked current state just before acting and must not act (the message says why)."""
 
 
 class Remedy(Protocol):
@@ -174,6 +203,66 @@ class CleanUpReplica:
             replication.deregister(self.image_id)
         else:
             replication.deprecate(self.image_id, self.deprecate_at)
+
+
+@dataclass(frozen=True)
+class MarkViolations:
+    """tag_enforcer's enforce-mode answer to a violation: ``amiguard:violation`` / ``-since`` tags (which start
+    the grace period), one CreateTags call for every AMI that gets the same tags."""
+
+    image_ids: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    done: Action = Action.TAGGED
+    would: Action = Action.WOULD_TAG
+
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.tagging.add_tags(self.image_ids, dict(self.tags))
+
+
+ESCALATION_ACTIONS = {
+    Step.DEPRECATE: Action.DEPRECATED,
+    Step.DISABLE: Action.DISABLED,
+    Step.DEREGISTER: Action.DEREGISTERED,
+}
+
+
+@dataclass(frozen=True)
+class EscalateOverdue:
+    """TagEscalation applied to an AMI past its grace period, as tag_enforcer's hourly sweep applies it.
+
+    Deregistration asks first how many instances still use the AMI, and refuses (with
+    :func:`~amiguard.policy.tagging.decide_escalation`'s reason) when any does.
+    """
+
+    image_id: str
+    step: Step
+    escalation: TagEscalation
+    grace_hours: int
+    now: datetime
+    image: Image = field(compare=False, hash=False)
+    would: Action = Action.NONE
+
+    @property
+    def done(self) -> Action:
+        return ESCALATION_ACTIONS[self.step]
+
+    def apply(self, ports: RemedyPorts) -> None:
+        tagging = ports.tagging
+        if self.step is Step.DEPRECATE:
+            tagging.deprecate(self.image_id, deprecation_time(self.now))
+        elif self.step is Step.DISABLE:
+            tagging.disable(self.image_id)
+        elif self.step is Step.DEREGISTER:
+            decision = decide_escalation(
+                self.image,
+                escalation=self.escalation,
+                grace_hours=self.grace_hours,
+                now=self.now,
+                instances_in_use=tagging.instances_using(self.image_id),
+            )
+            if decision.step is not Step.DEREGISTER:
+                raise RemedyRefused(f"{self.image_id} not deregistered: {decision.reason}")
+            tagging.deregister(self.image_id)
 
 
 @dataclass(frozen=True)
@@ -412,6 +501,112 @@ class ReplicationCheck:
         return [Problem(orphaned_replica_verdict(replica, cleanup), image=replica, remedy=remedy)]
 
 
+def tag_violation_verdict(image: Image, evaluation: TagEvaluation) -> Verdict:
+    """An AMI lacking required tags, or with values a rule rejects (the evidence is tag_enforcer's)."""
+    name = f" ({image.name})" if image.name else ""
+    if evaluation.missing:
+        summary = f"AMI {image.image_id}{name} lacks required tags {', '.join(evaluation.missing)}."
+    else:
+        summary = f"AMI {image.image_id}{name} has invalid values for {', '.join(evaluation.invalid)}."
+    evidence: dict[str, object] = {"violation": evaluation.violation, "missing": list(evaluation.missing)}
+    if evaluation.rejected_values:
+        evidence["invalid"] = dict(evaluation.rejected_values)
+    return Verdict(evaluation.finding_type, Severity.MEDIUM, summary, evidence)
+
+
+def overdue_verdict(image: Image, step: Step, reason: str, settings: Settings, *, acted_by: str) -> Verdict:
+    """An AMI in violation past ``TagGraceHours``: what ``TagEscalation`` does (or why it must not)."""
+    name = f" ({image.name})" if image.name else ""
+    violation = image.tags.get(VIOLATION)
+    if step is Step.BLOCKED:
+        summary = f"AMI {image.image_id}{name} is overdue ({violation}) but must not be deregistered: {reason}."
+    else:
+        summary = f"AMI {image.image_id}{name} is overdue ({violation}): TagEscalation={step.value}, {acted_by}."
+    return Verdict(
+        FindingType.ESCALATED,
+        Severity.HIGH if step in {Step.BLOCKED, Step.DEREGISTER} else Severity.MEDIUM,
+        summary,
+        {
+            "violation": violation,
+            "violation_since": image.tags.get(VIOLATION_SINCE),
+            "escalation": settings.tag_escalation.value,
+            "grace_hours": settings.tag_grace_hours,
+            "step": step.value,
+            "created_by": image.tags.get(CREATED_BY),
+        },
+    )
+
+
+class TagCheck:
+    """Required tags (``missing-tags``, ``invalid-tags``) and overdue violations (``escalated``), from the
+    tags DescribeImages already returned: no call of its own.
+
+    The rules are :mod:`amiguard.policy.tagging`'s: :func:`evaluate_required_tags` says what is wrong,
+    :func:`violation_change` which ``amiguard:violation*`` tags tag_enforcer would write (the remedy: they
+    start the grace period), :func:`decide_escalation` what ``TagEscalation`` does once it is over. With
+    ``escalate=False`` (the sweeper: tag_enforcer's hourly sweep escalates in the stack) overdue AMIs are
+    reported only.
+    """
+
+    name = "tags"
+
+    def __init__(self, *, escalate: bool = True) -> None:
+        self.escalate = escalate
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset()
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        problems: list[Problem] = []
+        marks: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        for image in sorted(facts.images, key=lambda image: image.image_id):
+            if image.state in SETTLED_BAD:
+                continue
+            evaluation = evaluate_required_tags(image.tags, settings.required_tags)
+            if evaluation.compliant:
+                continue  # stale violation tags are tag_enforcer's hourly sweep's to clear
+            change = violation_change(image.tags, evaluation, context.now)
+            if change.add:
+                marks.setdefault(tuple(sorted(change.add.items())), []).append(image)
+            else:
+                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image))
+            problems.extend(self._overdue(image, context))
+        for tags, images in marks.items():
+            remedy = MarkViolations(tuple(image.image_id for image in images), tags)
+            for image in images:
+                evaluation = evaluate_required_tags(image.tags, settings.required_tags)
+                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image, remedy=remedy))
+        return problems
+
+    def _overdue(self, image: Image, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        if settings.tag_escalation is TagEscalation.NONE:
+            return []
+        decision = decide_escalation(
+            image, escalation=settings.tag_escalation, grace_hours=settings.tag_grace_hours, now=context.now
+        )
+        if decision.step in {Step.WAIT, Step.DONE}:
+            return []
+        remedy: Remedy | None = None
+        acted_by = "applied by tag_enforcer's hourly sweep"
+        if decision.step is not Step.BLOCKED and self.escalate:
+            acted_by = "applied with --fix"
+            remedy = EscalateOverdue(
+                image.image_id,
+                decision.step,
+                settings.tag_escalation,
+                settings.tag_grace_hours,
+                context.now,
+                image=image,
+            )
+        verdict = overdue_verdict(image, decision.step, decision.reason, settings, acted_by=acted_by)
+        return [Problem(verdict, image=image, remedy=remedy)]
+
+
 @dataclass(frozen=True)
 class Checks:
     """The checks one scan runs."""
@@ -420,9 +615,9 @@ class Checks:
     region: tuple[RegionCheck, ...]
 
 
-def checks_for(settings: Settings) -> Checks:
-    """Every check the settings call for. The tag check plugs in here (issue 3)."""
+def checks_for(settings: Settings, *, escalate: bool = True) -> Checks:
+    """Every check a scan runs. ``escalate=False``: overdue tag violations are reported, not escalated."""
     return Checks(
         image=(LaunchPermissionCheck(),),
-        region=(PublicSnapshotCheck(), BlockPublicAccessCheck(), ReplicationCheck()),
+        region=(PublicSnapshotCheck(), BlockPublicAccessCheck(), ReplicationCheck(), TagCheck(escalate=escalate)),
     )

@@ -36,6 +36,7 @@ from amiguard.policy.checks import (
     Remedy,
     RemedyPort,
     ReplicaRemedyPort,
+    TaggingRemedyPort,
     checks_for,
 )
 from amiguard.policy.sharing import Grant
@@ -75,6 +76,7 @@ class ScanPort(RemedyPort, Protocol):
 
 ScanPortInRegion = Callable[[str], ScanPort]
 ReplicaPortInRegion = Callable[[str], ReplicaRemedyPort]
+TaggingPortInRegion = Callable[[str], TaggingRemedyPort]
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,18 @@ class _Ports:
 
     images: ScanPort
     replicas: ReplicaPortInRegion | None
+    tags: TaggingPortInRegion | None
 
     def replication(self, region: str) -> ReplicaRemedyPort:
         if self.replicas is None:
             raise RuntimeError("this scan was given no replication adapter: replication problems are report-only")
         return self.replicas(region)
+
+    @property
+    def tagging(self) -> TaggingRemedyPort:
+        if self.tags is None:
+            raise RuntimeError("this scan was given no tagging adapter: tag problems are report-only")
+        return self.tags(self.images.region)
 
 
 class Progress(Protocol):
@@ -221,6 +230,7 @@ class Scanner:
         account: str,
         fix: bool,
         replication: ReplicaPortInRegion | None = None,
+        tagging: TaggingPortInRegion | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -229,6 +239,7 @@ class Scanner:
         self._settings = settings
         self._images = images
         self._replication = replication
+        self._tagging = tagging
         self._account = account
         self._fix = fix
         self._checks = checks or checks_for(settings)
@@ -379,7 +390,7 @@ class Scanner:
             if problem.remedy is not None:
                 remedies.setdefault(problem.remedy, problem)
         applied: set[Remedy] = set()
-        ports = _Ports(port, self._replication)
+        ports = _Ports(port, self._replication, self._tagging)
 
         def apply(item: tuple[Remedy, Problem]) -> None:
             remedy, problem = item

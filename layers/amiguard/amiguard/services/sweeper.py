@@ -3,8 +3,10 @@
 Triggered by the ``SweepSchedule`` rule (an EventBridge "Scheduled Event", default ``rate(1 day)``).
 Runs :class:`~amiguard.services.scan.Scanner` in the stack's mode over its own region and the DR
 regions: in ``enforce`` mode it applies the remedies ``public_guard`` and ``dr_replicator`` would (revoke
-shares, copy approved AMIs a DR region lacks, clean up replicas whose source is gone), in ``audit`` mode
-it changes nothing (``would-revoke``, ``would-copy``). Each finding goes out on the alert path (which
+shares, copy approved AMIs a DR region lacks, clean up replicas whose source is gone, mark AMIs that lack
+required tags with tag_enforcer's violation tags, so its grace period starts), in ``audit`` mode it changes
+nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
+tag_enforcer's hourly sweep does that. Each finding goes out on the alert path (which
 de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
 """
 
@@ -16,10 +18,11 @@ from typing import Any
 
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.policy.checks import checks_for
 from amiguard.policy.screening import Drop
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort
-from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport
+from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport, TaggingPortInRegion
 
 SCHEDULED = "Scheduled Event"
 # Finding actions that changed something (the would-* actions and none did not).
@@ -49,12 +52,14 @@ class Sweeper:
         summary: AlertsPort,
         regions: Sequence[str],
         replication: ReplicaPortInRegion | None = None,
+        tagging: TaggingPortInRegion | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._images = images
         self._replication = replication
+        self._tagging = tagging
         self._alerts = alerts
         self._summary = summary
         self._regions = list(regions)
@@ -77,6 +82,9 @@ class Sweeper:
             settings=self._settings,
             images=self._images,
             replication=self._replication,
+            tagging=self._tagging,
+            # tag_enforcer's hourly sweep escalates overdue violations in the stack: reported here, not acted on
+            checks=checks_for(self._settings, escalate=False),
             account=account,
             fix=self._settings.enforcing,
             concurrency=self._concurrency,
