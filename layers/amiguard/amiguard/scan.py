@@ -71,6 +71,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     where.add_argument("--regions", help="comma list of regions (default: the profile's region)")
     where.add_argument("--all-regions", action="store_true", help="every region enabled for the account")
     parser.add_argument("--profile", help="AWS named profile to use")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="no AWS account needed: scan an embedded one (moto) seeded with planted problems of every kind",
+    )
     parser.add_argument("--fix", action="store_true", help="apply the enforce-mode remedies (revoke shares, ...)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="report format (default: table)")
     parser.add_argument("--output", help="write the report to this file instead of standard output")
@@ -287,13 +292,30 @@ def write_report(report: ScanReport, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``amiguard scan``: returns the exit code."""
+    if args.sandbox:
+        from amiguard.sandbox.scan import run_in_sandbox
+
+        return run_in_sandbox(args, scan_account)
+    try:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    except BotoCoreError as error:
+        print(f"amiguard scan: cannot start: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    report = scan_account(args, session)
+    if report is None:
+        return EXIT_ERROR
+    write_report(report, args)
+    return report.exit_code
+
+
+def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport | None:
+    """Scan with ``session``'s credentials as ``args`` say; ``None`` (after saying why) when it cannot start."""
     try:
         settings = load_settings()
     except SettingsError as bad_settings:
         print(f"amiguard scan: {bad_settings}", file=sys.stderr)
-        return EXIT_ERROR
+        return None
     try:
-        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
         home = session.region_name or "us-east-1"
         pacer = RegionPacer(burst=args.burst, rate=args.rate, armed=args.pace_from_start) if args.rate > 0 else None
         clients = PacedClients(session, pacer=pacer, config=scan_config(args.concurrency, paced=pacer is not None))
@@ -302,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
     except (ClientError, BotoCoreError) as error:
         _, message = describe_error(error, "the home region")
         print(f"amiguard scan: cannot start: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return None
 
     show_bar = sys.stderr.isatty()
     progress = BarProgress(regions) if show_bar else None
@@ -324,8 +346,7 @@ def run(args: argparse.Namespace) -> int:
     for refused in region_errors:
         report.regions.append(RegionResult(refused.region))
         report.errors.append(refused)
-    write_report(report, args)
-    return report.exit_code
+    return report
 
 
 def scan_config(concurrency: int, *, paced: bool = False) -> Config:
