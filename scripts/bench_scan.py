@@ -102,11 +102,13 @@ class Gate:
     calls: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    first_served: dict[str, float] = field(default_factory=dict)  # action -> monotonic time of its first call
 
     def reset(self, *, throttle: bool) -> None:
         with self.lock:
             self.calls.clear()
             self.buckets.clear()
+            self.first_served.clear()
             self.throttle = throttle
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -121,6 +123,7 @@ class Gate:
                 return [THROTTLED_BODY]
         with self.lock:
             self.calls[(region, action, "served")] += 1
+            self.first_served.setdefault(action, time.monotonic())
         return self.app(environ, start_response)
 
     def served(self) -> Counter[str]:
@@ -172,6 +175,14 @@ class Run:
     found: dict[str, set[str]]
     exit_code: int
     note: str = ""
+    started: float = 0.0  # monotonic
+    first_served: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def listing_seconds(self) -> float | None:
+        """From the start to the first per-image call: start-up, identity, regions, the AMI lists."""
+        first = self.first_served.get("DescribeImageAttribute")
+        return first - self.started if first else None
 
     @property
     def total(self) -> int:
@@ -224,6 +235,8 @@ def run_amiguard(
         found,
         done.returncode,
         note,
+        started,
+        dict(server.gate.first_served),
     )
 
 
@@ -387,11 +400,16 @@ def throttled(
         run = run_amiguard(server, endpoint, workdir, throttle=True, timeout=args.timeout, extra=extra)
         floor = floor_seconds(server.gate.by_region("served"), parallel=True)
         runs.append((run, floor))
+        listing = run.listing_seconds
+        phases = ""
+        if listing is not None:
+            # After the first per-image call the bucket is the only limit: (calls then - what was left) / refill.
+            per_image = run.seconds - listing
+            phases = f"; start-up and listing {listing:.2f} s, then {per_image:.2f} s"
         print(
             f"  run {attempt + 1}: {run.seconds:.2f} s against a floor of {floor:.2f} s "
             f"({ratio(run.seconds, floor)}), {run.total} calls, "
-            f"{sum(run.throttled.values())} answered RequestLimitExceeded, exit {run.exit_code}"
-            + (f"; {run.note}" if run.note else ""),
+            f"{sum(run.throttled.values())} answered RequestLimitExceeded, exit {run.exit_code}{phases}",
             flush=True,
         )
     ranked = sorted(runs, key=lambda pair: pair[0].seconds / pair[1] if pair[1] else 0.0)

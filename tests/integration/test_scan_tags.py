@@ -130,3 +130,31 @@ def test_deregistration_is_refused_and_reported_when_an_instance_still_uses_the_
     assert "not terminated" in report.errors[0].message
     assert [f.action.value for f in report.findings if f.type == "escalated"] == ["none"]
     assert session.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+
+
+def test_marking_many_amis_in_one_call_is_an_error_not_a_vanished_ami_when_one_is_gone(
+    session: boto3.Session,
+) -> None:
+    # Given two AMIs lacking CostCenter, and CreateTags failing because one was deregistered meanwhile
+    first, second = register(session, {"Owner": "a"}), register(session, {"Owner": "b"})
+
+    class _Http:
+        status_code = 400
+        headers: dict[str, str] = {}  # noqa: RUF012
+        raw = None
+        content = b""
+
+    session.events.register(
+        "before-call.ec2.CreateTags",
+        lambda **_: (_Http(), {"Error": {"Code": "InvalidAMIID.NotFound", "Message": f"{second} does not exist"}}),
+    )
+    # When
+    report = scan(session, (HOME,), fix=True)
+    # Then nothing is silently dropped: both findings stay, unmarked, and the failure is reported
+    assert sorted((f.image_id, f.action.value) for f in report.findings) == sorted(
+        [(first, "none"), (second, "none")]
+    )
+    [error] = report.errors
+    assert (error.stage, error.code) == ("fix", "InvalidAMIID.NotFound")
+    assert "one call for 2 AMIs" in error.message
+    assert report.regions[0].vanished == []

@@ -386,9 +386,12 @@ class Scanner:
     ) -> set[Remedy]:
         """Apply each distinct remedy once; return those that succeeded."""
         remedies: dict[Remedy, Problem] = {}
+        images_per_remedy: dict[Remedy, set[str]] = {}
         for problem in problems:
             if problem.remedy is not None:
                 remedies.setdefault(problem.remedy, problem)
+                if problem.image:
+                    images_per_remedy.setdefault(problem.remedy, set()).add(problem.image.image_id)
         applied: set[Remedy] = set()
         ports = _Ports(port, self._replication, self._tagging)
 
@@ -398,10 +401,15 @@ class Scanner:
                 remedy.apply(ports)
                 applied.add(remedy)
             except ClientError as error:
-                if is_gone(error) and problem.image and not problem.snapshot_id:
+                # One AMI's remedy failing as "gone": it was deregistered mid-scan. A remedy of several AMIs
+                # (one CreateTags for many) fails whole when any one is gone: an error, so nothing is lost.
+                alone = len(images_per_remedy.get(remedy, ())) <= 1
+                if is_gone(error) and problem.image and not problem.snapshot_id and alone:
                     gone.add(problem.image.image_id)
                     return
                 code, message = describe_error(error, port.region)
+                if not alone:
+                    message += f" (one call for {len(images_per_remedy[remedy])} AMIs; none changed: scan again)"
                 image_id = problem.image.image_id if problem.image else None
                 errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
             except (BotoCoreError, RuntimeError) as error:
