@@ -166,7 +166,11 @@ def test_alert_permissions_name_only_the_stack_topic_and_key_when_granted(roles:
 
 
 def test_dr_key_use_is_limited_to_ec2_and_this_account_when_granted(roles: dict[str, dict[str, Any]]) -> None:
-    through_ec2 = [s for role in roles.values() for s in _statements(role) if _through_ec2_only(s)]
+    granted = {role_id: [s for s in _statements(role) if _through_ec2_only(s)] for role_id, role in roles.items()}
+    through_ec2 = [s for statements in granted.values() for s in statements]
 
-    assert [_resolve(s["Resource"]) for s in through_ec2] == ["arn:aws:kms:*:123456789012:key/*"]
+    # The two functions that copy AMIs: dr_replicator on approval, the sweeper when a DR region lacks a copy.
+    copiers = sorted(role_id for role_id, statements in granted.items() if statements)
+    assert copiers == ["DrReplicatorRole", "SweeperRole"]
+    assert {_resolve(s["Resource"]) for s in through_ec2} == {"arn:aws:kms:*:123456789012:key/*"}
     assert not any(action.endswith("*") for s in through_ec2 for action in _as_list(s["Action"]))

@@ -71,7 +71,8 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
 
 def plant(session: boto3.Session, per_region: int = 20, **kw: Any) -> Estate:
     clients = ClientFactory(session)
-    ratios = {"public": 0.1, "untrusted": 0.1, "trusted": 0.1} | kw  # at least one of each per region
+    # at least one of each per region; every required tag present unless a test plants missing ones
+    ratios = {"public": 0.1, "untrusted": 0.1, "trusted": 0.1, "missing_tag": 0.0} | kw
     return plant_estate(clients.ec2, regions=REGIONS, per_region=per_region, **ratios)
 
 
@@ -101,7 +102,7 @@ def run_cli(*args: str) -> int:
 
 def test_scan_finds_every_planted_problem_and_nothing_else_when_the_estate_has_them(session: boto3.Session) -> None:
     # Given
-    estate = plant(session, public_snapshots=1, block_public_access_off=[OTHER])
+    estate = plant(session, public_snapshots=1, block_public_access_off=[OTHER], missing_tag=0.3)
     # When
     report = scan(session)
     # Then
@@ -109,14 +110,16 @@ def test_scan_finds_every_planted_problem_and_nothing_else_when_the_estate_has_t
     assert found(report, "public-share") == estate.public
     assert found(report, "untrusted-share") == estate.untrusted
     assert found(report, "public-snapshot") == estate.public_snapshots
+    assert found(report, "missing-tags") == estate.missing_tag
     assert {f.region for f in report.findings if f.type == "block-public-access-disabled"} == {OTHER}
     assert report.counts() == {
         "block-public-access-disabled": 1,
+        "missing-tags": len(estate.missing_tag),
         "public-share": len(estate.public),
         "public-snapshot": len(estate.public_snapshots),
         "untrusted-share": len(estate.untrusted),
     }
-    assert {f.action for f in report.findings} == {"would-revoke"}
+    assert {f.action for f in report.findings} == {"would-revoke", "would-tag"}
     assert report.images == len(estate.images)
 
 
@@ -153,6 +156,7 @@ def test_fix_revokes_the_untrusted_share_behind_a_public_image_when_both_are_pre
     # Given a public AMI that is also shared with a stranger
     ec2 = session.client("ec2", region_name=HOME)
     image_id = ec2.register_image(Name="both", RootDeviceName="/dev/xvda")["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": "Owner", "Value": "a"}, {"Key": "CostCenter", "Value": "b"}])
     ec2.modify_image_attribute(
         ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}, {"UserId": UNTRUSTED_ACCOUNT}]}
     )

@@ -27,7 +27,8 @@ SCHEDULED_EVENT = {
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT}) as sb:
+    # No required tags here: the sweep's tag marking has a test of its own.
+    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT, "AMIGUARD_REQUIRED_TAGS": ""}) as sb:
         yield sb
 
 
@@ -114,3 +115,64 @@ def test_event_that_is_not_a_schedule_is_dropped_when_delivered_to_the_sweeper(s
     # Then
     assert result["status"] == "dropped"
     assert sandbox.alerts() == []
+
+
+def register(sb: Sandbox, region: str, tags: dict[str, str]) -> str:
+    ec2 = sb.internal_client("ec2", region)  # before deployment: no event
+    image_id = str(ec2.register_image(Name="dr-base", RootDeviceName="/dev/xvda")["ImageId"])
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return image_id
+
+
+def replicas(sb: Sandbox, region: str) -> dict[str, dict[str, Any]]:
+    images = sb.internal_client("ec2", region).describe_images(Owners=["self"])["Images"]
+    return {i["ImageId"]: i for i in images if any(t["Key"] == "amiguard:replica-of" for t in i.get("Tags", []))}
+
+
+@pytest.mark.parametrize(
+    ("mode", "copied", "deprecated", "actions"),
+    [
+        ("enforce", True, True, {"not-replicated": "copied", "replica-cleanup": "deprecated"}),
+        ("audit", False, False, {"not-replicated": "would-copy", "replica-cleanup": "none"}),
+    ],
+)
+def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_replica_is_orphaned(
+    sandbox: Sandbox, mode: str, copied: bool, deprecated: bool, actions: dict[str, str]
+) -> None:
+    # Given an approved AMI never copied to the DR region, and a replica there of an AMI long gone
+    approved = register(sandbox, "us-east-1", {"amiguard:approved": "true"})
+    orphan = register(sandbox, "eu-west-1", {"amiguard:replica-of": "us-east-1/ami-0c0ffee0c0ffee000"})
+    sandbox.alerts()
+    # When
+    result = invoke(sweeper(sandbox, mode=mode, dr_regions="eu-west-1"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then
+    assert result["status"] == "acted"
+    made = [i for i in replicas(sandbox, "eu-west-1").values() if i["ImageId"] != orphan]
+    assert bool(made) is copied
+    assert bool(replicas(sandbox, "eu-west-1")[orphan].get("DeprecationTime")) is deprecated
+    assert {a.message["type"]: a.message["action"] for a in alerts[:-1]} == actions
+    assert {a.message["image_id"] for a in alerts[:-1]} == {approved, orphan}
+    assert alerts[-1].message["evidence"]["remediated"] == (2 if mode == "enforce" else 0)
+
+
+def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating_when_tags_are_required(
+    sandbox: Sandbox,
+) -> None:
+    # Given an AMI from before deployment lacking CostCenter, and one marked in 2020 (overdue)
+    fresh = register(sandbox, "us-east-1", {"Owner": "dev"})
+    marked = {"amiguard:violation": "missing:CostCenter", "amiguard:violation-since": "2020-01-01T00:00:00Z"}
+    overdue = register(sandbox, "us-east-1", {"Owner": "dev"} | marked)
+    sandbox.alerts()
+    # When
+    invoke(sweeper(sandbox, required_tags="Owner,CostCenter", tag_escalation="deprecate"), SCHEDULED_EVENT)
+    alerts = sandbox.alerts()
+    # Then: the fresh one is marked (its grace period starts); the overdue one is left to tag_enforcer's sweep
+    ec2 = sandbox.internal_client("ec2")
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[fresh])["Images"][0]["Tags"]}
+    assert tags["amiguard:violation"] == "missing:CostCenter"
+    assert "amiguard:violation-since" in tags
+    assert not ec2.describe_images(ImageIds=[overdue])["Images"][0].get("DeprecationTime")
+    assert sorted((a.message["type"], a.message["image_id"], a.message["action"]) for a in alerts[:-1]) == sorted(
+        [("missing-tags", fresh, "tagged"), ("missing-tags", overdue, "none"), ("escalated", overdue, "none")]
+    )

@@ -24,7 +24,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.aws.clients import RETRY_CONFIG, ClientFactory
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.pacing import (
+    EC2_READ_BURST,
+    EC2_READ_REFILL_PER_SECOND,
+    PACED_RETRY_CONFIG,
+    PacedClients,
+    RegionPacer,
+)
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
+from amiguard.aws.replication import Ec2Replication
+from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
@@ -62,6 +71,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     where.add_argument("--regions", help="comma list of regions (default: the profile's region)")
     where.add_argument("--all-regions", action="store_true", help="every region enabled for the account")
     parser.add_argument("--profile", help="AWS named profile to use")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="no AWS account needed: scan an embedded one (moto) seeded with planted problems of every kind",
+    )
     parser.add_argument("--fix", action="store_true", help="apply the enforce-mode remedies (revoke shares, ...)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="report format (default: table)")
     parser.add_argument("--output", help="write the report to this file instead of standard output")
@@ -70,6 +84,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CONCURRENCY,
         help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=EC2_READ_REFILL_PER_SECOND,
+        help="EC2 read calls per second per region after the burst, to stay inside EC2's request-rate limit "
+        f"(default: {EC2_READ_REFILL_PER_SECOND:g}, what EC2 documents; lower it to leave room for other callers; "
+        "0: no pacing, adaptive retries only)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=EC2_READ_BURST,
+        help=f"EC2's read-call burst per region (default: {EC2_READ_BURST})",
+    )
+    parser.add_argument(
+        "--pace-from-start",
+        action="store_true",
+        help="pace from the first call, assuming EC2's bucket is full (default: from EC2's first throttle)",
     )
     parser.set_defaults(run=run)
     return parser
@@ -259,27 +292,47 @@ def write_report(report: ScanReport, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``amiguard scan``: returns the exit code."""
+    if args.sandbox:
+        from amiguard.sandbox.scan import run_in_sandbox
+
+        return run_in_sandbox(args, scan_account)
+    try:
+        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
+    except BotoCoreError as error:
+        print(f"amiguard scan: cannot start: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    report = scan_account(args, session)
+    if report is None:
+        return EXIT_ERROR
+    write_report(report, args)
+    return report.exit_code
+
+
+def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport | None:
+    """Scan with ``session``'s credentials as ``args`` say; ``None`` (after saying why) when it cannot start."""
     try:
         settings = load_settings()
     except SettingsError as bad_settings:
         print(f"amiguard scan: {bad_settings}", file=sys.stderr)
-        return EXIT_ERROR
+        return None
     try:
-        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
         home = session.region_name or "us-east-1"
-        clients = ClientFactory(session, config=scan_config(args.concurrency))
+        pacer = RegionPacer(burst=args.burst, rate=args.rate, armed=args.pace_from_start) if args.rate > 0 else None
+        clients = PacedClients(session, pacer=pacer, config=scan_config(args.concurrency, paced=pacer is not None))
         account = str(clients.client("sts", home).get_caller_identity()["Account"])
         regions, region_errors = resolve_regions(args, clients, home)
     except (ClientError, BotoCoreError) as error:
         _, message = describe_error(error, "the home region")
         print(f"amiguard scan: cannot start: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return None
 
     show_bar = sys.stderr.isatty()
     progress = BarProgress(regions) if show_bar else None
     scanner = Scanner(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
+        replication=lambda region: Ec2Replication(clients.ec2(region)),
+        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
         account=account,
         fix=args.fix,
         concurrency=args.concurrency,
@@ -293,13 +346,14 @@ def run(args: argparse.Namespace) -> int:
     for refused in region_errors:
         report.regions.append(RegionResult(refused.region))
         report.errors.append(refused)
-    write_report(report, args)
-    return report.exit_code
+    return report
 
 
-def scan_config(concurrency: int) -> Config:
-    """The clients' retry config, with a connection pool as large as the per-region concurrency."""
-    return RETRY_CONFIG.merge(Config(max_pool_connections=max(10, concurrency + 2)))
+def scan_config(concurrency: int, *, paced: bool = False) -> Config:
+    """The clients' retry config (standard when paced, else adaptive), with a connection pool as large as the
+    per-region concurrency."""
+    retries = PACED_RETRY_CONFIG if paced else RETRY_CONFIG
+    return retries.merge(Config(max_pool_connections=max(10, concurrency + 2)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

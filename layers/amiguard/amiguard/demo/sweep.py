@@ -1,11 +1,18 @@
 """Act: problems that were there before amiguard (no event ever said so) are found by the scheduled sweep,
-which revokes them in enforce mode and sends one summary."""
+which fixes them in enforce mode and sends one summary: an untrusted share, a public snapshot, image block
+public access off, an AMI approved before dr_replicator existed (copied now, with dr_replicator's request)
+and a DR replica whose source is long gone (deprecated; deregistered once ReplicaCleanup=deregister)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from amiguard.demo.replication import APPROVAL_TAG, DR_REGIONS
 from amiguard.demo.sharing import STRANGER
 from amiguard.demo.timeline import Timeline
 from amiguard.sandbox.account import Sandbox
+
+GONE_SOURCE = "ami-0c0ffee0c0ffee000"  # a source deregistered long before amiguard was deployed
 
 SCHEDULED_EVENT = {
     "version": "0",
@@ -32,8 +39,31 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
         "before deployment",
         f"{image_id} shared with {STRANGER}; its snapshot {snapshot_id} public; image block public access off",
     )
+    approved = ec2.register_image(Name="golden-base-2019", RootDeviceName="/dev/xvda")["ImageId"]
+    ec2.create_tags(Resources=[approved], Tags=[{"Key": APPROVAL_TAG, "Value": "true"}])
+    dr = sandbox.internal_client("ec2", DR_REGIONS[0])
+    orphan = dr.register_image(Name="golden-base-2018", RootDeviceName="/dev/xvda")["ImageId"]
+    source = f"{sandbox.home}/{GONE_SOURCE}"
+    dr.create_tags(Resources=[orphan], Tags=[{"Key": "amiguard:replica-of", "Value": source}])
+    sandbox.reconfigure(dr_regions=",".join(DR_REGIONS), replica_cleanup="deprecate")
+    timeline.step(
+        "before deployment",
+        f"{approved} tagged {APPROVAL_TAG}=true, never copied; {orphan} in {DR_REGIONS[0]}, a replica of {source}",
+    )
     event = SCHEDULED_EVENT | {"account": sandbox.account, "region": sandbox.home}
-    timeline.delivery(sandbox.invoke("sweeper", event))
+    _sweep(sandbox, timeline, event)
+    # The sweeper's own calls are recorded too: public_guard ignores amiguard's calls, dr_replicator tracks the
+    # copies it made to available.
+    timeline.settle()
+
+    sandbox.reconfigure(replica_cleanup="deregister")
+    timeline.step("setup", "ReplicaCleanup=deregister; the next day's sweep")
+    _sweep(sandbox, timeline, event | {"id": "5b1c0f6e-2a8d-4f2e-8c1e-6d3b9f0e7a22", "time": "2026-11-28T06:00:00Z"})
+    timeline.settle()
+    sandbox.reconfigure(dr_regions="", replica_cleanup="deprecate")
+
+
+def _sweep(sandbox: Sandbox, timeline: Timeline, event: Mapping[str, object]) -> None:
+    timeline.delivery(sandbox.invoke("sweeper", dict(event)))
     for alert in sandbox.alerts():
         timeline.alert(alert)
-    timeline.settle()  # the sweeper's own revocations are recorded too; public_guard ignores amiguard's calls

@@ -32,6 +32,7 @@ class FindingType(StrEnum):
     REPLICATION_COMPLETE = "replication-complete"
     REPLICATION_FAILED = "replication-failed"
     NOT_REPLICABLE = "not-replicable"
+    NOT_REPLICATED = "not-replicated"  # a scan found an approved AMI with no replica in a DR region
     APPROVAL_REMOVED = "approval-removed"
     REPLICA_CLEANUP = "replica-cleanup"
     IMAGE_FAILED = "image-failed"

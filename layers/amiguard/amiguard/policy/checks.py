@@ -9,22 +9,44 @@ decisions are :mod:`amiguard.policy.sharing`'s (``assess_grants``, ``image_verdi
 
 A check also says which facts it needs, so the scan makes no call nobody needs: DescribeImages tells
 whether an AMI is public, so a public AMI's launch permissions are read only when they will be revoked;
-public snapshots come from one DescribeSnapshots call per region, not one call per snapshot.
+public snapshots come from one DescribeSnapshots call per region, not one call per snapshot; replicas are
+found by their ``amiguard:replica-of`` tag in the AMI lists of the other regions (a region the scan was not
+asked for is listed once, never searched per image).
 
-Adding a check (tags, replication) is a class with ``name``, ``needs`` and ``evaluate`` (or
+Adding a check is a class with ``name``, ``regions_needed``, ``needs`` and ``evaluate`` (or
 ``needs_launch_permissions`` and ``evaluate_image``) and one line in :func:`checks_for`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from amiguard.models.findings import Action
+from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.settings import Settings
+from amiguard.models.settings import ReplicaCleanup, Settings, TagEscalation
+from amiguard.policy.replication import (
+    REPLICA_OF_TAG,
+    CopyRequest,
+    cleanup_done,
+    copy_request,
+    deprecate_at,
+    destination_regions,
+    is_live_replica,
+    is_replica,
+    missing_replica_regions,
+    not_replicable_verdict,
+    not_replicated_verdict,
+    orphaned_replica_verdict,
+    replica_of_value,
+    replica_source,
+    replication_blocker,
+    source_gone,
+    wants_replicas,
+)
 from amiguard.policy.sharing import (
     Grant,
     GrantKind,
@@ -33,6 +55,18 @@ from amiguard.policy.sharing import (
     block_public_access_verdict,
     image_verdicts,
     snapshot_verdicts,
+)
+from amiguard.policy.tagging import (
+    CREATED_BY,
+    SETTLED_BAD,
+    VIOLATION,
+    VIOLATION_SINCE,
+    Step,
+    TagEvaluation,
+    decide_escalation,
+    deprecation_time,
+    evaluate_required_tags,
+    violation_change,
 )
 
 PUBLIC = Grant(GrantKind.GROUP, "all")
@@ -56,6 +90,40 @@ class RemedyPort(Protocol):
     def block_new_public_sharing(self) -> None: ...
 
 
+class ReplicaRemedyPort(Protocol):
+    """The replication calls remedies make in one region (:class:`~amiguard.aws.replication.Ec2Replication`)."""
+
+    def copy_image(self, request: CopyRequest) -> str: ...
+    def deprecate(self, image_id: str, at: datetime) -> None: ...
+    def deregister(self, image_id: str) -> None: ...
+
+
+class TaggingRemedyPort(Protocol):
+    """The tag calls remedies make in the scanned region (:class:`~amiguard.aws.tags.Ec2Tagging`)."""
+
+    def add_tags(self, resource_ids: Iterable[str], tags: Mapping[str, str]) -> int: ...
+    def instances_using(self, image_id: str) -> int: ...
+    def deprecate(self, image_id: str, at: datetime) -> None: ...
+    def disable(self, image_id: str) -> None: ...
+    def deregister(self, image_id: str) -> None: ...
+
+
+class RemedyPorts(Protocol):
+    """Where remedies act: the scanned region's images and tags, and any region's replication calls."""
+
+    @property
+    def images(self) -> RemedyPort: ...
+
+    @property
+    def tagging(self) -> TaggingRemedyPort: ...
+
+    def replication(self, region: str) -> ReplicaRemedyPort: ...
+
+
+class RemedyRefused(RuntimeError):
+    """A remedy checked current state just before acting and must not act (the message says why)."""
+
+
 class Remedy(Protocol):
     """What enforce mode does about a problem. Equal remedies are applied once."""
 
@@ -69,7 +137,7 @@ class Remedy(Protocol):
         """The finding's action in audit mode (nothing changed)."""
         ...
 
-    def apply(self, images: RemedyPort) -> None: ...
+    def apply(self, ports: RemedyPorts) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -79,8 +147,8 @@ class RevokeLaunchPermissions:
     done: Action = Action.REVOKED
     would: Action = Action.WOULD_REVOKE
 
-    def apply(self, images: RemedyPort) -> None:
-        images.revoke_launch_permissions(self.image_id, self.grants)
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.images.revoke_launch_permissions(self.image_id, self.grants)
 
 
 @dataclass(frozen=True)
@@ -90,8 +158,8 @@ class RevokeCreateVolumePermissions:
     done: Action = Action.REVOKED
     would: Action = Action.WOULD_REVOKE
 
-    def apply(self, images: RemedyPort) -> None:
-        images.revoke_create_volume_permissions(self.snapshot_id, self.grants)
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.images.revoke_create_volume_permissions(self.snapshot_id, self.grants)
 
 
 @dataclass(frozen=True)
@@ -99,8 +167,102 @@ class BlockNewPublicSharing:
     done: Action = Action.REVOKED
     would: Action = Action.WOULD_REVOKE
 
-    def apply(self, images: RemedyPort) -> None:
-        images.block_new_public_sharing()
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.images.block_new_public_sharing()
+
+
+@dataclass(frozen=True)
+class CopyToDrRegion:
+    """``dr_replicator``'s copy: the same request (deterministic ``ClientToken``), made in the destination."""
+
+    request: CopyRequest
+    done: Action = Action.COPIED
+    would: Action = Action.WOULD_COPY
+
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.replication(self.request.destination_region).copy_image(self.request)
+
+
+@dataclass(frozen=True)
+class CleanUpReplica:
+    """What ``ReplicaCleanup`` does to a replica whose source is gone (deprecate or deregister)."""
+
+    region: str
+    image_id: str
+    cleanup: ReplicaCleanup
+    deprecate_at: datetime
+    would: Action = Action.NONE  # as dr_replicator in audit mode: the replica is kept
+
+    @property
+    def done(self) -> Action:
+        return Action.DEREGISTERED if self.cleanup is ReplicaCleanup.DEREGISTER else Action.DEPRECATED
+
+    def apply(self, ports: RemedyPorts) -> None:
+        replication = ports.replication(self.region)
+        if self.cleanup is ReplicaCleanup.DEREGISTER:
+            replication.deregister(self.image_id)
+        else:
+            replication.deprecate(self.image_id, self.deprecate_at)
+
+
+@dataclass(frozen=True)
+class MarkViolations:
+    """tag_enforcer's enforce-mode answer to a violation: ``amiguard:violation`` / ``-since`` tags (which start
+    the grace period), one CreateTags call for every AMI that gets the same tags."""
+
+    image_ids: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    done: Action = Action.TAGGED
+    would: Action = Action.WOULD_TAG
+
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.tagging.add_tags(self.image_ids, dict(self.tags))
+
+
+ESCALATION_ACTIONS = {
+    Step.DEPRECATE: Action.DEPRECATED,
+    Step.DISABLE: Action.DISABLED,
+    Step.DEREGISTER: Action.DEREGISTERED,
+}
+
+
+@dataclass(frozen=True)
+class EscalateOverdue:
+    """TagEscalation applied to an AMI past its grace period, as tag_enforcer's hourly sweep applies it.
+
+    Deregistration asks first how many instances still use the AMI, and refuses (with
+    :func:`~amiguard.policy.tagging.decide_escalation`'s reason) when any does.
+    """
+
+    image_id: str
+    step: Step
+    escalation: TagEscalation
+    grace_hours: int
+    now: datetime
+    image: Image = field(compare=False, hash=False)
+    would: Action = Action.NONE
+
+    @property
+    def done(self) -> Action:
+        return ESCALATION_ACTIONS[self.step]
+
+    def apply(self, ports: RemedyPorts) -> None:
+        tagging = ports.tagging
+        if self.step is Step.DEPRECATE:
+            tagging.deprecate(self.image_id, deprecation_time(self.now))
+        elif self.step is Step.DISABLE:
+            tagging.disable(self.image_id)
+        elif self.step is Step.DEREGISTER:
+            decision = decide_escalation(
+                self.image,
+                escalation=self.escalation,
+                grace_hours=self.grace_hours,
+                now=self.now,
+                instances_in_use=tagging.instances_using(self.image_id),
+            )
+            if decision.step is not Step.DEREGISTER:
+                raise RemedyRefused(f"{self.image_id} not deregistered: {decision.reason}")
+            tagging.deregister(self.image_id)
 
 
 @dataclass(frozen=True)
@@ -117,14 +279,16 @@ class Problem:
 class CheckContext:
     """What every check may know besides the facts: settings, whether the scan fixes, and the inventory.
 
-    ``inventory`` holds every listed region's owned AMIs, so checks that look across regions (replicas
-    and their sources) need no call of their own.
+    ``inventory`` holds every listed region's owned AMIs (the scanned regions and those a check asked
+    for), so checks that look across regions (replicas and their sources) need no call of their own.
+    A region missing from it could not be listed: checks that need it say nothing rather than guess.
     """
 
     settings: Settings
     account: str
     fix: bool
     inventory: Mapping[str, Sequence[Image]] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -158,6 +322,10 @@ class RegionCheck(Protocol):
     """A check of a whole region (account-level settings, or resources shared by several AMIs)."""
 
     name: str
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        """Regions whose AMI list this check needs besides the scanned ones (listed once each)."""
+        ...
 
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]: ...
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]: ...
@@ -201,6 +369,9 @@ class PublicSnapshotCheck:
 
     name = "public-snapshots"
 
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
         return frozenset({Fact.PUBLIC_SNAPSHOTS}) if any(image.snapshot_ids for image in images) else frozenset()
 
@@ -232,6 +403,9 @@ class BlockPublicAccessCheck:
 
     name = "block-public-access"
 
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
         return frozenset({Fact.BLOCK_PUBLIC_ACCESS})
 
@@ -242,6 +416,197 @@ class BlockPublicAccessCheck:
         return [Problem(block_public_access_verdict(facts.region, state), remedy=BlockNewPublicSharing())]
 
 
+class _Inventory:
+    """Questions about the listed regions, answered from their AMI lists (``None``: region not listed)."""
+
+    def __init__(self, inventory: Mapping[str, Sequence[Image]]) -> None:
+        self._inventory = inventory
+        self._ids: dict[str, frozenset[str]] = {}
+        self._replicated: dict[str, frozenset[str]] = {}
+
+    def source_exists(self, region: str, image_id: str) -> bool | None:
+        if region not in self._inventory:
+            return None
+        if region not in self._ids:
+            listed = self._inventory[region]
+            self._ids[region] = frozenset(i.image_id for i in listed if i.state != "deregistered")
+        return image_id in self._ids[region]
+
+    def replicated_in(self, region: str, source: Image) -> bool | None:
+        if region not in self._inventory:
+            return None
+        if region not in self._replicated:
+            live = (image for image in self._inventory[region] if is_live_replica(image))
+            self._replicated[region] = frozenset(image.tags[REPLICA_OF_TAG] for image in live)
+        return replica_of_value(source.region, source.image_id) in self._replicated[region]
+
+
+class ReplicationCheck:
+    """DR replication drift (``not-replicated``, ``not-replicable``, ``replica-cleanup``), from the AMI lists.
+
+    An approved, copyable AMI needs a live replica in every DR region but its own: where there is none, the
+    remedy is ``dr_replicator``'s copy (same request builder, same ``ClientToken``, so a copy already under
+    way is not made twice). A replica whose source no longer exists gets ``ReplicaCleanup``.
+    """
+
+    name = "replication"
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        settings = context.settings
+        needed: set[str] = set()
+        for region, images in scanned.items():
+            for image in images:
+                if wants_replicas(image, settings.approval_tag, settings.dr_regions):
+                    needed.update(destination_regions(region, settings.dr_regions))
+                elif (source := replica_source(image)) is not None:
+                    needed.add(source[0])
+        return frozenset(needed - set(scanned))
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset()
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        inventory = _Inventory(context.inventory)
+        problems: list[Problem] = []
+        for image in sorted(facts.images, key=lambda image: image.image_id):
+            if is_replica(image):
+                problems.extend(self._orphan(image, inventory, context))
+            elif wants_replicas(image, settings.approval_tag, settings.dr_regions):
+                problems.extend(self._unreplicated(image, inventory, context))
+        return problems
+
+    def _unreplicated(self, image: Image, inventory: _Inventory, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        blocker = replication_blocker(image, context.account)
+        if blocker is not None:
+            return [Problem(not_replicable_verdict(image, blocker), image=image)]
+        missing = missing_replica_regions(
+            image, settings.dr_regions, lambda region: inventory.replicated_in(region, image)
+        )
+        problems = []
+        for region in missing:
+            request = copy_request(image, region, settings.dr_kms_keys)
+            verdict = not_replicated_verdict(image, request)
+            problems.append(Problem(verdict, image=image, remedy=CopyToDrRegion(request)))
+        return problems
+
+    def _orphan(self, replica: Image, inventory: _Inventory, context: CheckContext) -> list[Problem]:
+        cleanup = context.settings.replica_cleanup
+        if not source_gone(replica, inventory.source_exists) or cleanup_done(replica, cleanup, context.now):
+            return []
+        remedy = None
+        if cleanup is not ReplicaCleanup.NONE:
+            remedy = CleanUpReplica(replica.region, replica.image_id, cleanup, deprecate_at(context.now))
+        return [Problem(orphaned_replica_verdict(replica, cleanup), image=replica, remedy=remedy)]
+
+
+def tag_violation_verdict(image: Image, evaluation: TagEvaluation) -> Verdict:
+    """An AMI lacking required tags, or with values a rule rejects (the evidence is tag_enforcer's)."""
+    name = f" ({image.name})" if image.name else ""
+    if evaluation.missing:
+        summary = f"AMI {image.image_id}{name} lacks required tags {', '.join(evaluation.missing)}."
+    else:
+        summary = f"AMI {image.image_id}{name} has invalid values for {', '.join(evaluation.invalid)}."
+    evidence: dict[str, object] = {"violation": evaluation.violation, "missing": list(evaluation.missing)}
+    if evaluation.rejected_values:
+        evidence["invalid"] = dict(evaluation.rejected_values)
+    return Verdict(evaluation.finding_type, Severity.MEDIUM, summary, evidence)
+
+
+def overdue_verdict(image: Image, step: Step, reason: str, settings: Settings, *, acted_by: str) -> Verdict:
+    """An AMI in violation past ``TagGraceHours``: what ``TagEscalation`` does (or why it must not)."""
+    name = f" ({image.name})" if image.name else ""
+    violation = image.tags.get(VIOLATION)
+    if step is Step.BLOCKED:
+        summary = f"AMI {image.image_id}{name} is overdue ({violation}) but must not be deregistered: {reason}."
+    else:
+        summary = f"AMI {image.image_id}{name} is overdue ({violation}): TagEscalation={step.value}, {acted_by}."
+    return Verdict(
+        FindingType.ESCALATED,
+        Severity.HIGH if step in {Step.BLOCKED, Step.DEREGISTER} else Severity.MEDIUM,
+        summary,
+        {
+            "violation": violation,
+            "violation_since": image.tags.get(VIOLATION_SINCE),
+            "escalation": settings.tag_escalation.value,
+            "grace_hours": settings.tag_grace_hours,
+            "step": step.value,
+            "created_by": image.tags.get(CREATED_BY),
+        },
+    )
+
+
+class TagCheck:
+    """Required tags (``missing-tags``, ``invalid-tags``) and overdue violations (``escalated``), from the
+    tags DescribeImages already returned: no call of its own.
+
+    The rules are :mod:`amiguard.policy.tagging`'s: :func:`evaluate_required_tags` says what is wrong,
+    :func:`violation_change` which ``amiguard:violation*`` tags tag_enforcer would write (the remedy: they
+    start the grace period), :func:`decide_escalation` what ``TagEscalation`` does once it is over. With
+    ``escalate=False`` (the sweeper: tag_enforcer's hourly sweep escalates in the stack) overdue AMIs are
+    reported only.
+    """
+
+    name = "tags"
+
+    def __init__(self, *, escalate: bool = True) -> None:
+        self.escalate = escalate
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset()
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        problems: list[Problem] = []
+        marks: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        for image in sorted(facts.images, key=lambda image: image.image_id):
+            if image.state in SETTLED_BAD:
+                continue
+            evaluation = evaluate_required_tags(image.tags, settings.required_tags)
+            if evaluation.compliant:
+                continue  # stale violation tags are tag_enforcer's hourly sweep's to clear
+            change = violation_change(image.tags, evaluation, context.now)
+            if change.add:
+                marks.setdefault(tuple(sorted(change.add.items())), []).append(image)
+            else:
+                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image))
+            problems.extend(self._overdue(image, context))
+        for tags, images in marks.items():
+            remedy = MarkViolations(tuple(image.image_id for image in images), tags)
+            for image in images:
+                evaluation = evaluate_required_tags(image.tags, settings.required_tags)
+                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image, remedy=remedy))
+        return problems
+
+    def _overdue(self, image: Image, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        if settings.tag_escalation is TagEscalation.NONE:
+            return []
+        decision = decide_escalation(
+            image, escalation=settings.tag_escalation, grace_hours=settings.tag_grace_hours, now=context.now
+        )
+        if decision.step in {Step.WAIT, Step.DONE}:
+            return []
+        remedy: Remedy | None = None
+        acted_by = "applied by tag_enforcer's hourly sweep"
+        if decision.step is not Step.BLOCKED and self.escalate:
+            acted_by = "applied with --fix"
+            remedy = EscalateOverdue(
+                image.image_id,
+                decision.step,
+                settings.tag_escalation,
+                settings.tag_grace_hours,
+                context.now,
+                image=image,
+            )
+        verdict = overdue_verdict(image, decision.step, decision.reason, settings, acted_by=acted_by)
+        return [Problem(verdict, image=image, remedy=remedy)]
+
+
 @dataclass(frozen=True)
 class Checks:
     """The checks one scan runs."""
@@ -250,9 +615,9 @@ class Checks:
     region: tuple[RegionCheck, ...]
 
 
-def checks_for(settings: Settings) -> Checks:
-    """Every check the settings call for. Tag and replication checks plug in here (issues 3 and 4)."""
+def checks_for(settings: Settings, *, escalate: bool = True) -> Checks:
+    """Every check a scan runs. ``escalate=False``: overdue tag violations are reported, not escalated."""
     return Checks(
         image=(LaunchPermissionCheck(),),
-        region=(PublicSnapshotCheck(), BlockPublicAccessCheck()),
+        region=(PublicSnapshotCheck(), BlockPublicAccessCheck(), ReplicationCheck(), TagCheck(escalate=escalate)),
     )

@@ -2,22 +2,25 @@
 
 Used by ``dr_replicator``, which is triggered by approvals (CreateTags adding the approval tag, or the tag
 given at creation by CreateImage / CopyImage / RegisterImage), approval removal (DeleteTags, or CreateTags
-setting another value), "EC2 AMI State Change" (``available``, ``failed``) and DeregisterImage. Everything
-here is pure: the service reads current state (DescribeImages, the ledger) and asks these functions what
-to do. No boto3.
+setting another value), "EC2 AMI State Change" (``available``, ``failed``) and DeregisterImage; and by the
+scan (``amiguard scan``, the ``sweeper``), which judges replication drift from the AMI lists of each region
+(see the last section). Everything here is pure: the service reads current state (DescribeImages, the
+ledger) and asks these functions what to do. No boto3.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, ReplicaCleanup
+from amiguard.policy.sharing import Verdict
 
 REPLICA_OF_TAG = "amiguard:replica-of"
 SOURCE_IMAGE_TAG = "amiguard:source-image"
@@ -306,3 +309,104 @@ def cleanup_verb(cleanup: ReplicaCleanup) -> str:
         ReplicaCleanup.DEREGISTER: "deregistered",
         ReplicaCleanup.NONE: "kept",
     }[cleanup]
+
+
+# --- what a scan finds (the sweeper and ``amiguard scan``) ------------------------------------------------
+#
+# Events can be missed (EventBridge delivery is best effort) or predate the stack. A scan judges from the
+# AMI lists alone: a replica is an owned AMI tagged ``amiguard:replica-of`` in the destination region.
+
+LIVE_REPLICA_STATES = frozenset({"available", "pending"})  # a failed or deregistered copy is no replica
+
+
+def is_live_replica(image: Image) -> bool:
+    """A replica that exists or is being made (a failed copy is retried, like a ``failed`` ledger row)."""
+    return is_replica(image) and image.state in LIVE_REPLICA_STATES
+
+
+def wants_replicas(image: Image, approval_tag: str, dr_regions: Iterable[str]) -> bool:
+    """An approved source (not a replica) while replication is on: the AMIs a scan checks for replicas."""
+    return bool(tuple(dr_regions)) and not is_replica(image) and is_approved(image.tags, approval_tag)
+
+
+def missing_replica_regions(
+    image: Image, dr_regions: Iterable[str], replicated_in: Callable[[str], bool | None]
+) -> tuple[str, ...]:
+    """Destinations of a ready, approved source where ``replicated_in(region)`` says there is no live replica.
+
+    ``replicated_in`` answers ``None`` where it cannot tell (the region could not be listed): never a gap.
+    """
+    if readiness(image) is not Readiness.COPY:
+        return ()  # pending: its "available" state change copies it; failed or gone: nothing to copy
+    return tuple(
+        region for region in destination_regions(image.region, dr_regions) if replicated_in(region) is False
+    )
+
+
+def source_gone(replica: Image, source_exists: Callable[[str, str], bool | None]) -> bool:
+    """A replica whose source (from its ``amiguard:replica-of`` tag) no longer exists; ``False`` when unsure.
+
+    ``source_exists(region, image id)`` answers ``None`` where the source region could not be listed.
+    A malformed tag names no source: it is never called orphaned (amiguard did not write it).
+    """
+    source = replica_source(replica)
+    if source is None:
+        return False
+    return source_exists(*source) is False
+
+
+def parse_deprecation(value: str | None) -> datetime | None:
+    """EC2's ``DeprecationTime`` (``2026-11-27T06:02:00.000Z``) as a time; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cleanup_done(replica: Image, cleanup: ReplicaCleanup, now: datetime) -> bool:
+    """The orphaned replica is already as ``cleanup`` leaves it (deprecated no later than amiguard would)."""
+    if cleanup is ReplicaCleanup.DEREGISTER:
+        return replica.state == "deregistered"
+    if cleanup is ReplicaCleanup.DEPRECATE:
+        deprecated = parse_deprecation(replica.deprecation_time)
+        return deprecated is not None and deprecated <= deprecate_at(now)
+    return False
+
+
+def not_replicated_verdict(image: Image, request: CopyRequest) -> Verdict:
+    """An approved AMI with no DR replica in one destination region."""
+    return Verdict(
+        FindingType.NOT_REPLICATED,
+        Severity.MEDIUM,
+        f"Approved AMI {image.image_id} has no DR replica in {request.destination_region}.",
+        {
+            "destination_region": request.destination_region,
+            "client_token": request.client_token,
+            "kms_key_id": request.kms_key_id,
+        },
+    )
+
+
+def not_replicable_verdict(image: Image, blocker: Blocker) -> Verdict:
+    """An approved AMI that cannot be copied (what ``dr_replicator`` reports when it is approved)."""
+    return Verdict(
+        FindingType.NOT_REPLICABLE,
+        Severity.MEDIUM,
+        f"Approved AMI {image.image_id} cannot be copied to DR regions: {BLOCKER_EXPLANATIONS[blocker]}",
+        {"reason": blocker.value, "owner": image.owner_id, "product_codes": list(image.product_codes)},
+    )
+
+
+def orphaned_replica_verdict(replica: Image, cleanup: ReplicaCleanup) -> Verdict:
+    """A DR replica whose source AMI no longer exists, and what ``ReplicaCleanup`` does with it."""
+    source = replica.tags.get(REPLICA_OF_TAG, "?")
+    fate = "kept (ReplicaCleanup is none)" if cleanup is ReplicaCleanup.NONE else f"to be {cleanup_verb(cleanup)}"
+    return Verdict(
+        FindingType.REPLICA_CLEANUP,
+        Severity.LOW,
+        f"DR replica {replica.image_id} in {replica.region} outlived its source {source}: {fate}.",
+        {"source": source, "replica_id": replica.image_id, "cleanup": cleanup.value},
+    )

@@ -38,6 +38,8 @@ ESCALATION_BLOCKED = "amiguard:escalation-blocked"
 VIOLATION_KEYS = (VIOLATION, VIOLATION_SINCE, ESCALATION_BLOCKED)
 
 TAG_VALUE_MAX = 256  # EC2's limit; longer values are rejected by CreateTags
+# AMIs that never became (or no longer are) usable: nothing to tag, nothing to enforce.
+SETTLED_BAD = frozenset({"failed", "deregistered", "error", "invalid"})
 
 INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 

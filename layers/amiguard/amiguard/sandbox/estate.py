@@ -27,6 +27,8 @@ class Estate:
     missing_tag: set[tuple[str, str]] = field(default_factory=set)
     public_snapshots: set[tuple[str, str]] = field(default_factory=set)
     block_public_access_off: set[str] = field(default_factory=set)
+    not_replicated: set[tuple[str, str]] = field(default_factory=set)  # approved, no replica in a DR region
+    orphaned_replicas: set[tuple[str, str]] = field(default_factory=set)  # replicas whose source is gone
 
 
 def _category(index: int, bounds: Sequence[tuple[str, int]]) -> str:
@@ -100,4 +102,31 @@ def plant_estate(
     for region in block_public_access_off:
         ec2_for(region).disable_image_block_public_access()
         estate.block_public_access_off.add(region)
+    return estate
+
+
+GONE_SOURCE = "ami-0c0ffee0c0ffee000"  # a source AMI that no longer exists
+
+
+def plant_replication_drift(
+    ec2_for: Callable[[str], Any],
+    estate: Estate,
+    *,
+    home: str,
+    dr_region: str,
+    approval_tag: str = "amiguard:approved",
+    required_tags: Sequence[str] = ("Owner", "CostCenter"),
+) -> Estate:
+    """An approved AMI in ``home`` that was never copied to ``dr_region``, and a replica in ``dr_region`` of an
+    AMI long gone (both carry every required tag: they plant one problem each)."""
+    tags = [{"Key": key, "Value": "planted"} for key in required_tags]
+    ec2 = ec2_for(home)
+    approved = str(ec2.register_image(Name="estate-approved-golden", RootDeviceName="/dev/xvda")["ImageId"])
+    ec2.create_tags(Resources=[approved], Tags=[*tags, {"Key": approval_tag, "Value": "true"}])
+    dr = ec2_for(dr_region)
+    orphan = str(dr.register_image(Name="estate-orphaned-replica", RootDeviceName="/dev/xvda")["ImageId"])
+    dr.create_tags(Resources=[orphan], Tags=[*tags, {"Key": "amiguard:replica-of", "Value": f"{home}/{GONE_SOURCE}"}])
+    estate.images |= {(home, approved), (dr_region, orphan)}
+    estate.not_replicated.add((home, approved))
+    estate.orphaned_replicas.add((dr_region, orphan))
     return estate

@@ -3,19 +3,22 @@
 methods ``public_guard`` uses. Backs ``amiguard scan`` and the ``sweeper`` function.
 
 Regions run in parallel; within a region, per-image calls run on a bounded thread pool (the clients
-retry throttling adaptively, :data:`amiguard.aws.clients.RETRY_CONFIG`). Nothing one region or one AMI
-does wrong stops the rest: a region that cannot be listed, a check whose facts cannot be read, an AMI
-deregistered between the list and the describe — each is recorded in the :class:`ScanReport` and the
-scan goes on.
+retry throttling, :data:`amiguard.aws.clients.RETRY_CONFIG`). Nothing one region or one AMI does wrong
+stops the rest: a region that cannot be listed, a check whose facts cannot be read, an AMI deregistered
+between the list and the describe — each is recorded in the :class:`ScanReport` and the scan goes on.
+
+Regions a check needs besides the scanned ones (the DR regions where replicas of approved AMIs live, the
+source region of a replica) are listed once each, after the scanned ones; no check runs on them.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -32,11 +35,27 @@ from amiguard.policy.checks import (
     RegionFacts,
     Remedy,
     RemedyPort,
+    ReplicaRemedyPort,
+    TaggingRemedyPort,
     checks_for,
 )
 from amiguard.policy.sharing import Grant
 
 DEFAULT_CONCURRENCY = 8
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool whose tasks see the submitter's context variables, as the calling thread would.
+
+    Calls made from the pool then carry whatever the caller set (the sandbox records them under the
+    function's identity, so amiguard recognises its own calls there as it does in AWS).
+    """
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)  # type: ignore[arg-type]
 
 # Error codes that say "this region is not usable by this account", with what to tell the user.
 _REGION_DISABLED = {"OptInRequired", "AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException"}
@@ -56,6 +75,28 @@ class ScanPort(RemedyPort, Protocol):
 
 
 ScanPortInRegion = Callable[[str], ScanPort]
+ReplicaPortInRegion = Callable[[str], ReplicaRemedyPort]
+TaggingPortInRegion = Callable[[str], TaggingRemedyPort]
+
+
+@dataclass(frozen=True)
+class _Ports:
+    """:class:`~amiguard.policy.checks.RemedyPorts` for one scanned region."""
+
+    images: ScanPort
+    replicas: ReplicaPortInRegion | None
+    tags: TaggingPortInRegion | None
+
+    def replication(self, region: str) -> ReplicaRemedyPort:
+        if self.replicas is None:
+            raise RuntimeError("this scan was given no replication adapter: replication problems are report-only")
+        return self.replicas(region)
+
+    @property
+    def tagging(self) -> TaggingRemedyPort:
+        if self.tags is None:
+            raise RuntimeError("this scan was given no tagging adapter: tag problems are report-only")
+        return self.tags(self.images.region)
 
 
 class Progress(Protocol):
@@ -82,7 +123,7 @@ class ScanError:
     """Something the scan could not check (or fix), said the way a user can act on it."""
 
     region: str
-    stage: str  # list-images, launch-permissions, public-snapshots, block-public-access, fix, region
+    stage: str  # list-images, reference-images, launch-permissions, public-snapshots, block-public-access, fix, region
     message: str
     code: str = ""
     image_id: str | None = None
@@ -188,6 +229,8 @@ class Scanner:
         images: ScanPortInRegion,
         account: str,
         fix: bool,
+        replication: ReplicaPortInRegion | None = None,
+        tagging: TaggingPortInRegion | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -195,6 +238,8 @@ class Scanner:
     ) -> None:
         self._settings = settings
         self._images = images
+        self._replication = replication
+        self._tagging = tagging
         self._account = account
         self._fix = fix
         self._checks = checks or checks_for(settings)
@@ -208,10 +253,21 @@ class Scanner:
         if not regions:
             report.finished_at = self._clock()
             return report
-        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="amiguard-region") as pool:
+        with _Pool(max_workers=len(regions), thread_name_prefix="amiguard-region") as pool:
             listings = list(pool.map(self._list_region, regions))
             inventory = {listing.result.region: listing.images for listing in listings if listing.result.listed}
-            context = CheckContext(settings=self._settings, account=self._account, fix=self._fix, inventory=inventory)
+            context = CheckContext(
+                settings=self._settings, account=self._account, fix=self._fix, inventory=inventory, now=self._clock()
+            )
+            references = sorted(
+                set().union(*(check.regions_needed(inventory, context) for check in self._checks.region))
+                - set(regions)
+            )
+            for region, images, error in pool.map(self._list_reference, references):
+                if error is None:
+                    inventory[region] = images
+                else:
+                    report.errors.append(error)
             outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
         for listing, (findings, errors) in zip(listings, outcomes, strict=True):
             report.regions.append(listing.result)
@@ -238,6 +294,15 @@ class Scanner:
         self._progress.region_listed(region, len(listing.images))
         return listing
 
+    def _list_reference(self, region: str) -> tuple[str, list[Image], ScanError | None]:
+        """A region a check needs (not scanned itself): its owned AMIs, or why they could not be listed."""
+        try:
+            return region, list(self._images(region).owned_images()), None
+        except (ClientError, BotoCoreError) as error:
+            code, message = describe_error(error, region)
+            why = f"{message} (listed only to check DR replicas and their sources; those checks were skipped)"
+            return region, [], ScanError(region, "reference-images", why, code)
+
     # --- phase 2: check --------------------------------------------------------------------------------
 
     def _check_region(self, listing: _Listing, context: CheckContext) -> tuple[list[Finding], list[ScanError]]:
@@ -246,7 +311,7 @@ class Scanner:
         port, region = listing.port, listing.result.region
         errors: list[ScanError] = []
         problems: list[Problem] = []
-        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix=f"amiguard-{region}") as pool:
+        with _Pool(max_workers=self._concurrency, thread_name_prefix=f"amiguard-{region}") as pool:
             # Region-wide facts are read while the per-image calls run.
             region_future = pool.submit(self._region_problems, port, listing.images, context)
             for image_problems, image_errors, vanished in pool.map(
@@ -321,28 +386,38 @@ class Scanner:
     ) -> set[Remedy]:
         """Apply each distinct remedy once; return those that succeeded."""
         remedies: dict[Remedy, Problem] = {}
+        images_per_remedy: dict[Remedy, set[str]] = {}
         for problem in problems:
             if problem.remedy is not None:
                 remedies.setdefault(problem.remedy, problem)
+                if problem.image:
+                    images_per_remedy.setdefault(problem.remedy, set()).add(problem.image.image_id)
         applied: set[Remedy] = set()
+        ports = _Ports(port, self._replication, self._tagging)
 
         def apply(item: tuple[Remedy, Problem]) -> None:
             remedy, problem = item
             try:
-                remedy.apply(port)
+                remedy.apply(ports)
                 applied.add(remedy)
             except ClientError as error:
-                if is_gone(error) and problem.image and not problem.snapshot_id:
+                # One AMI's remedy failing as "gone": it was deregistered mid-scan. A remedy of several AMIs
+                # (one CreateTags for many) fails whole when any one is gone: an error, so nothing is lost.
+                alone = len(images_per_remedy.get(remedy, ())) <= 1
+                if is_gone(error) and problem.image and not problem.snapshot_id and alone:
                     gone.add(problem.image.image_id)
                     return
                 code, message = describe_error(error, port.region)
+                if not alone:
+                    message += f" (one call for {len(images_per_remedy[remedy])} AMIs; none changed: scan again)"
                 image_id = problem.image.image_id if problem.image else None
                 errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
-            except BotoCoreError as error:
+            except (BotoCoreError, RuntimeError) as error:
                 code, message = describe_error(error, port.region)
-                errors.append(ScanError(port.region, "fix", message, code, None, problem.snapshot_id))
+                image_id = problem.image.image_id if problem.image else None
+                errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
 
-        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="amiguard-fix") as pool:
+        with _Pool(max_workers=self._concurrency, thread_name_prefix="amiguard-fix") as pool:
             list(pool.map(apply, remedies.items()))
         return applied
 

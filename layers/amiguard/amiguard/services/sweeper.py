@@ -2,8 +2,11 @@
 
 Triggered by the ``SweepSchedule`` rule (an EventBridge "Scheduled Event", default ``rate(1 day)``).
 Runs :class:`~amiguard.services.scan.Scanner` in the stack's mode over its own region and the DR
-regions: in ``enforce`` mode it applies the remedies ``public_guard`` would (findings say ``revoked``),
-in ``audit`` mode it changes nothing (``would-revoke``). Each finding goes out on the alert path (which
+regions: in ``enforce`` mode it applies the remedies ``public_guard`` and ``dr_replicator`` would (revoke
+shares, copy approved AMIs a DR region lacks, clean up replicas whose source is gone, mark AMIs that lack
+required tags with tag_enforcer's violation tags, so its grace period starts), in ``audit`` mode it changes
+nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
+tag_enforcer's hourly sweep does that. Each finding goes out on the alert path (which
 de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
 """
 
@@ -15,12 +18,17 @@ from typing import Any
 
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.policy.checks import checks_for
 from amiguard.policy.screening import Drop
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort
-from amiguard.services.scan import Scanner, ScanPortInRegion, ScanReport
+from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport, TaggingPortInRegion
 
 SCHEDULED = "Scheduled Event"
+# Finding actions that changed something (the would-* actions and none did not).
+REMEDIATED = frozenset(
+    {Action.REVOKED, Action.TAGGED, Action.COPIED, Action.DEPRECATED, Action.DISABLED, Action.DEREGISTERED}
+)
 
 
 class SweepFailed(RuntimeError):
@@ -43,11 +51,15 @@ class Sweeper:
         alerts: AlertsPort,
         summary: AlertsPort,
         regions: Sequence[str],
+        replication: ReplicaPortInRegion | None = None,
+        tagging: TaggingPortInRegion | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._images = images
+        self._replication = replication
+        self._tagging = tagging
         self._alerts = alerts
         self._summary = summary
         self._regions = list(regions)
@@ -69,6 +81,10 @@ class Sweeper:
         scanner = Scanner(
             settings=self._settings,
             images=self._images,
+            replication=self._replication,
+            tagging=self._tagging,
+            # tag_enforcer's hourly sweep escalates overdue violations in the stack: reported here, not acted on
+            checks=checks_for(self._settings, escalate=False),
             account=account,
             fix=self._settings.enforcing,
             concurrency=self._concurrency,
@@ -101,7 +117,7 @@ def _describe(report: ScanReport) -> str:
 
 def summary_finding(report: ScanReport, home: str, settings: Settings) -> Finding:
     """One message saying what the sweep covered, found, did and could not check."""
-    fixed = sum(finding.action is Action.REVOKED for finding in report.findings)
+    fixed = sum(finding.action in REMEDIATED for finding in report.findings)
     return Finding(
         type=FindingType.SWEEP_SUMMARY,
         severity=Severity.INFO,

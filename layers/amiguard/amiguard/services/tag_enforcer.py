@@ -38,6 +38,7 @@ from amiguard.policy.tagging import (
     CREATED_BY,
     ESCALATION_BLOCKED,
     INSTANCE_ID,
+    SETTLED_BAD,
     VIOLATION,
     VIOLATION_SINCE,
     Provenance,
@@ -65,7 +66,6 @@ from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort
 CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
 TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 EVENT_NAMES = CREATION_EVENTS | TAG_EVENTS
-SETTLED_BAD = frozenset({"failed", "deregistered", "error", "invalid"})
 
 ESCALATION_ACTIONS = {
     Step.DEPRECATE: Action.DEPRECATED,
