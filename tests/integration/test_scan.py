@@ -14,16 +14,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from amiguard import cli
 from amiguard.aws.clients import ClientFactory
-from amiguard.aws.images import Ec2Images
-from amiguard.models.settings import load_settings
 from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
-from amiguard.sandbox.moto_gaps import CannedHttp, canned, patch_moto
+from amiguard.sandbox.moto_gaps import CannedHttp, canned
 from amiguard.scan import resolve_regions
-from amiguard.services.scan import Scanner, ScanReport
+from amiguard.services.scan import ScanReport
+from tests.scan_support import moto_session, run_scan
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 REGIONS = (HOME, OTHER)
@@ -54,19 +52,7 @@ def _wire_error(url: str, status: int, code: str) -> AWSResponse:
 
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": HOME,
-        "MOTO_ACCOUNT_ID": ACCOUNT,
-        "AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        patch_moto()
-        yield boto3.Session(region_name=HOME)
+    yield from moto_session(monkeypatch, {"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT})
 
 
 def plant(session: boto3.Session, per_region: int = 20, **kw: Any) -> Estate:
@@ -77,15 +63,7 @@ def plant(session: boto3.Session, per_region: int = 20, **kw: Any) -> Estate:
 
 
 def scan(session: boto3.Session, *, fix: bool = False, config: Config | None = None) -> ScanReport:
-    clients = ClientFactory(session, config=config) if config else ClientFactory(session)
-    scanner = Scanner(
-        settings=load_settings(),
-        images=lambda region: Ec2Images(clients.ec2(region)),
-        account=ACCOUNT,
-        fix=fix,
-        concurrency=4,
-    )
-    return scanner.scan(REGIONS)
+    return run_scan(session, REGIONS, fix=fix, config=config)
 
 
 def found(report: ScanReport, kind: str) -> set[tuple[str, str]]:

@@ -10,17 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from amiguard.aws.clients import ClientFactory
-from amiguard.aws.images import Ec2Images
-from amiguard.aws.replication import Ec2Replication
 from amiguard.models.images import Image
-from amiguard.models.settings import load_settings
 from amiguard.policy.replication import copy_request
-from amiguard.sandbox.moto_gaps import patch_moto
-from amiguard.sandbox.replication_gaps import CopyImageFidelity
-from amiguard.services.scan import Scanner, ScanReport
+from amiguard.services.scan import ScanReport
+from tests.scan_support import moto_session, run_scan
 
 HOME, DR = "us-east-1", "eu-west-1"
 ACCOUNT = "123456789012"
@@ -29,23 +23,12 @@ APPROVAL = "amiguard:approved"
 
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": HOME,
-        "MOTO_ACCOUNT_ID": ACCOUNT,
+    settings = {
         "AMIGUARD_DR_REGIONS": DR,
         "AMIGUARD_REPLICA_CLEANUP": "deprecate",
         "AMIGUARD_REQUIRED_TAGS": "",  # tags are another test's concern
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        patch_moto()
-        session = boto3.Session(region_name=HOME)
-        CopyImageFidelity(ACCOUNT).register(session.events)  # tags and ClientToken as EC2 applies them
-        yield session
+    }
+    yield from moto_session(monkeypatch, settings)
 
 
 def register(session: boto3.Session, region: str = HOME, *, approved: bool = True, name: str = "golden") -> str:
@@ -57,15 +40,7 @@ def register(session: boto3.Session, region: str = HOME, *, approved: bool = Tru
 
 
 def scan(session: boto3.Session, regions: tuple[str, ...] = (HOME,), *, fix: bool = False) -> ScanReport:
-    clients = ClientFactory(session)
-    return Scanner(
-        settings=load_settings(),
-        images=lambda region: Ec2Images(clients.ec2(region)),
-        replication=lambda region: Ec2Replication(clients.ec2(region)),
-        account=ACCOUNT,
-        fix=fix,
-        concurrency=4,
-    ).scan(regions)
+    return run_scan(session, regions, fix=fix, replication=True)
 
 
 def kinds(report: ScanReport) -> list[tuple[str, str, str | None, str]]:

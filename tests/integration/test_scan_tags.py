@@ -8,16 +8,11 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from amiguard.aws.clients import ClientFactory
-from amiguard.aws.images import Ec2Images
-from amiguard.aws.tags import Ec2Tagging
-from amiguard.models.settings import load_settings
 from amiguard.sandbox.estate import plant_estate
-from amiguard.sandbox.moto_gaps import patch_moto
-from amiguard.sandbox.replication_gaps import CopyImageFidelity
-from amiguard.services.scan import Scanner, ScanReport
+from amiguard.services.scan import ScanReport
+from tests.scan_support import moto_session, run_scan
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 ACCOUNT = "123456789012"
@@ -30,33 +25,11 @@ OVERDUE = {
 
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": HOME,
-        "MOTO_ACCOUNT_ID": ACCOUNT,
-        "AMIGUARD_REQUIRED_TAGS": "Owner,CostCenter",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        patch_moto()
-        session = boto3.Session(region_name=HOME)
-        CopyImageFidelity(ACCOUNT).register(session.events)  # EnableImageDeprecation, which moto lacks
-        yield session
+    yield from moto_session(monkeypatch, {"AMIGUARD_REQUIRED_TAGS": "Owner,CostCenter"})
 
 
 def scan(session: boto3.Session, regions: tuple[str, ...] = (HOME, OTHER), *, fix: bool = False) -> ScanReport:
-    clients = ClientFactory(session)
-    return Scanner(
-        settings=load_settings(),
-        images=lambda region: Ec2Images(clients.ec2(region)),
-        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
-        account=ACCOUNT,
-        fix=fix,
-        concurrency=4,
-    ).scan(regions)
+    return run_scan(session, regions, fix=fix, tagging=True)
 
 
 def register(session: boto3.Session, tags: dict[str, str]) -> str:
@@ -151,9 +124,7 @@ def test_marking_many_amis_in_one_call_is_an_error_not_a_vanished_ami_when_one_i
     # When
     report = scan(session, (HOME,), fix=True)
     # Then nothing is silently dropped: both findings stay, unmarked, and the failure is reported
-    assert sorted((f.image_id, f.action.value) for f in report.findings) == sorted(
-        [(first, "none"), (second, "none")]
-    )
+    assert sorted((f.image_id, f.action.value) for f in report.findings) == sorted([(first, "none"), (second, "none")])
     [error] = report.errors
     assert (error.stage, error.code) == ("fix", "InvalidAMIID.NotFound")
     assert "one call for 2 AMIs" in error.message
