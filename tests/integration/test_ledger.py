@@ -14,13 +14,14 @@ from moto import mock_aws
 from amiguard.aws.ledger import STALE_CLAIM, DynamoLedger, finding_pk, finding_sk
 from amiguard.models.findings import Finding, FindingType
 from amiguard.sandbox.cfn import load_template, table_definition
+from amiguard.sandbox.iam import iam_actions
 from amiguard.services.alerting import LedgeredAlerts
 from tests.factories import a_finding
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # What the roles grant for the alert path (template.yaml, RecordFindingsInLedger); a new call fails this file.
-GRANTED_WRITE_OPERATIONS = {"PutItem", "UpdateItem"}
+GRANTED_WRITE_OPERATIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem"}
 
 
 class Clock:
@@ -208,7 +209,10 @@ def test_alert_path_calls_only_what_the_roles_grant_when_it_alerts_and_suppresse
     ledger: DynamoLedger, dynamodb: Any
 ) -> None:
     called: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: called.append(model.name))
+
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb", lambda model, params, **_: called.extend(iam_actions(model, params))
+    )
     alerts = LedgeredAlerts(ledger, RecordingSns())
     failing = LedgeredAlerts(ledger, RecordingSns(fail=True))
 
@@ -218,3 +222,12 @@ def test_alert_path_calls_only_what_the_roles_grant_when_it_alerts_and_suppresse
     alerts.publish(a_finding())
 
     assert set(called) == GRANTED_WRITE_OPERATIONS
+
+
+def test_new_finding_costs_two_round_trips_when_alerted(ledger: DynamoLedger, dynamodb: Any) -> None:
+    called: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: called.append(model.name))
+
+    LedgeredAlerts(ledger, RecordingSns()).publish(a_finding())
+
+    assert called == ["TransactWriteItems", "TransactWriteItems"]  # claim + row, then sent + alerted

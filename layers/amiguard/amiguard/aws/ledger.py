@@ -31,6 +31,7 @@ from amiguard.models.findings import Finding
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
 DEFAULT_RETENTION = timedelta(days=400)
@@ -76,6 +77,10 @@ def _s(value: str) -> dict[str, str]:
 
 def _n(value: float) -> dict[str, str]:
     return {"N": str(int(value)) if float(value).is_integer() else repr(float(value))}
+
+
+def _dedup_key(fingerprint: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(f"DEDUP#{fingerprint}"), "sk": _s("DEDUP")}
 
 
 def _finding_json(finding: Finding) -> str:
@@ -135,38 +140,62 @@ class DynamoLedger:
 
     # --- writing ------------------------------------------------------------------------------------------
 
+    def claim_and_record(self, finding: Finding) -> Claim:
+        """:meth:`claim_alert` and :meth:`record` in one round trip when the finding is new (the usual case).
+
+        The claim and the row are written in one transaction; when either condition fails (a duplicate inside
+        the window, a redelivered event whose claim was given back) the transaction writes nothing and the
+        two separate calls decide, exactly as they would alone.
+        """
+        now = self._clock()
+        token = str(uuid.uuid4())
+        try:
+            self._db.transact_write_items(
+                TransactItems=[{"Put": self._claim_put(finding, now, token)}, {"Put": self._row_put(finding)}]
+            )
+        except ClientError as error:
+            if error_code(error) != "TransactionCanceledException":
+                raise
+            claim = self.claim_alert(finding)
+            self.record(finding)
+            return claim
+        return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
+
     def claim_alert(self, finding: Finding) -> Claim:
         """Claim the right to alert ``finding``; a second claim inside the window counts a suppressed duplicate."""
         now = self._clock()
         token = str(uuid.uuid4())
-        key = {"pk": _s(f"DEDUP#{finding.fingerprint}"), "sk": _s("DEDUP")}
         try:
-            self._db.put_item(
-                TableName=self.table_name,
-                Item={
-                    **key,
-                    "claim_token": _s(token),
-                    "claimed_at": _s(iso(now)),
-                    "finding_pk": _s(finding_pk(finding)),
-                    "finding_sk": _s(finding_sk(finding)),
-                    "suppressed": _n(0),
-                    "expires_at": _n(int((now + self.dedup_window + STALE_CLAIM).timestamp())),
-                },
-                # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR claimed_at < :window_start"
-                    " OR (attribute_not_exists(sent_at) AND claimed_at < :stale)"
-                ),
-                ExpressionAttributeValues={
-                    ":window_start": _s(iso(now - self.dedup_window)),
-                    ":stale": _s(iso(now - STALE_CLAIM)),
-                },
-            )
+            self._db.put_item(**self._claim_put(finding, now, token))
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            return self._count_duplicate(finding, key, now)
+            return self._count_duplicate(finding, _dedup_key(finding.fingerprint), now)
         return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
+
+    def _claim_put(self, finding: Finding, now: datetime, token: str) -> PutTypeDef:
+        """The conditional write that takes the alert's dedup row (a PutItem or a transaction's Put)."""
+        return {
+            "TableName": self.table_name,
+            "Item": {
+                **_dedup_key(finding.fingerprint),
+                "claim_token": _s(token),
+                "claimed_at": _s(iso(now)),
+                "finding_pk": _s(finding_pk(finding)),
+                "finding_sk": _s(finding_sk(finding)),
+                "suppressed": _n(0),
+                "expires_at": _n(int((now + self.dedup_window + STALE_CLAIM).timestamp())),
+            },
+            # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
+            "ConditionExpression": (
+                "attribute_not_exists(pk) OR claimed_at < :window_start"
+                " OR (attribute_not_exists(sent_at) AND claimed_at < :stale)"
+            ),
+            "ExpressionAttributeValues": {
+                ":window_start": _s(iso(now - self.dedup_window)),
+                ":stale": _s(iso(now - STALE_CLAIM)),
+            },
+        }
 
     def _count_duplicate(self, finding: Finding, key: dict[str, dict[str, str]], now: datetime) -> Claim:
         response = self._db.update_item(
@@ -198,20 +227,31 @@ class DynamoLedger:
                 raise
 
     def confirm_sent(self, claim: Claim) -> None:
-        """The alert went out: the claim now holds for the whole window, and the finding's row says so."""
+        """The alert went out: the claim now holds for the whole window, and the finding's row says so.
+
+        Both rows in one transaction: one round trip, and never one without the other.
+        """
         now = _s(iso(self._clock()))
-        self._db.update_item(
-            TableName=self.table_name,
-            Key={"pk": _s(f"DEDUP#{claim.fingerprint}"), "sk": _s("DEDUP")},
-            UpdateExpression="SET sent_at = :now",
-            ExpressionAttributeValues={":now": now},
-        )
         pk, sk = claim.finding_key
-        self._db.update_item(
-            TableName=self.table_name,
-            Key={"pk": _s(pk), "sk": _s(sk)},
-            UpdateExpression="SET alerted = :yes, alerted_at = :now",
-            ExpressionAttributeValues={":yes": {"BOOL": True}, ":now": now},
+        self._db.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": _dedup_key(claim.fingerprint),
+                        "UpdateExpression": "SET sent_at = :now",
+                        "ExpressionAttributeValues": {":now": now},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": _s(pk), "sk": _s(sk)},
+                        "UpdateExpression": "SET alerted = :yes, alerted_at = :now",
+                        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":now": now},
+                    }
+                },
+            ]
         )
 
     def release(self, claim: Claim) -> None:
@@ -222,7 +262,7 @@ class DynamoLedger:
         try:
             self._db.update_item(
                 TableName=self.table_name,
-                Key={"pk": _s(f"DEDUP#{claim.fingerprint}"), "sk": _s("DEDUP")},
+                Key=_dedup_key(claim.fingerprint),
                 UpdateExpression="SET claimed_at = :released REMOVE sent_at",
                 ConditionExpression="claim_token = :token",
                 ExpressionAttributeValues={":released": _s(RELEASED), ":token": _s(claim.token)},
@@ -236,6 +276,16 @@ class DynamoLedger:
 
         The row says ``alerted: false`` until :meth:`confirm_sent`: what the ledger claims was alerted was.
         """
+        try:
+            self._db.put_item(**self._row_put(finding))
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def _row_put(self, finding: Finding) -> PutTypeDef:
+        """The write of a finding's row, unless it is already there (a PutItem or a transaction's Put)."""
         moment = finding_time(finding)
         item: dict[str, Any] = {
             "pk": _s(finding_pk(finding)),
@@ -257,13 +307,7 @@ class DynamoLedger:
         for name, value in (("image_id", finding.image_id), ("snapshot_id", finding.snapshot_id)):
             if value:
                 item[name] = _s(value)
-        try:
-            self._db.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
 
     # --- reading ------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from amiguard.sandbox.cfn import (
     table_definition,
 )
 from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
+from amiguard.sandbox.iam import iam_actions
 from amiguard.sandbox.moto_gaps import patch_moto
 from amiguard.sandbox.queues import drain
 from amiguard.sandbox.regions import RegionForwarding
@@ -207,7 +208,7 @@ class Sandbox:
         self.recorder.register(events)
         self.copy_fidelity.register(events)
         self.forward_from(*self._initial_forward_regions)
-        events.register("before-call.*.*", self._note_call)
+        events.register("provide-client-params.*.*", self._note_call)
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -362,9 +363,9 @@ class Sandbox:
                 batch.append(Delivery(subscription.function, subscription.name, self.home, event))
         return batch
 
-    def _note_call(self, model: Any, **_: Any) -> None:
+    def _note_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if self._current is not None:
-            self._current.calls.append(f"{model.service_model.signing_name}:{model.name}")
+            self._current.calls.extend(iam_actions(model, params))
 
     def _invoke(self, delivery: Delivery) -> None:
         module = self._functions[delivery.function]

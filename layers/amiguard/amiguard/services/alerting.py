@@ -31,8 +31,8 @@ class LedgeredAlerts:
         self._alerts = alerts
 
     def publish(self, finding: Finding) -> None:
-        claim = self._ledger.claim_alert(finding)
-        self._ledger.record(finding)  # before anything can fail: the finding is in the audit trail
+        # Claim and row first, in one round trip: before anything can fail, the finding is in the audit trail.
+        claim = self._ledger.claim_and_record(finding)
         if not claim.first:
             logger.info(
                 "duplicate alert suppressed",
