@@ -1,8 +1,10 @@
 """Cold start and API calls per event for each function, against baselines measured in the same run.
 
 Not a test: it prints ratios. Cold start = a fresh Python process that imports the function's handler and
-handles one real-shaped event against a moto server on loopback (wall time of the whole process, median
-of N). Floor = a fresh process that imports boto3 and makes one EC2 client. API calls are counted by
+handles one real-shaped event against a moto server on loopback (wall and CPU time of the whole process,
+median of N). Floor = a fresh process that imports boto3 and makes one EC2 client, run alternately with the
+function's runs, so a machine that slows down or speeds up during the run moves both sides alike. The layer
+is byte-compiled first, as ``sam build`` ships it. API calls are counted by
 operation from botocore's ``after-call`` events while the handler runs once in-process.
 
 Usage: python scripts/bench.py [--runs 7]
@@ -11,6 +13,7 @@ Usage: python scripts/bench.py [--runs 7]
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import logging
 import os
@@ -34,9 +37,23 @@ ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 REGION = "us-east-1"
 
-FLOOR = "import boto3; boto3.client('ec2', region_name='us-east-1')"
+# Both sides end by reporting the CPU time the process has used so far and the wall clock: the cold start ends
+# when the first event has been handled (or the EC2 client made), not when the interpreter has torn down.
+REPORT = """
+print(json.dumps({{"cpu": time.process_time(), "at": time.time(), **phases}}), file=sys.stderr)
+"""
 
-CHILD = """
+FLOOR = (
+    """
+import json, sys, time
+phases = {{}}
+import boto3; boto3.client('ec2', region_name='us-east-1')
+"""
+    + REPORT
+).format()
+
+CHILD = (
+    """
 import json, sys, time
 start = time.perf_counter()
 sys.path.insert(0, {function_dir!r})
@@ -52,9 +69,11 @@ app.lambda_handler(json.loads({event!r}), type("Context", (), {{
     "function_name": "bench", "memory_limit_in_mb": 256, "aws_request_id": "r",
     "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
     "get_remaining_time_in_millis": lambda self: 60000}})())
-print(json.dumps({{"import": imported - start, "first_event": time.perf_counter() - imported,
-                  "acted": (acted[0] - start) if acted else None}}), file=sys.stderr)
+phases = {{"import": imported - start, "first_event": time.perf_counter() - imported,
+          "acted": (acted[0] - start) if acted else None}}
 """
+    + REPORT
+)
 
 
 @dataclass
@@ -168,24 +187,25 @@ DR_REGIONS = "us-west-2,eu-west-1"
 
 @dataclass
 class Run:
-    wall: float  # seconds, the whole process
-    cpu: float  # user + system seconds of the process: steadier than wall time on a busy machine
+    wall: float  # seconds from spawning the process to the end of the cold start
+    cpu: float  # user + system seconds the process used by then: steadier than wall time on a busy machine
+    cpu_with_exit: float  # the whole process, interpreter shutdown included (which no Lambda cold start pays)
 
 
 def timed(code: str, env: dict[str, str], phases: list[dict[str, float]] | None = None) -> Run:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
+    spawned = time.time()
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
     if phases is not None:
-        phases.append(json.loads(done.stderr.strip().splitlines()[-1]))
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Run(elapsed, cpu)
+        phases.append(report)
+    whole = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(report["at"] - spawned, report["cpu"], whole)
 
 
 def median_run(runs: list[Run]) -> Run:
-    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs))
+    return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
 
 def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
@@ -232,6 +252,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
+    compileall.compile_dir(ROOT / "layers" / "amiguard" / "amiguard", quiet=1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
@@ -243,7 +264,6 @@ def main() -> int:
         "AWS_DEFAULT_REGION": REGION,
         "POWERTOOLS_METRICS_NAMESPACE": "amiguard",
         "POWERTOOLS_SERVICE_NAME": "amiguard",
-        "PYTHONDONTWRITEBYTECODE": "0",
         "PYTHONPATH": str(ROOT / "layers" / "amiguard"),
     }
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -264,22 +284,25 @@ def main() -> int:
     own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
 
     try:
-        timed(FLOOR, env)  # warm the OS file cache for both sides
-        floor = median_run([timed(FLOOR, env) for _ in range(args.runs)])
         print(
-            f"floor (python + import boto3 + one EC2 client): {floor.wall * 1000:.0f} ms wall, "
-            f"{floor.cpu * 1000:.0f} ms CPU (median of {args.runs})"
+            "cold start: a fresh process, import + first event; floor: a fresh process, import boto3 + one EC2 client;"
+            f" run alternately so both see the same machine; CPU and wall to the end of the cold start; medians of"
+            f" {args.runs}"
         )
         print()
-        print(f"{'function':<14} {'event':<20} {'cold start (wall / CPU)':>24} {'ratio (wall / CPU)':>19}  API calls")
+        print(
+            f"{'function':<14} {'event':<22} {'floor CPU':>9} {'cold CPU':>9} {'ratio CPU':>9} {'ratio wall':>10}"
+            f" {'ratio incl. exit':>16}"
+        )
         for bench in BENCHES:
             state: dict[str, str] = {}
-            samples, phases = [], []
-            for _ in range(args.runs + 1):
+            floors, samples, phases = [], [], []
+            for _ in range(args.runs + 1):  # the first pair warms the OS file cache and is dropped
                 event = bench.prepare(ec2, state)
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=json.dumps(event))
+                floors.append(timed(FLOOR, env))
                 samples.append(timed(code, env, phases))
-            cold = median_run(samples[1:])
+            floor, cold = median_run(floors[1:]), median_run(samples[1:])
             imports = statistics.median(p["import"] for p in phases[1:])
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
@@ -287,9 +310,11 @@ def main() -> int:
             calls = count_calls(bench, ec2, state, own_env)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
             print(
-                f"{bench.function:<14} {bench.label:<20} {cold.wall * 1000:>9.0f} / {cold.cpu * 1000:.0f} ms"
-                f" {cold.wall / floor.wall:>10.2f}x / {cold.cpu / floor.cpu:.2f}x  {summary}"
+                f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {cold.cpu * 1000:>6.0f} ms"
+                f" {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
+                f" {cold.cpu_with_exit / floor.cpu_with_exit:>15.2f}x"
             )
+            print(f"{'':<14} calls: {summary}")
             print(
                 f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms{acted_note};"
                 f" target: {bench.targets}"
