@@ -122,3 +122,14 @@ def test_function_artifact_holds_only_its_handler_when_built(build_dir: Path) ->
         assert "app.py" in entries, f"{logical_id}: no app.py in {artifact}"
         dependencies = sorted(entry for entry in entries if (artifact / entry).is_dir() or entry.endswith(".dist-info"))
         assert dependencies == [], f"{logical_id} bundles packages that belong in the layer: {dependencies}"
+
+
+def test_layer_ships_the_models_the_functions_aws_data_path_names_when_built(build_dir: Path) -> None:
+    from amiguard.aws.service_models import OPERATIONS
+    from amiguard.sandbox.cfn import LAYER_MOUNT, function_environment
+
+    data_path = function_environment(_built_template(build_dir))["AWS_DATA_PATH"]
+    assert data_path.startswith(LAYER_MOUNT + "/"), f"AWS_DATA_PATH {data_path} is not inside the layer"
+    shipped = _layer_python_dir(build_dir) / data_path.removeprefix(LAYER_MOUNT + "/")
+
+    assert sorted(path.parts[-3] for path in shipped.glob("*/*/service-2.json")) == sorted(OPERATIONS)

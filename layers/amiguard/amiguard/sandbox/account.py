@@ -16,11 +16,13 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.session
 from moto import mock_aws
 
 from amiguard.sandbox.cfn import (
     Route,
     Subscription,
+    deployed_data_path,
     event_routes,
     load_template,
     scheduled_functions,
@@ -137,6 +139,14 @@ def sns_lambda_event(envelope: Mapping[str, Any], subscription_arn: str) -> dict
     }
 
 
+def lambda_botocore_session(data_path: str | None) -> botocore.session.Session:
+    """A botocore session as a deployed function's: its loader reads ``data_path`` (AWS_DATA_PATH) first."""
+    session = botocore.session.get_session()
+    if data_path:
+        session.set_config_variable("data_path", data_path)
+    return session
+
+
 def function_identity(function: str, account: str = ACCOUNT) -> dict[str, Any]:
     """How CloudTrail records a call made by an amiguard function: its role, under the /amiguard/ path."""
     return assumed_role(f"amiguard-{function.replace('_', '-')}", function, path="/amiguard/", account=account)
@@ -163,6 +173,7 @@ class Sandbox:
         self.routes: list[Route] = event_routes(template)
         self.subscriptions: list[Subscription] = sns_subscriptions(template)
         self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
+        self._data_path = deployed_data_path(template, self.root)
         self.ledger_table = ""
         self.scheduled: list[str] = scheduled_functions(template)
         self.deliveries: list[Delivery] = []
@@ -203,12 +214,15 @@ class Sandbox:
         self._set_env({"AMIGUARD_ALERT_TOPIC_ARN": self.topic_arn} | {k: v for k, v in self.settings.items()})
         for region in self.stack_regions:
             self._deploy_rules(region)
-        boto3.setup_default_session()  # what the handlers' clients (and the scenario's) are made from
-        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
-        self.recorder.register(events)
-        self.copy_fidelity.register(events)
+        # The handlers' clients come from the default session, made as in Lambda (the template's AWS_DATA_PATH:
+        # the trimmed service models); the scenario's people call AWS with botocore's full models.
+        boto3.setup_default_session(botocore_session=lambda_botocore_session(self._data_path))
+        self._people = boto3.Session(region_name=self.home)
+        for session in (boto3.DEFAULT_SESSION, self._people):
+            self.recorder.register(session.events)  # type: ignore[union-attr]
+            self.copy_fidelity.register(session.events)  # type: ignore[union-attr]
         self.forward_from(*self._initial_forward_regions)
-        events.register("provide-client-params.*.*", self._note_call)
+        boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", self._note_call)  # type: ignore[union-attr]
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -314,7 +328,7 @@ class Sandbox:
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
-        return boto3.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+        return self._people.client(service, region_name=region or self.home)  # type: ignore[call-overload]
 
     @contextmanager
     def as_identity(self, identity: dict[str, Any]) -> Iterator[None]:

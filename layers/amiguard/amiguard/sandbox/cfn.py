@@ -156,3 +156,20 @@ def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
 def scheduled_functions(template: dict[str, Any]) -> list[str]:
     """Functions run by a ``Schedule`` event (the sandbox calls them with :meth:`Sandbox.invoke`)."""
     return sorted({event.function for event in function_events(template, "Schedule")})
+
+
+LAYER_MOUNT = "/opt/python"  # where Lambda mounts the layer's python/ folder
+
+
+def function_environment(template: dict[str, Any]) -> dict[str, str]:
+    """The environment every function gets from the template's Globals."""
+    function = template.get("Globals", {}).get("Function", {})
+    return {key: str(value) for key, value in function.get("Environment", {}).get("Variables", {}).items()}
+
+
+def deployed_data_path(template: dict[str, Any], root: Path) -> str | None:
+    """The template's ``AWS_DATA_PATH`` as it resolves in this checkout (the layer's source for /opt/python)."""
+    value = function_environment(template).get("AWS_DATA_PATH")
+    if value is None:
+        return None
+    return value.replace(LAYER_MOUNT, str(root / "layers" / "amiguard"), 1)
