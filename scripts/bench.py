@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from amiguard.sandbox.cfn import load_template, table_definition
+from amiguard.sandbox.cfn import deployed_data_path, load_template, table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -269,7 +269,8 @@ def main() -> int:
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
-    ledger = table_definition(load_template(ROOT / "template.yaml"), "LedgerTable")
+    template = load_template(ROOT / "template.yaml")
+    ledger = table_definition(template, "LedgerTable")
     if ledger is None:
         raise SystemExit("template.yaml has no LedgerTable")
     session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
@@ -281,28 +282,36 @@ def main() -> int:
         "AMIGUARD_LEDGER_TABLE": "amiguard-ledger",
         "AMIGUARD_DR_REGIONS": DR_REGIONS,
     }
-    own_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
+    env.pop("AWS_DATA_PATH", None)  # the floor, and the functions on botocore's full models
+    # As deployed: the template's AWS_DATA_PATH (the trimmed service models the layer ships).
+    data_path = deployed_data_path(template, ROOT)
+    deployed_env = env | ({"AWS_DATA_PATH": data_path} if data_path else {})
+    own_env = {k: v for k, v in deployed_env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
 
     try:
         print(
-            "cold start: a fresh process, import + first event; floor: a fresh process, import boto3 + one EC2 client;"
-            f" run alternately so both see the same machine; CPU and wall to the end of the cold start; medians of"
-            f" {args.runs}"
+            "cold start: a fresh process, import + first event, as deployed (AWS_DATA_PATH: the trimmed service"
+            " models); floor: a fresh process, import boto3 + one EC2 client. Each floor run alternates with the"
+            " function's runs so both see the same machine. CPU and wall to the end of the cold start; medians of"
+            f" {args.runs}. Last column: the function on botocore's full models, CPU."
         )
         print()
         print(
             f"{'function':<14} {'event':<22} {'floor CPU':>9} {'cold CPU':>9} {'ratio CPU':>9} {'ratio wall':>10}"
-            f" {'ratio incl. exit':>16}"
+            f" {'incl. exit':>10} {'full models':>11}"
         )
         for bench in BENCHES:
             state: dict[str, str] = {}
-            floors, samples, phases = [], [], []
-            for _ in range(args.runs + 1):  # the first pair warms the OS file cache and is dropped
-                event = bench.prepare(ec2, state)
-                code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=json.dumps(event))
+            floors, samples, full_models, phases = [], [], [], []
+            for _ in range(args.runs + 1):  # the first round warms the OS file cache and is dropped
                 floors.append(timed(FLOOR, env))
-                samples.append(timed(code, env, phases))
-            floor, cold = median_run(floors[1:]), median_run(samples[1:])
+                event = json.dumps(bench.prepare(ec2, state))
+                code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
+                samples.append(timed(code, deployed_env, phases))
+                event = json.dumps(bench.prepare(ec2, state))
+                code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
+                full_models.append(timed(code, env))
+            floor, cold, full = median_run(floors[1:]), median_run(samples[1:]), median_run(full_models[1:])
             imports = statistics.median(p["import"] for p in phases[1:])
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
@@ -312,7 +321,7 @@ def main() -> int:
             print(
                 f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {cold.cpu * 1000:>6.0f} ms"
                 f" {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
-                f" {cold.cpu_with_exit / floor.cpu_with_exit:>15.2f}x"
+                f" {cold.cpu_with_exit / floor.cpu_with_exit:>9.2f}x {full.cpu / floor.cpu:>10.2f}x"
             )
             print(f"{'':<14} calls: {summary}")
             print(
