@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from .sam_tools import REPO_ROOT
+from .sam_tools import REPO_ROOT, script
 
 pytestmark = pytest.mark.infra
-
-
-def _generator() -> ModuleType:
-    path = REPO_ROOT / "scripts" / "gen_layer_requirements.py"
-    spec = importlib.util.spec_from_file_location("gen_layer_requirements", path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_pyproject(directory: Path, dependencies: list[str]) -> Path:
@@ -30,7 +19,7 @@ def _write_pyproject(directory: Path, dependencies: list[str]) -> Path:
 
 
 def test_layer_requirements_match_pyproject_when_committed() -> None:
-    generator = _generator()
+    generator = script("gen_layer_requirements")
 
     committed = (REPO_ROOT / "layers" / "amiguard" / "requirements.txt").read_text()
 
@@ -44,7 +33,7 @@ def test_generator_lists_each_exact_pin_sorted_when_dependencies_are_pinned(tmp_
         tmp_path, ["pydantic==2.1.0", "boto3 == 1.2.3", "aws-lambda-powertools[parser]==3.0.0"]
     )
 
-    rendered = _generator().render_requirements(pyproject)
+    rendered = script("gen_layer_requirements").render_requirements(pyproject)
 
     requirements = [line for line in rendered.splitlines() if not line.startswith("#")]
     assert requirements == ["aws-lambda-powertools[parser]==3.0.0", "boto3==1.2.3", "pydantic==2.1.0"]
@@ -52,7 +41,7 @@ def test_generator_lists_each_exact_pin_sorted_when_dependencies_are_pinned(tmp_
 
 @pytest.mark.parametrize("dependency", ["boto3>=1.40", "boto3~=1.40.0", "boto3", "boto3==1.*", "boto3==1.40,<2"])
 def test_generator_refuses_dependency_when_not_exactly_pinned(tmp_path: Path, dependency: str) -> None:
-    generator = _generator()
+    generator = script("gen_layer_requirements")
     pyproject = _write_pyproject(tmp_path, ["pydantic==2.1.0", dependency])
 
     with pytest.raises(generator.NotPinnedError, match="not an exact pin"):

@@ -3,10 +3,8 @@ botocore, complete for every call the adapters make, and what the template and t
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import boto3
 import botocore.session
@@ -17,21 +15,12 @@ from amiguard.aws.service_models import OPERATIONS
 from amiguard.sandbox.account import Sandbox, lambda_botocore_session
 from amiguard.sandbox.cfn import deployed_data_path, load_template
 
-from .sam_tools import REPO_ROOT, TEMPLATE
+from .sam_tools import REPO_ROOT, TEMPLATE, script
 
 pytestmark = pytest.mark.infra
 
 MODELS = REPO_ROOT / "layers" / "amiguard" / "amiguard" / "aws" / "service_models"
 ADAPTERS = REPO_ROOT / "layers" / "amiguard" / "amiguard" / "aws"  # the only code that calls boto3 (DESIGN.md)
-
-
-def _generator() -> ModuleType:
-    path = REPO_ROOT / "scripts" / "gen_service_models.py"
-    spec = importlib.util.spec_from_file_location("gen_service_models", path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _called_in_adapters() -> set[str]:
@@ -41,7 +30,7 @@ def _called_in_adapters() -> set[str]:
 
 
 def test_models_match_the_pinned_botocore_when_committed() -> None:
-    generator = _generator()
+    generator = script("gen_service_models")
 
     assert generator.committed_models() == generator.trimmed_models(), (
         "amiguard/aws/service_models differs from what botocore would load: run `make service-models` and commit"
