@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from amiguard.aws.ledger import STALE_CLAIM, DynamoLedger, finding_pk, finding_sk
+from amiguard.aws.ledger import STALE_CLAIM, AlertInFlight, DynamoLedger, finding_pk, finding_sk
 from amiguard.models.findings import Finding, FindingType
 from amiguard.sandbox.cfn import load_template, table_definition
 from amiguard.sandbox.iam import iam_actions
@@ -108,6 +108,23 @@ def test_unsent_claim_is_taken_over_when_older_than_any_function_timeout(ledger:
     clock.now += STALE_CLAIM + timedelta(seconds=1)
 
     assert ledger.claim_alert(a_finding()).first
+
+
+def test_duplicate_is_retried_not_suppressed_when_the_first_claim_was_never_confirmed_sent(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    ledger.claim_and_record(a_finding())  # the first invocation timed out while SNS hung: never confirmed
+    sns = RecordingSns()
+    clock.now += timedelta(minutes=1)  # Lambda's first retry of the event
+
+    with pytest.raises(AlertInFlight):
+        LedgeredAlerts(ledger, sns).publish(a_finding())
+    clock.now += STALE_CLAIM  # a later retry, or a redrive from the failure queue
+    LedgeredAlerts(ledger, sns).publish(a_finding())
+
+    assert len(sns.published) == 1
+    [entry] = ledger.findings_for_image("us-east-1", "ami-0123456789abcdef0")
+    assert entry.alerted
 
 
 def test_claim_is_free_again_when_released_after_a_failed_publish(ledger: DynamoLedger) -> None:

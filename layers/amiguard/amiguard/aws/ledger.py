@@ -92,6 +92,19 @@ def _finding_json(finding: Finding) -> str:
     return json.dumps(message, ensure_ascii=False, sort_keys=True)
 
 
+class AlertInFlight(RuntimeError):
+    """The finding's alert is claimed but not confirmed sent, and the claim is younger than ``STALE_CLAIM``.
+
+    Another invocation is publishing it, or died doing so (a timeout while SNS hung). Suppressing this one
+    could lose the alert, so it is raised: Lambda retries the event, by when the alert was sent (a duplicate)
+    or the claim has gone stale (taken over), and what still fails waits in the failure queue.
+    """
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(f"alert {fingerprint} is claimed and not yet sent; retry later")
+        self.fingerprint = fingerprint
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to "may this finding be alerted now?"."""
@@ -156,13 +169,15 @@ class DynamoLedger:
         except ClientError as error:
             if error_code(error) != "TransactionCanceledException":
                 raise
-            claim = self.claim_alert(finding)
-            self.record(finding)
-            return claim
+            self.record(finding)  # first: the finding is in the audit trail even if the claim raises
+            return self.claim_alert(finding)
         return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
 
     def claim_alert(self, finding: Finding) -> Claim:
-        """Claim the right to alert ``finding``; a second claim inside the window counts a suppressed duplicate."""
+        """Claim the right to alert ``finding``; a second claim inside the window counts a suppressed duplicate.
+
+        Raises :class:`AlertInFlight` when the first claim's alert is not confirmed sent yet.
+        """
         now = self._clock()
         token = str(uuid.uuid4())
         try:
@@ -198,13 +213,20 @@ class DynamoLedger:
         }
 
     def _count_duplicate(self, finding: Finding, key: dict[str, dict[str, str]], now: datetime) -> Claim:
-        response = self._db.update_item(
-            TableName=self.table_name,
-            Key=key,
-            UpdateExpression="ADD suppressed :one SET last_suppressed_at = :now",
-            ExpressionAttributeValues={":one": _n(1), ":now": _s(iso(now))},
-            ReturnValues="ALL_NEW",
-        )
+        try:
+            response = self._db.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="ADD suppressed :one SET last_suppressed_at = :now",
+                # Only an alert that went out suppresses its duplicates: see AlertInFlight.
+                ConditionExpression="attribute_exists(sent_at)",
+                ExpressionAttributeValues={":one": _n(1), ":now": _s(iso(now))},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            raise AlertInFlight(finding.fingerprint) from None
         row = response.get("Attributes", {})
         count = int(row.get("suppressed", {}).get("N", "1"))
         original_pk, original_sk = row.get("finding_pk", {}).get("S"), row.get("finding_sk", {}).get("S")
