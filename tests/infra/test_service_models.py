@@ -46,9 +46,13 @@ def test_every_operation_an_adapter_calls_is_in_the_trimmed_model_when_scanned(s
 
 
 @pytest.mark.parametrize("service", sorted(OPERATIONS))
-def test_client_has_exactly_the_listed_operations_when_made_with_the_deployed_data_path(service: str) -> None:
+def test_client_has_exactly_the_listed_operations_when_aws_data_path_is_the_deployed_one(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data_path = deployed_data_path(load_template(TEMPLATE), REPO_ROOT)
-    session = boto3.Session(botocore_session=lambda_botocore_session(data_path), region_name="us-east-1")
+    assert data_path is not None
+    monkeypatch.setenv("AWS_DATA_PATH", data_path)  # what Lambda's environment holds
+    session = boto3.Session(region_name="us-east-1")
 
     client = session.client(service, aws_access_key_id="x", aws_secret_access_key="x")  # type: ignore[call-overload]
 
