@@ -2,7 +2,9 @@
 
 For each service in ``OPERATIONS``: botocore's own model of the version a client would load, keeping the
 listed operations and every shape they reach (input, output, errors), metadata unchanged, documentation
-removed. Run it after changing the pinned boto3/botocore or the operations the adapters call.
+removed. And ``endpoints.json``: botocore's endpoint data with every partition and region, and the
+entries of ``ENDPOINT_SERVICES`` only. Run it after changing the pinned boto3/botocore or the operations
+the adapters call.
 
     python scripts/gen_service_models.py            # list what would be written
     python scripts/gen_service_models.py --write    # rewrite the models (make service-models)
@@ -19,11 +21,12 @@ from typing import Any
 
 import botocore.session
 
-from amiguard.aws.service_models import OPERATIONS
+from amiguard.aws.service_models import ENDPOINT_SERVICES, OPERATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "layers" / "amiguard" / "amiguard" / "aws" / "service_models"
 DOCUMENTATION = frozenset({"documentation", "documentationUrl"})
+ENDPOINTS = "endpoints.json"
 
 
 def _without_documentation(value: Any) -> Any:
@@ -49,7 +52,7 @@ def _reachable(shapes: dict[str, Any], roots: list[str]) -> set[str]:
 
 
 def trimmed_models() -> dict[Path, str]:
-    """Relative path (``ec2/2016-11-15/service-2.json``) → file text, for every service in ``OPERATIONS``."""
+    """Relative path (``ec2/2016-11-15/service-2.json``, ``endpoints.json``) → the file's text."""
     loader = botocore.session.get_session().get_component("data_loader")
     files: dict[Path, str] = {}
     for service, operations in OPERATIONS.items():
@@ -68,13 +71,22 @@ def trimmed_models() -> dict[Path, str]:
             "operations": kept,
             "shapes": {name: shapes[name] for name in shapes if name in _reachable(shapes, roots)},
         }
-        text = json.dumps(_without_documentation(trimmed), indent=1, ensure_ascii=False) + "\n"
-        files[Path(service) / version / "service-2.json"] = text
+        files[Path(service) / version / "service-2.json"] = _json(_without_documentation(trimmed))
+    endpoints, keep = loader.load_data("endpoints"), set(ENDPOINT_SERVICES)
+    partitions = [
+        {**partition, "services": {name: entry for name, entry in partition["services"].items() if name in keep}}
+        for partition in endpoints["partitions"]
+    ]
+    files[Path(ENDPOINTS)] = _json({**endpoints, "partitions": partitions})
     return files
 
 
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
 def committed_models(folder: Path = MODELS) -> dict[Path, str]:
-    paths = sorted(folder.glob("*/*/service-2.json"))
+    paths = sorted([*folder.glob("*/*/service-2.json"), *folder.glob(ENDPOINTS)])
     return {path.relative_to(folder): path.read_text(encoding="utf-8") for path in paths}
 
 

@@ -133,3 +133,4 @@ def test_layer_ships_the_models_the_functions_aws_data_path_names_when_built(bui
     shipped = _layer_python_dir(build_dir) / data_path.removeprefix(LAYER_MOUNT + "/")
 
     assert sorted(path.parts[-3] for path in shipped.glob("*/*/service-2.json")) == sorted(OPERATIONS)
+    assert (shipped / "endpoints.json").is_file()

@@ -3,6 +3,7 @@ botocore, complete for every call the adapters make, and what the template and t
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import boto3
 import botocore.session
 import pytest
 from botocore import xform_name
+from botocore.regions import EndpointResolver
 
-from amiguard.aws.service_models import OPERATIONS
+from amiguard.aws.service_models import ENDPOINT_SERVICES, OPERATIONS
 from amiguard.sandbox.account import Sandbox, lambda_botocore_session
 from amiguard.sandbox.cfn import deployed_data_path, load_template
 
@@ -82,3 +84,16 @@ def test_sandbox_handlers_use_the_trimmed_models_when_the_scenario_uses_the_full
 
         assert sorted(handlers.meta.service_model.operation_names) == sorted(OPERATIONS["ec2"])
         assert "RunInstances" in people.meta.service_model.operation_names
+
+
+def test_every_kept_service_resolves_as_with_botocores_full_endpoint_data_when_trimmed() -> None:
+    full_data = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    full = EndpointResolver(full_data)
+    trimmed = EndpointResolver(json.loads((MODELS / "endpoints.json").read_text()))
+    regions = [region for partition in full_data["partitions"] for region in partition["regions"]]
+
+    for service in ENDPOINT_SERVICES:
+        for region in regions:
+            assert trimmed.construct_endpoint(service, region) == full.construct_endpoint(service, region), (
+                f"{service} in {region}"
+            )
