@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -231,14 +230,13 @@ def variable(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read the environment (``os.environ`` unless given); raise :class:`SettingsError` naming every bad variable.
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; raise :class:`SettingsError` naming every bad variable.
 
     Only the ``AMIGUARD_*`` variables of a field are read; keyword ``overrides`` win over them.
     """
-    environ = os.environ if environ is None else environ
     values: dict[str, Any] = {
-        field: environ[variable(field)] for field in Settings.model_fields if variable(field) in environ
+        field: os.environ[variable(field)] for field in Settings.model_fields if variable(field) in os.environ
     }
     try:
         return Settings.model_validate(values | overrides)
