@@ -30,4 +30,4 @@ def build_service() -> DrReplicator:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_event(build_service(), event, function="dr_replicator")
+    return handle_event(build_service(), event, context, function="dr_replicator")

@@ -29,7 +29,7 @@ def build_service() -> Notifier:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        return handle_event(build_service(), event, function="notifier")
+        return handle_event(build_service(), event, context, function="notifier")
     except SlackError as error:
         # The message is not lost: Lambda retries it, then the dead-letter queue keeps it.
         logger.error("alert not delivered to Slack; raising so Lambda retries", extra={"error": str(error)})

@@ -28,4 +28,4 @@ def build_service() -> PublicGuard:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_event(build_service(), event, function="public_guard")
+    return handle_event(build_service(), event, context, function="public_guard")

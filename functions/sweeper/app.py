@@ -38,4 +38,4 @@ def build_service() -> Sweeper:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_event(build_service(), event, function="sweeper")
+    return handle_event(build_service(), event, context, function="sweeper")

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from amiguard.aws.ledger import STALE_CLAIM, AlertInFlight, DynamoLedger, finding_pk, finding_sk
+from amiguard.aws.ledger import LEASE_MARGIN, STALE_CLAIM, AlertInFlight, DynamoLedger, finding_pk, finding_sk
 from amiguard.models.findings import Finding, FindingType
 from amiguard.sandbox.cfn import load_template, table_definition
 from amiguard.sandbox.iam import iam_actions
@@ -125,6 +125,24 @@ def test_duplicate_is_retried_not_suppressed_when_the_first_claim_was_never_conf
     assert len(sns.published) == 1
     [entry] = ledger.findings_for_image("us-east-1", "ami-0123456789abcdef0")
     assert entry.alerted
+
+
+def test_lambdas_retry_takes_the_claim_over_when_the_claimants_invocation_has_ended(
+    dynamodb: Any, clock: Clock
+) -> None:
+    deadline = NOW + timedelta(seconds=60)  # the claimant had a minute left when it claimed
+    claimant = DynamoLedger(dynamodb, "ledger", clock=clock, deadline=lambda: deadline)
+    claimant.claim_and_record(a_finding())  # then timed out while SNS hung
+    sns = RecordingSns()
+    retry = LedgeredAlerts(DynamoLedger(dynamodb, "ledger", clock=clock), sns)
+
+    clock.now = deadline + timedelta(seconds=1)  # within the margin for clocks: it may still be running
+    with pytest.raises(AlertInFlight):
+        retry.publish(a_finding())
+    clock.now = deadline + LEASE_MARGIN + timedelta(seconds=1)  # Lambda has stopped it
+    retry.publish(a_finding())
+
+    assert len(sns.published) == 1
 
 
 def test_claim_is_free_again_when_released_after_a_failed_publish(ledger: DynamoLedger) -> None:

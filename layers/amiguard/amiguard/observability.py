@@ -7,6 +7,8 @@ both and return an :class:`~amiguard.services.outcome.Outcome` that :func:`repor
 from __future__ import annotations
 
 import warnings
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -22,6 +24,9 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service="amiguard")
 metrics = Metrics(namespace=NAMESPACE, service="amiguard")
+
+# When Lambda stops the invocation being handled (None outside one): nothing it started can outlive it.
+_deadline: ContextVar[datetime | None] = ContextVar("amiguard_invocation_deadline", default=None)
 
 REMEDIATIONS = {Action.REVOKED, Action.TAGGED, Action.COPIED, Action.DEPRECATED, Action.DISABLED, Action.DEREGISTERED}
 
@@ -62,15 +67,31 @@ class EventService(Protocol):
     def publish(self, outcome: Outcome) -> None: ...
 
 
-def handle_event(service: EventService, event: dict[str, Any], *, function: str) -> dict[str, Any]:
+class InvocationContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def invocation_deadline() -> datetime | None:
+    """When Lambda will stop the invocation being handled; None outside :func:`handle_event` (the CLI)."""
+    return _deadline.get()
+
+
+def handle_event(
+    service: EventService, event: dict[str, Any], context: InvocationContext, *, function: str
+) -> dict[str, Any]:
     """Every handler's body: decide and act, log and count, then alert.
 
     Findings are logged before they are published, so a failing SNS publish (raised: Lambda retries and
     the dead-letter queue keeps the event) never loses what was found.
     """
-    outcome = service.handle(event)
-    result = report(outcome, function=function)
-    service.publish(outcome)
+    remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
+    token = _deadline.set(datetime.now(UTC) + remaining)
+    try:
+        outcome = service.handle(event)
+        result = report(outcome, function=function)
+        service.publish(outcome)
+    finally:
+        _deadline.reset(token)
     if outcome.retry_error is not None:
         raise outcome.retry_error
     return result

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
 DEFAULT_RETENTION = timedelta(days=400)
 # An alert claimed but never confirmed as sent (the function died between claim and publish) is claimable
-# again after this long: longer than any amiguard function's timeout, so a live claim is never stolen.
+# again once its claimant's invocation is over: its Lambda deadline (plus LEASE_MARGIN for clocks), or,
+# outside Lambda, after STALE_CLAIM, longer than any amiguard function's timeout. A live claim is never stolen.
 STALE_CLAIM = timedelta(minutes=15)
+LEASE_MARGIN = timedelta(seconds=5)
 BY_TIME_INDEX = "by-time"
 RELEASED = "0000-00-00T00:00:00.000000Z"  # a claimed_at before every window: the claim is free
 # DynamoDB items are limited to 400 KB; evidence beyond this is summarised in the row (SNS keeps it whole).
@@ -93,11 +95,12 @@ def _finding_json(finding: Finding) -> str:
 
 
 class AlertInFlight(RuntimeError):
-    """The finding's alert is claimed but not confirmed sent, and the claim is younger than ``STALE_CLAIM``.
+    """The finding's alert is claimed but not confirmed sent, and its claimant's invocation may still run.
 
     Another invocation is publishing it, or died doing so (a timeout while SNS hung). Suppressing this one
     could lose the alert, so it is raised: Lambda retries the event, by when the alert was sent (a duplicate)
-    or the claim has gone stale (taken over), and what still fails waits in the failure queue.
+    or the claimant's deadline has passed (the claim is taken over), and what still fails waits in the
+    failure queue.
     """
 
     def __init__(self, fingerprint: str) -> None:
@@ -144,12 +147,14 @@ class DynamoLedger:
         dedup_window: timedelta = DEFAULT_DEDUP_WINDOW,
         retention: timedelta = DEFAULT_RETENTION,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deadline: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._db = dynamodb
         self.table_name = table_name
         self.dedup_window = dedup_window
         self._retention = retention
         self._clock = clock
+        self._deadline = deadline  # when the current invocation ends (amiguard.observability.invocation_deadline)
 
     # --- writing ------------------------------------------------------------------------------------------
 
@@ -190,12 +195,15 @@ class DynamoLedger:
 
     def _claim_put(self, finding: Finding, now: datetime, token: str) -> PutTypeDef:
         """The conditional write that takes the alert's dedup row (a PutItem or a transaction's Put)."""
+        deadline = self._deadline()
+        lease_until = deadline + LEASE_MARGIN if deadline else now + STALE_CLAIM
         return {
             "TableName": self.table_name,
             "Item": {
                 **_dedup_key(finding.fingerprint),
                 "claim_token": _s(token),
                 "claimed_at": _s(iso(now)),
+                "lease_until": _s(iso(lease_until)),
                 "finding_pk": _s(finding_pk(finding)),
                 "finding_sk": _s(finding_sk(finding)),
                 "suppressed": _n(0),
@@ -204,11 +212,11 @@ class DynamoLedger:
             # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
             "ConditionExpression": (
                 "attribute_not_exists(pk) OR claimed_at < :window_start"
-                " OR (attribute_not_exists(sent_at) AND claimed_at < :stale)"
+                " OR (attribute_not_exists(sent_at) AND lease_until < :now)"
             ),
             "ExpressionAttributeValues": {
                 ":window_start": _s(iso(now - self.dedup_window)),
-                ":stale": _s(iso(now - STALE_CLAIM)),
+                ":now": _s(iso(now)),
             },
         }
 

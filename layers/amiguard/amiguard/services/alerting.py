@@ -19,7 +19,7 @@ from amiguard.aws.clients import ClientFactory
 from amiguard.aws.ledger import DynamoLedger
 from amiguard.models.findings import Finding
 from amiguard.models.settings import Settings
-from amiguard.observability import logger, metrics
+from amiguard.observability import invocation_deadline, logger, metrics
 from amiguard.services.ports import AlertLedgerPort, AlertsPort
 
 
@@ -71,4 +71,4 @@ def _ledgered_sns(settings: Settings, clients: ClientFactory) -> AlertsPort:
     sns = SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn)
     if not settings.ledger_table:
         return sns
-    return LedgeredAlerts(DynamoLedger(clients.dynamodb(), settings.ledger_table), sns)
+    return LedgeredAlerts(DynamoLedger(clients.dynamodb(), settings.ledger_table, deadline=invocation_deadline), sns)
