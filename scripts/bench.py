@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from amiguard.sandbox.cfn import deployed_data_path, load_template, table_definition
+from amiguard_cli.sandbox.cfn import deployed_data_path, load_template, table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -39,8 +39,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from amiguard.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate
-from amiguard.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate
+from amiguard_cli.sandbox.moto_gaps import patch_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = ("us-east-1", "eu-west-1")
@@ -207,7 +207,7 @@ def run_amiguard(
 ) -> Run:
     server.gate.reset(throttle=throttle)
     output = workdir / f"amiguard-{'throttled' if throttle else 'plain'}.json"
-    command = [sys.executable, "-m", "amiguard.cli", "scan", "--regions", ",".join(REGIONS), "--format", "json"]
+    command = [sys.executable, "-m", "amiguard_cli.main", "scan", "--regions", ",".join(REGIONS), "--format", "json"]
     command += ["--concurrency", os.environ.get("AMIGUARD_BENCH_CONCURRENCY", "8"), *extra]
     started = time.monotonic()
     done = subprocess.run(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 
 TRUSTED_PARTNER = "222233334444"
 STRANGER = "999988887777"

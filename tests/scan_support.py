@@ -14,9 +14,9 @@ from amiguard.aws.images import Ec2Images
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
-from amiguard.sandbox.moto_gaps import patch_moto
-from amiguard.sandbox.replication_gaps import CopyImageFidelity
 from amiguard.services.scan import Scanner, ScanReport
+from amiguard_cli.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 HOME = "us-east-1"
 ACCOUNT = "123456789012"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.cfn import load_template
+from amiguard_cli.sandbox.cfn import load_template
 
 from .sam_tools import BUILD_DIR, TEMPLATE, SamTools
 

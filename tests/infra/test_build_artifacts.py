@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import re
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.cfn import load_template, resources_of_type
+from amiguard_cli.sandbox.cfn import load_template, resources_of_type
 
 from .sam_tools import REPO_ROOT
 
@@ -126,7 +127,7 @@ def test_function_artifact_holds_only_its_handler_when_built(build_dir: Path) ->
 
 def test_layer_ships_the_models_the_functions_aws_data_path_names_when_built(build_dir: Path) -> None:
     from amiguard.aws.service_models import OPERATIONS
-    from amiguard.sandbox.cfn import LAYER_MOUNT, function_environment
+    from amiguard_cli.sandbox.cfn import LAYER_MOUNT, function_environment
 
     data_path = function_environment(_built_template(build_dir))["AWS_DATA_PATH"]
     assert data_path.startswith(LAYER_MOUNT + "/"), f"AWS_DATA_PATH {data_path} is not inside the layer"
@@ -134,3 +135,29 @@ def test_layer_ships_the_models_the_functions_aws_data_path_names_when_built(bui
 
     assert sorted(path.parts[-3] for path in shipped.glob("*/*/service-2.json")) == sorted(OPERATIONS)
     assert (shipped / "endpoints.json").is_file()
+
+
+TOOLING_ONLY = ("moto", "rich", "yaml", "amiguard_cli")  # the `cli` extra and the package it installs
+
+
+def _top_level_imports(source: str) -> set[str]:
+    """The top-level package of every import statement in ``source`` (found from the AST, lazy ones too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_layer_holds_no_module_importing_the_tooling_when_built(build_dir: Path) -> None:
+    package = _layer_python_dir(build_dir) / "amiguard"
+    offenders = {
+        str(path.relative_to(package)): sorted(_top_level_imports(path.read_text(encoding="utf-8")) & set(TOOLING_ONLY))
+        for path in package.rglob("*.py")
+    }
+    offenders = {path: names for path, names in offenders.items() if names}
+    assert list(package.rglob("*.py")), "the built layer holds no amiguard source"
+    assert not offenders, f"the layer ships modules that import CLI-only packages: {offenders}"
+    assert not (_layer_python_dir(build_dir) / "amiguard_cli").exists(), "the layer ships the CLI package"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.cfn import resources_of_type
+from amiguard_cli.sandbox.cfn import resources_of_type
 
 pytestmark = pytest.mark.infra
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from amiguard.models.events import wrap_cloudtrail_record as cloudtrail_event
-from amiguard.sandbox.cfn import pattern_matches, resources_of_type
+from amiguard_cli.sandbox.cfn import pattern_matches, resources_of_type
 
 from .sam_tools import REPO_ROOT
 

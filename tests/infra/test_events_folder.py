@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from amiguard.sandbox.cfn import event_routes, functions_matching, load_template
+from amiguard_cli.sandbox.cfn import event_routes, functions_matching, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_FILES = sorted((ROOT / "events").glob("*/*.json"))

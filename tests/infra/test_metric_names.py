@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amiguard.sandbox.cfn import load_template, resources_of_type
+from amiguard_cli.sandbox.cfn import load_template, resources_of_type
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "layers" / "amiguard" / "amiguard"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.cfn import load_template, resources_of_type
-from amiguard.sandbox.cfn import pattern_matches as matches
+from amiguard_cli.sandbox.cfn import load_template, resources_of_type
+from amiguard_cli.sandbox.cfn import pattern_matches as matches
 
 from .sam_tools import REPO_ROOT, SamTools
 from .test_event_rules import _function_rules, _load_sample

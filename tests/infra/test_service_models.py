@@ -14,8 +14,8 @@ from botocore import xform_name
 from botocore.regions import EndpointResolver
 
 from amiguard.aws.service_models import ENDPOINT_SERVICES, OPERATIONS
-from amiguard.sandbox.account import Sandbox, lambda_botocore_session
-from amiguard.sandbox.cfn import deployed_data_path, load_template
+from amiguard_cli.sandbox.account import Sandbox, lambda_botocore_session
+from amiguard_cli.sandbox.cfn import deployed_data_path, load_template
 
 from .sam_tools import REPO_ROOT, TEMPLATE, script
 

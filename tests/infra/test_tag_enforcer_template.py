@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from amiguard.models.settings import SettingsError, TagEscalation, load_settings
-from amiguard.sandbox.cfn import load_template
+from amiguard_cli.sandbox.cfn import load_template
 
 from .sam_tools import TEMPLATE
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from amiguard.aws.ledger import DynamoLedger
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 
 from ..conftest import bake_image
 

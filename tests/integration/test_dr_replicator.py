@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
-from amiguard.sandbox.moto_gaps import canned
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.sandbox.moto_gaps import canned
 from tests.conftest import bake_image
 
 DR = ("us-west-2", "eu-west-1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amiguard.sandbox.replay import replay
+from amiguard_cli.sandbox.replay import replay
 from tests.samples import ROOT
 
 EVENTS = ROOT / "events" / "public_guard"

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 from amiguard.aws.ledger import DynamoLedger
-from amiguard.cli import main
-from amiguard.findings_cli import parse_since, print_table, select
 from amiguard.models.findings import FindingType, Severity
-from amiguard.sandbox.account import Sandbox
+from amiguard_cli.findings import parse_since, print_table, select
+from amiguard_cli.main import main
+from amiguard_cli.sandbox.account import Sandbox
 from tests.factories import a_finding
 
 from .test_ledger import NOW, dynamodb  # noqa: F401 - the fixture

@@ -12,10 +12,10 @@ from typing import Any
 
 from rich.console import Console
 
-from amiguard.demo.scenario import ACTS, DEMO_SETTINGS
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cfn import function_name, load_template
+from amiguard_cli.demo.scenario import ACTS, DEMO_SETTINGS
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cfn import function_name, load_template
 from tests.samples import ROOT
 
 # Granted for the Lambda service itself (logs, failure destination), not called by the code.

@@ -13,9 +13,9 @@ from moto import mock_aws
 
 from amiguard.aws.ledger import LEASE_MARGIN, STALE_CLAIM, AlertInFlight, DynamoLedger, finding_pk, finding_sk
 from amiguard.models.findings import Finding, FindingType
-from amiguard.sandbox.cfn import load_template, table_definition
-from amiguard.sandbox.iam import iam_actions
 from amiguard.services.alerting import LedgeredAlerts
+from amiguard_cli.sandbox.cfn import load_template, table_definition
+from amiguard_cli.sandbox.iam import iam_actions
 from tests.factories import a_finding
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"

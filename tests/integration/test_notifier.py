@@ -14,10 +14,10 @@ import boto3
 import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
 from amiguard.slack.blocks import finding_blocks
 from amiguard.slack.webhook import SlackDeliveryError, SlackWebhook, retry_handlers
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.factories import a_finding
 
 from ..conftest import bake_image

@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import STRANGER, TRUSTED_PARTNER, bake_image
 
 

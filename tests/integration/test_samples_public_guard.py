@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from amiguard.sandbox.replay import replay
+from amiguard_cli.sandbox.replay import replay
 from tests.samples import load_sample, sample_path
 
 

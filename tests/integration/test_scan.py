@@ -15,12 +15,12 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from amiguard import cli
 from amiguard.aws.clients import ClientFactory
-from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
-from amiguard.sandbox.moto_gaps import CannedHttp, canned
-from amiguard.scan import resolve_regions
 from amiguard.services.scan import ScanReport
+from amiguard_cli import main as cli
+from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
+from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned
+from amiguard_cli.scan import resolve_regions
 from tests.scan_support import moto_session, run_scan
 
 HOME, OTHER = "us-east-1", "eu-west-1"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from amiguard import cli
-from amiguard.sandbox import scan as sandbox_scan
-from amiguard.sandbox.estate import Estate
+from amiguard_cli import main as cli
+from amiguard_cli.sandbox import scan as sandbox_scan
+from amiguard_cli.sandbox.estate import Estate
 
 
 @pytest.fixture

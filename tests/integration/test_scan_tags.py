@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from amiguard.aws.clients import ClientFactory
-from amiguard.sandbox.estate import plant_estate
 from amiguard.services.scan import ScanReport
+from amiguard_cli.sandbox.estate import plant_estate
 from tests.scan_support import moto_session, run_scan
 
 HOME, OTHER = "us-east-1", "eu-west-1"

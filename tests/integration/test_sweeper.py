@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from amiguard.sandbox.account import FakeContext, Sandbox, load_function
-from amiguard.sandbox.cloudtrail import ACCOUNT
-from amiguard.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT
+from amiguard_cli.sandbox.account import FakeContext, Sandbox, load_function
+from amiguard_cli.sandbox.cloudtrail import ACCOUNT
+from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT
 
 SCHEDULED_EVENT = {
     "version": "0",

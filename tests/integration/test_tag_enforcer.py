@@ -19,8 +19,8 @@ from amiguard.policy.tagging import (
     VIOLATION,
     VIOLATION_SINCE,
 )
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, assumed_role, cloudtrail_record, iam_user
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, assumed_role, cloudtrail_record, iam_user
 
 BOB = "arn:aws:iam::123456789012:user/dev-bob"
 REQUIRED = "Owner,CostCenter"

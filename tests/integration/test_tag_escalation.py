@@ -15,8 +15,8 @@ from amiguard.aws.tags import IN_USE_STATES, Ec2Tagging
 from amiguard.models.findings import Finding
 from amiguard.models.settings import load_settings
 from amiguard.policy.tagging import ESCALATION_BLOCKED, VIOLATION, VIOLATION_SINCE
-from amiguard.sandbox.account import Sandbox
 from amiguard.services.tag_enforcer import TagEnforcer
+from amiguard_cli.sandbox.account import Sandbox
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 IMAGE = "ami-0123456789abcdef0"

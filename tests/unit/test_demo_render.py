@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amiguard.demo.render import mrkdwn_to_text, render_finding_as_slack, render_sns_message
-from amiguard.sandbox.account import Alert
+from amiguard_cli.demo.render import mrkdwn_to_text, render_finding_as_slack, render_sns_message
+from amiguard_cli.sandbox.account import Alert
 from tests.factories import a_finding
 
 

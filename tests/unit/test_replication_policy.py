@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from amiguard.models.images import Image
+from amiguard.models.replicas import ReplicaStatus
 from amiguard.models.settings import ReplicaCleanup, SettingsError, load_settings
 from amiguard.policy.replication import (
     COPY_ATTEMPTS,
     Blocker,
-    ReplicaStatus,
     after_copy_error,
     approval_change,
     client_token,

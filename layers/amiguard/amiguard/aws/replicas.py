@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
-from amiguard.models.replicas import ReplicaRecord, replica_key, source_key
-from amiguard.policy.replication import LIVE_STATUSES, ReplicaStatus
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus, replica_key, source_key
+from amiguard.policy.replication import LIVE_STATUSES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

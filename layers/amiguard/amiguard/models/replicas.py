@@ -6,10 +6,21 @@ Key: ``pk = IMAGE#<source-region>#<source-image-id>``, ``sk = REPLICA#<dest-regi
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from amiguard.policy.replication import ReplicaStatus
+
+class ReplicaStatus(StrEnum):
+    """A replica ledger row's status."""
+
+    PENDING = "pending"  # CopyImage accepted; the copy is not available yet
+    AVAILABLE = "available"
+    FAILED = "failed"  # the copy failed, or CopyImage kept failing: a new approval tries again
+    RETRYING = "retrying"  # CopyImage failed transiently; the event is retried (bounded)
+    WOULD_COPY = "would-copy"  # audit mode: nothing was copied
+    DEPRECATED = "deprecated"  # source deregistered, replica deprecated
+    DEREGISTERED = "deregistered"  # source deregistered, replica deregistered
 
 
 class ReplicaRecord(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any
 
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
+from amiguard.models.replicas import ReplicaStatus
 from amiguard.models.settings import IMAGE_ID, REGION, ReplicaCleanup
 from amiguard.policy.sharing import Verdict
 
@@ -49,18 +50,6 @@ RETRYABLE_COPY_ERRORS = frozenset(
 
 CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
 TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
-
-
-class ReplicaStatus(StrEnum):
-    """A replica ledger row's status."""
-
-    PENDING = "pending"  # CopyImage accepted; the copy is not available yet
-    AVAILABLE = "available"
-    FAILED = "failed"  # the copy failed, or CopyImage kept failing: a new approval tries again
-    RETRYING = "retrying"  # CopyImage failed transiently; the event is retried (bounded)
-    WOULD_COPY = "would-copy"  # audit mode: nothing was copied
-    DEPRECATED = "deprecated"  # source deregistered, replica deprecated
-    DEREGISTERED = "deregistered"  # source deregistered, replica deregistered
 
 
 # A row in one of these states means "a replica exists or is being made": never copy again.

@@ -27,7 +27,7 @@ from amiguard.models.events import (
 )
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.replicas import ReplicaRecord
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.models.settings import ACCOUNT_ID, REGION, ReplicaCleanup, Settings
 from amiguard.policy.replication import (
     BLOCKER_EXPLANATIONS,
@@ -35,7 +35,6 @@ from amiguard.policy.replication import (
     LIVE_STATUSES,
     CopyRequest,
     Readiness,
-    ReplicaStatus,
     after_copy_error,
     approval_change,
     cleanup_verb,

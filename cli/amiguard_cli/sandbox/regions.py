@@ -18,8 +18,8 @@ from typing import Any, cast
 
 import boto3
 
-from amiguard.sandbox.cfn import load_template
-from amiguard.sandbox.queues import drain
+from amiguard_cli.sandbox.cfn import load_template
+from amiguard_cli.sandbox.queues import drain
 
 FORWARDER_TEMPLATE = "region-forwarder.yaml"
 

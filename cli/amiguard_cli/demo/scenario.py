@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from amiguard.demo import replication, sharing, sweep, tagging
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
+from amiguard_cli.demo import replication, sharing, sweep, tagging
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
 
 Act = Callable[[Sandbox, Timeline], None]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 
 DR_REGIONS = ("us-west-2", "eu-west-1")
 APPROVAL_TAG = "amiguard:approved"

@@ -293,7 +293,7 @@ def write_report(report: ScanReport, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """``amiguard scan``: returns the exit code."""
     if args.sandbox:
-        from amiguard.sandbox.scan import run_in_sandbox
+        from amiguard_cli.sandbox.scan import run_in_sandbox
 
         return run_in_sandbox(args, scan_account)
     try:
@@ -357,7 +357,7 @@ def scan_config(concurrency: int, *, paced: bool = False) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m amiguard.scan``: the scan alone (the ``amiguard`` CLI mounts it as ``amiguard scan``)."""
+    """``python -m amiguard_cli.scan``: the scan alone (the ``amiguard`` CLI mounts it as ``amiguard scan``)."""
     parser = argparse.ArgumentParser(prog="amiguard")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["scan", *(argv if argv is not None else sys.argv[1:])])

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from amiguard.demo.render import render_finding_as_slack, render_sns_message
-from amiguard.sandbox.account import Alert, Delivery, Sandbox
+from amiguard_cli.demo.render import render_finding_as_slack, render_sns_message
+from amiguard_cli.sandbox.account import Alert, Delivery, Sandbox
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "green"}
 

@@ -3,9 +3,9 @@ account's image block public access turned off. public_guard undoes each within 
 
 from __future__ import annotations
 
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, iam_user
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 
 STRANGER = "999988887777"
 PARTNER = "222233334444"  # in the demo's TrustedPrincipals

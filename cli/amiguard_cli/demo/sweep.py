@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from amiguard.demo.replication import APPROVAL_TAG, DR_REGIONS
-from amiguard.demo.sharing import STRANGER
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
+from amiguard_cli.demo.replication import APPROVAL_TAG, DR_REGIONS
+from amiguard_cli.demo.sharing import STRANGER
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
 
 GONE_SOURCE = "ami-0c0ffee0c0ffee000"  # a source deregistered long before amiguard was deployed
 

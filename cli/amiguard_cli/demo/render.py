@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 from amiguard.models.findings import Finding
-from amiguard.sandbox.account import Alert
 from amiguard.slack.blocks import finding_blocks
+from amiguard_cli.sandbox.account import Alert
 
 _LINK = re.compile(r"<([^|<>]+)\|([^<>]+)>")
 _BARE_LINK = re.compile(r"<(https?://[^|<>]+)>")

@@ -19,7 +19,7 @@ import boto3
 import botocore.session
 from moto import mock_aws
 
-from amiguard.sandbox.cfn import (
+from amiguard_cli.sandbox.cfn import (
     Route,
     Subscription,
     deployed_data_path,
@@ -29,12 +29,12 @@ from amiguard.sandbox.cfn import (
     sns_subscriptions,
     table_definition,
 )
-from amiguard.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
-from amiguard.sandbox.iam import iam_actions
-from amiguard.sandbox.moto_gaps import patch_moto
-from amiguard.sandbox.queues import drain
-from amiguard.sandbox.regions import RegionForwarding
-from amiguard.sandbox.replication_gaps import CopyImageFidelity
+from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
+from amiguard_cli.sandbox.iam import iam_actions
+from amiguard_cli.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.queues import drain
+from amiguard_cli.sandbox.regions import RegionForwarding
+from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"

@@ -19,11 +19,11 @@ import boto3
 from moto import mock_aws
 
 from amiguard.aws.clients import ClientFactory
-from amiguard.sandbox.cloudtrail import ACCOUNT
-from amiguard.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate, plant_replication_drift
-from amiguard.sandbox.moto_gaps import patch_moto
-from amiguard.sandbox.replication_gaps import CopyImageFidelity
 from amiguard.services.scan import ScanReport
+from amiguard_cli.sandbox.cloudtrail import ACCOUNT
+from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate, plant_replication_drift
+from amiguard_cli.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 HOME, OTHER, DR = "us-east-1", "eu-west-1", "us-west-2"
 SETTINGS = {
@@ -70,7 +70,7 @@ def plant(session: boto3.Session) -> Estate:
 
 def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
     """Seed the embedded account, scan it as ``args`` say (and again after ``--fix``); return the exit code."""
-    from amiguard.scan import write_report  # the CLI module imports this one lazily
+    from amiguard_cli.scan import write_report  # the CLI module imports this one lazily
 
     environment = {
         "AWS_ACCESS_KEY_ID": "sandbox",
@@ -101,7 +101,7 @@ def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
             args.fix = False
             after = scan_account(args, session)
             if after is not None:
-                from amiguard.scan import summary_line
+                from amiguard_cli.scan import summary_line
 
                 left = sorted({finding.type.value for finding in after.findings})
                 note = f"; left for a human: {', '.join(left)}" if left else "; nothing left"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amiguard.sandbox.moto_gaps import CannedHttp, canned
+from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned
 
 
 def _backend(account: str, region: str) -> Any:

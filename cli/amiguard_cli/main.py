@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from amiguard.findings_cli import add_parser as add_findings
+from amiguard_cli.findings import add_parser as add_findings
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from amiguard.demo.scenario import run_demo
+    from amiguard_cli.demo.scenario import run_demo
 
     failed = run_demo()
     return 0 if failed == 0 else 2
@@ -23,8 +23,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from amiguard.demo.timeline import Timeline
-    from amiguard.sandbox.replay import replay
+    from amiguard_cli.demo.timeline import Timeline
+    from amiguard_cli.sandbox.replay import replay
 
     console = Console()
     printer = Timeline(None, console)  # printing only: the sandbox lives inside replay()
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
     add_findings(commands)
 
-    from amiguard import scan
+    from amiguard_cli import scan
 
     scan.add_parser(commands)
     return parser

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from amiguard.demo.timeline import Timeline
-from amiguard.sandbox.account import Sandbox
-from amiguard.sandbox.cloudtrail import acting_as, assumed_role
+from amiguard_cli.demo.timeline import Timeline
+from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.sandbox.cloudtrail import acting_as, assumed_role
 
 CAROL = assumed_role(
     "AWSReservedSSO_DataEngineer_4f1c2b9a7d3e5f60", "carol@example.com", path="/aws-reserved/sso.amazonaws.com/"

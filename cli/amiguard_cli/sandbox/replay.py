@@ -16,8 +16,8 @@ from typing import Any
 from amiguard.models.events import wrap_cloudtrail_record
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 from amiguard.policy.screening import SNAPSHOT_ID
-from amiguard.sandbox.account import Alert, Delivery, Sandbox
-from amiguard.sandbox.cloudtrail import ACCOUNT
+from amiguard_cli.sandbox.account import Alert, Delivery, Sandbox
+from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 
 
 def load_event(path: Path) -> dict[str, Any]:
