@@ -19,7 +19,7 @@ OWNERSHIP_TAGS = [{"Key": "Owner", "Value": "bob@example.com"}, {"Key": "CostCen
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """amiguard in enforce mode, trusting one partner account."""
-    with Sandbox(settings={"AMIGUARD_MODE": "enforce", "AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_PARTNER}) as sb:
+    with Sandbox(parameters={"Mode": "enforce", "TrustedPrincipals": TRUSTED_PARTNER}) as sb:
         yield sb
 
 

@@ -15,7 +15,7 @@ from ..conftest import bake_image
 
 @pytest.fixture
 def audit() -> Iterator[Sandbox]:
-    with Sandbox(settings={"AMIGUARD_MODE": "audit"}) as sb:
+    with Sandbox(parameters={"Mode": "audit"}) as sb:
         yield sb
 
 

@@ -19,15 +19,15 @@ DR = ("us-west-2", "eu-west-1")
 APPROVAL = "amiguard:approved"
 DR_KEY = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SETTINGS = {
-    "AMIGUARD_MODE": "enforce",
-    "AMIGUARD_DR_REGIONS": ",".join(DR),
-    "AMIGUARD_DR_KMS_KEYS": json.dumps({"us-west-2": DR_KEY}),
+    "Mode": "enforce",
+    "DrRegions": ",".join(DR),
+    "DrKmsKeys": json.dumps({"us-west-2": DR_KEY}),
 }
 
 
 @pytest.fixture
 def dr() -> Iterator[Sandbox]:
-    with Sandbox(settings=SETTINGS, forward_regions=DR) as sb:
+    with Sandbox(parameters=SETTINGS, forward_regions=DR) as sb:
         yield sb
 
 
@@ -283,7 +283,7 @@ def test_replicas_are_deprecated_when_source_is_deregistered(dr):
 
 
 def test_replicas_are_deregistered_when_cleanup_is_deregister(dr):
-    dr.reconfigure(replica_cleanup="deregister")
+    dr.reconfigure(ReplicaCleanup="deregister")
     image = bake_image(dr)
     approve(dr, image["ImageId"])
     dr.run()
@@ -297,7 +297,7 @@ def test_replicas_are_deregistered_when_cleanup_is_deregister(dr):
 
 
 def test_replicas_are_kept_when_cleanup_is_none(dr):
-    dr.reconfigure(replica_cleanup="none")
+    dr.reconfigure(ReplicaCleanup="none")
     image = bake_image(dr)
     approve(dr, image["ImageId"])
     dr.run()
@@ -353,7 +353,7 @@ def test_no_copy_is_made_when_approval_is_removed_before_the_source_is_available
 
 
 def test_nothing_is_copied_and_findings_say_would_copy_when_in_audit_mode(dr):
-    dr.reconfigure(mode="audit")
+    dr.reconfigure(Mode="audit")
     image = bake_image(dr)
 
     approve(dr, image["ImageId"])
@@ -377,7 +377,7 @@ def test_approval_in_a_dr_region_copies_to_the_other_dr_regions_only_when_forwar
 
 
 def test_replica_completion_is_never_seen_when_dr_region_has_no_forwarder():
-    with Sandbox(settings=SETTINGS) as sb:  # the stack in us-east-1, nothing deployed in the DR regions
+    with Sandbox(parameters=SETTINGS) as sb:  # the stack in us-east-1, nothing deployed in the DR regions
         image = bake_image(sb)
         approve(sb, image["ImageId"])
         sb.run()

@@ -21,7 +21,7 @@ EVENTS = ROOT / "events" / "public_guard"
     ],
 )
 def test_example_event_is_remediated_when_replayed_in_enforce_mode(name, findings):
-    result = replay(EVENTS / name, enforce=True, settings={"AMIGUARD_TRUSTED_PRINCIPALS": "222233334444"})
+    result = replay(EVENTS / name, enforce=True, parameters={"TrustedPrincipals": "222233334444"})
 
     assert [alert.message["type"] for alert in result.alerts] == findings
     assert all(alert.message["action"] == "revoked" for alert in result.alerts)
@@ -31,8 +31,8 @@ def test_trusted_partner_and_its_organization_units_are_kept_when_shared_alongsi
     result = replay(
         EVENTS / "share-ami-with-accounts.json",
         enforce=True,
-        settings={
-            "AMIGUARD_TRUSTED_PRINCIPALS": "222233334444,arn:aws:organizations::222233334444:organization/o-abcdefghij"
+        parameters={
+            "TrustedPrincipals": "222233334444,arn:aws:organizations::222233334444:organization/o-abcdefghij"
         },
     )
 

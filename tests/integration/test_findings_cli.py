@@ -83,7 +83,7 @@ def test_table_names_what_happened_to_each_alert_when_printed(ledger: DynamoLedg
 
 
 def test_json_is_printed_when_output_is_not_a_terminal(capsys) -> None:
-    with Sandbox(settings={"AMIGUARD_MODE": "audit"}) as sb:
+    with Sandbox(parameters={"Mode": "audit"}) as sb:
         DynamoLedger(sb.internal_client("dynamodb"), sb.ledger_table).record(a_finding(event_time=None))
 
         code = main(["findings", "--table", sb.ledger_table, "--since", "1h"])

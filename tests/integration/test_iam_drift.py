@@ -52,7 +52,7 @@ def role_actions() -> dict[str, set[str]]:
 
 def observed_calls() -> dict[str, set[str]]:
     calls: dict[str, set[str]] = defaultdict(set)
-    with Sandbox(settings=DEMO_SETTINGS) as sandbox:
+    with Sandbox(parameters=DEMO_SETTINGS) as sandbox:
         timeline = Timeline(sandbox, Console(file=open("/dev/null", "w")))  # noqa: SIM115 - silent timeline
         for act in ACTS:
             act(sandbox, timeline)

@@ -32,7 +32,7 @@ def slack() -> Iterator[WebhookServer]:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(settings={"AMIGUARD_MODE": "enforce"}) as sb:
+    with Sandbox(parameters={"Mode": "enforce"}) as sb:
         yield sb
 
 
@@ -55,7 +55,7 @@ def _notifier(sb: Sandbox) -> list[Any]:
 def test_block_kit_message_reaches_the_webhook_when_an_ami_is_made_public(
     sandbox: Sandbox, slack: WebhookServer
 ) -> None:
-    sandbox.reconfigure(slack_webhook_secret=_store_secret(sandbox, slack.url))
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
     image_id = _make_public(sandbox)
 
     sandbox.run()
@@ -74,7 +74,7 @@ def test_block_kit_message_reaches_the_webhook_when_an_ami_is_made_public(
 
 
 def test_secret_is_read_once_when_several_alerts_are_delivered(sandbox: Sandbox, slack: WebhookServer) -> None:
-    sandbox.reconfigure(slack_webhook_secret=_store_secret(sandbox, slack.url))
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
     reads: list[str] = []
     boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]  # the handlers' clients' session
         "before-call.secrets-manager.GetSecretValue", lambda **_: reads.append("read")
@@ -113,7 +113,7 @@ def test_alert_is_dead_lettered_with_a_clear_reason_when_the_secret_is_missing_o
         if secret
         else "arn:aws:secretsmanager:us-east-1:123456789012:secret:amiguard/gone-AbCdEf"
     )
-    sandbox.reconfigure(slack_webhook_secret=arn)
+    sandbox.reconfigure(SlackWebhookSecretArn=arn)
     _make_public(sandbox)
 
     sandbox.run()
@@ -127,7 +127,7 @@ def test_alert_is_dead_lettered_with_a_clear_reason_when_the_secret_is_missing_o
 
 def test_alert_is_dead_lettered_when_slack_rejects_it(sandbox: Sandbox, slack: WebhookServer) -> None:
     slack.default = Answer(404, "no_service")
-    sandbox.reconfigure(slack_webhook_secret=_store_secret(sandbox, slack.url))
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
     _make_public(sandbox)
 
     sandbox.run()
@@ -140,7 +140,7 @@ def test_alert_is_dead_lettered_when_slack_rejects_it(sandbox: Sandbox, slack: W
 def test_malformed_message_is_dropped_with_the_reason_when_it_is_not_a_finding(
     sandbox: Sandbox, slack: WebhookServer
 ) -> None:
-    sandbox.reconfigure(slack_webhook_secret=_store_secret(sandbox, slack.url))
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
     sandbox.internal_client("sns").publish(TopicArn=sandbox.topic_arn, Message='{"hello": "world"}')
 
     sandbox.run()
@@ -151,7 +151,7 @@ def test_malformed_message_is_dropped_with_the_reason_when_it_is_not_a_finding(
 
 
 def test_unicode_name_arrives_intact_when_the_ami_name_is_not_ascii(sandbox: Sandbox, slack: WebhookServer) -> None:
-    sandbox.reconfigure(slack_webhook_secret=_store_secret(sandbox, slack.url))
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
     finding = a_finding(image_name="Zahlungs-API \u65e5\u672c\u8a9e \U0001f680")
     sandbox.internal_client("sns").publish(TopicArn=sandbox.topic_arn, Message=finding.model_dump_json())
 

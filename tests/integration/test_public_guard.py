@@ -91,7 +91,7 @@ def test_legacy_operation_type_share_is_revoked_when_recorded_without_attribute_
 
 
 def test_nothing_changes_and_alert_says_would_revoke_when_mode_is_audit(sandbox):
-    sandbox.reconfigure(mode="audit")
+    sandbox.reconfigure(Mode="audit")
     image = bake_image(sandbox)
     with acting_as(iam_user("dev-bob")):
         sandbox.client("ec2").modify_image_attribute(
@@ -156,7 +156,7 @@ def test_own_revocation_triggers_no_further_action_when_its_event_comes_back(san
 
 def test_allow_listed_ami_stays_public_when_published_on_purpose(sandbox):
     image = bake_image(sandbox)
-    sandbox.reconfigure(public_allowlist=image["ImageId"])
+    sandbox.reconfigure(PublicAllowlist=image["ImageId"])
     with acting_as(iam_user("release-bot")):
         sandbox.client("ec2").modify_image_attribute(
             ImageId=image["ImageId"], LaunchPermission={"Add": [{"Group": "all"}]}
@@ -372,7 +372,7 @@ def test_transient_error_is_raised_not_swallowed_when_ec2_fails(sandbox, monkeyp
 def test_function_fails_at_start_up_naming_the_variable_when_settings_are_bad(sandbox):
     image = bake_image(sandbox)
     sandbox.run()  # the image's own events (other functions, which refuse a bad setting too) settle first
-    sandbox.reconfigure(trusted_principals="12345678901")
+    sandbox.reconfigure(TrustedPrincipals="12345678901")
     with acting_as(iam_user("dev-bob")):
         sandbox.client("ec2").modify_image_attribute(
             ImageId=image["ImageId"], LaunchPermission={"Add": [{"Group": "all"}]}

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from amiguard_cli.sandbox.account import FakeContext, Sandbox, load_function
+from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT
 
@@ -28,20 +27,17 @@ SCHEDULED_EVENT = {
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     # No required tags here: the sweep's tag marking has a test of its own.
-    with Sandbox(settings={"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT, "AMIGUARD_REQUIRED_TAGS": ""}) as sb:
+    with Sandbox(parameters={"TrustedPrincipals": TRUSTED_ACCOUNT, "RequiredTags": ""}) as sb:
         yield sb
 
 
-def sweeper(sb: Sandbox, **settings: str) -> ModuleType:
-    sb.reconfigure(**settings)
-    module = load_function(sb.root, "sweeper")
-    module.build_service.cache_clear()
-    return module
-
-
-def invoke(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = module.lambda_handler(event, FakeContext("amiguard-sweeper"))
-    return result
+def sweep(sb: Sandbox, event: dict[str, Any] = SCHEDULED_EVENT, **parameters: str) -> dict[str, Any]:
+    """Run the deployed sweeper (its template environment) after a stack update with ``parameters``."""
+    sb.reconfigure(**parameters)
+    delivery = sb.invoke("sweeper", event)
+    assert delivery.error is None, delivery.error
+    assert delivery.result is not None
+    return delivery.result
 
 
 def image(sb: Sandbox, *grants: dict[str, str]) -> str:
@@ -64,7 +60,7 @@ def test_sweep_revokes_and_alerts_then_summarises_when_mode_is_enforce(sandbox: 
     trusted = image(sandbox, {"UserId": TRUSTED_ACCOUNT})
     sandbox.alerts()
     # When
-    result = invoke(sweeper(sandbox, mode="enforce"), SCHEDULED_EVENT)
+    result = sweep(sandbox, Mode="enforce")
     alerts = sandbox.alerts()
     # Then
     assert result["status"] == "acted"
@@ -85,7 +81,7 @@ def test_sweep_changes_nothing_and_says_would_revoke_when_mode_is_audit(sandbox:
     shared = image(sandbox, {"UserId": UNTRUSTED_ACCOUNT})
     sandbox.alerts()
     # When
-    invoke(sweeper(sandbox, mode="audit"), SCHEDULED_EVENT)
+    sweep(sandbox, Mode="audit")
     alerts = sandbox.alerts()
     # Then
     assert launch_permissions(sandbox, shared) == [{"UserId": UNTRUSTED_ACCOUNT}]
@@ -100,7 +96,7 @@ def test_clean_sweep_sends_only_the_summary_when_nothing_is_wrong(sandbox: Sandb
     image(sandbox, {"UserId": TRUSTED_ACCOUNT})
     sandbox.alerts()
     # When
-    result = invoke(sweeper(sandbox), SCHEDULED_EVENT)
+    result = sweep(sandbox)
     # Then
     assert result["status"] == "clean"
     assert [a.message["type"] for a in sandbox.alerts()] == ["sweep-summary"]
@@ -111,7 +107,7 @@ def test_event_that_is_not_a_schedule_is_dropped_when_delivered_to_the_sweeper(s
     image(sandbox, {"Group": "all"})
     sandbox.alerts()
     # When
-    result = invoke(sweeper(sandbox), {**SCHEDULED_EVENT, "detail-type": "AWS API Call via CloudTrail"})
+    result = sweep(sandbox, {**SCHEDULED_EVENT, "detail-type": "AWS API Call via CloudTrail"})
     # Then
     assert result["status"] == "dropped"
     assert sandbox.alerts() == []
@@ -144,7 +140,7 @@ def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_
     orphan = register(sandbox, "eu-west-1", {"amiguard:replica-of": "us-east-1/ami-0c0ffee0c0ffee000"})
     sandbox.alerts()
     # When
-    result = invoke(sweeper(sandbox, mode=mode, dr_regions="eu-west-1"), SCHEDULED_EVENT)
+    result = sweep(sandbox, Mode=mode, DrRegions="eu-west-1")
     alerts = sandbox.alerts()
     # Then
     assert result["status"] == "acted"
@@ -165,7 +161,7 @@ def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating
     overdue = register(sandbox, "us-east-1", {"Owner": "dev"} | marked)
     sandbox.alerts()
     # When
-    invoke(sweeper(sandbox, required_tags="Owner,CostCenter", tag_escalation="deprecate"), SCHEDULED_EVENT)
+    sweep(sandbox, RequiredTags="Owner,CostCenter", TagEscalation="deprecate")
     alerts = sandbox.alerts()
     # Then: the fresh one is marked (its grace period starts); the overdue one is left to tag_enforcer's sweep
     ec2 = sandbox.internal_client("ec2")

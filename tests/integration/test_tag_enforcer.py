@@ -29,7 +29,7 @@ OWNERSHIP = {"Owner": "bob@example.com", "CostCenter": "cc-1234"}
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(settings={"AMIGUARD_MODE": "enforce", "AMIGUARD_REQUIRED_TAGS": REQUIRED}) as sb:
+    with Sandbox(parameters={"Mode": "enforce", "RequiredTags": REQUIRED}) as sb:
         yield sb
 
 
@@ -140,7 +140,7 @@ def test_required_tags_are_copied_to_the_backing_snapshots_when_the_ami_is_new(s
 
 
 def test_invalid_value_is_flagged_when_a_rule_rejects_it(sandbox):
-    sandbox.reconfigure(required_tags='{"Owner": {}, "Environment": {"allowed": ["dev", "prod"]}}')
+    sandbox.reconfigure(RequiredTags='{"Owner": {}, "Environment": {"allowed": ["dev", "prod"]}}')
     image_id = bake(sandbox, launch(sandbox), tags={"Owner": "bob", "Environment": "stagíng 🚧"})
 
     sandbox.run()
@@ -192,8 +192,8 @@ def test_registered_ami_gets_created_by_and_a_violation_when_registered_without_
 
 @pytest.fixture
 def two_regions() -> Iterator[Sandbox]:
-    settings = {"AMIGUARD_MODE": "enforce", "AMIGUARD_REQUIRED_TAGS": REQUIRED}
-    with Sandbox(stack_regions=("us-east-1", "us-west-2"), settings=settings) as sb:
+    parameters = {"Mode": "enforce", "RequiredTags": REQUIRED}
+    with Sandbox(stack_regions=("us-east-1", "us-west-2"), parameters=parameters) as sb:
         yield sb
 
 
@@ -345,7 +345,7 @@ def test_duplicate_event_changes_nothing_and_alerts_nothing_when_delivered_again
 
 
 def test_nothing_is_written_and_findings_say_would_tag_when_in_audit_mode(sandbox):
-    sandbox.reconfigure(mode="audit")
+    sandbox.reconfigure(Mode="audit")
     image_id = bake(sandbox, launch(sandbox))
 
     sandbox.run()
@@ -386,7 +386,7 @@ SAMPLES = {
 @pytest.mark.parametrize(("name", "reason"), sorted(SAMPLES.items()))
 def test_recorded_sample_is_dropped_with_a_reason_when_replayed_verbatim(name, reason):
     event = load_sample(name)
-    with Sandbox(stack_regions=(event["detail"]["awsRegion"],), settings={"AMIGUARD_MODE": "enforce"}) as sb:
+    with Sandbox(stack_regions=(event["detail"]["awsRegion"],), parameters={"Mode": "enforce"}) as sb:
         sb.put_event(event)
         [result] = results(sb.run())
         assert result["status"] == "dropped" and result["reason"] == reason, result
@@ -395,7 +395,7 @@ def test_recorded_sample_is_dropped_with_a_reason_when_replayed_verbatim(name, r
 
 def test_panther_create_image_sample_is_acted_on_when_its_ids_name_real_resources():
     event = load_sample("cloudtrail-raw-createimage-console-panther.json")
-    with Sandbox(settings={"AMIGUARD_MODE": "enforce"}, account="123456789101") as sb:
+    with Sandbox(parameters={"Mode": "enforce"}, account="123456789101") as sb:
         instance = launch(sb, OWNERSHIP)
         image_id = sb.internal_client("ec2").create_image(InstanceId=instance, Name="testimage")["ImageId"]
         event["detail"]["requestParameters"]["instanceId"] = instance
@@ -411,7 +411,7 @@ def test_panther_create_image_sample_is_acted_on_when_its_ids_name_real_resource
 
 def test_trimmed_create_image_sample_is_flagged_without_created_by_when_its_ids_name_real_resources():
     event = load_sample("cloudtrail-raw-createimage-console-trimmed-amilineage.json")
-    with Sandbox(stack_regions=("us-west-2",), settings={"AMIGUARD_MODE": "enforce"}) as sb:
+    with Sandbox(stack_regions=("us-west-2",), parameters={"Mode": "enforce"}) as sb:
         instance = launch(sb, region="us-west-2")
         image_id = sb.internal_client("ec2", "us-west-2").create_image(InstanceId=instance, Name="trimmed")["ImageId"]
         event["detail"]["requestParameters"]["instanceId"] = instance
@@ -429,7 +429,7 @@ def test_trimmed_create_image_sample_is_flagged_without_created_by_when_its_ids_
 
 def test_trimmed_copy_image_sample_inherits_from_its_source_when_its_ids_name_real_resources():
     event = load_sample("cloudtrail-raw-copyimage-console-trimmed-amilineage.json")
-    with Sandbox(stack_regions=("us-west-2",), settings={"AMIGUARD_MODE": "enforce"}) as sb:
+    with Sandbox(stack_regions=("us-west-2",), parameters={"Mode": "enforce"}) as sb:
         ec2 = sb.internal_client("ec2", "us-west-2")
         source = ec2.create_image(InstanceId=launch(sb, region="us-west-2"), Name="source")["ImageId"]
         ec2.create_tags(Resources=[source], Tags=api_tags(OWNERSHIP))
@@ -446,7 +446,7 @@ def test_trimmed_copy_image_sample_inherits_from_its_source_when_its_ids_name_re
 
 def test_c7n_create_tags_sample_re_evaluates_the_ami_when_an_ami_id_is_added():
     event = load_sample("cloudtrail-raw-createtags-resourcesset-c7n.json")
-    with Sandbox(stack_regions=("us-west-2",), settings={"AMIGUARD_MODE": "enforce"}) as sb:
+    with Sandbox(stack_regions=("us-west-2",), parameters={"Mode": "enforce"}) as sb:
         ec2 = sb.internal_client("ec2", "us-west-2")
         image_id = ec2.create_image(InstanceId=launch(sb, region="us-west-2"), Name="source")["ImageId"]
         ec2.create_tags(Resources=[image_id], Tags=[{"Key": "Env", "Value": "Production"}])

@@ -190,7 +190,7 @@ def test_violation_fixed_while_the_event_was_missed_is_resolved_when_the_sweep_f
 
 
 def test_overdue_ami_is_disabled_in_the_sandbox_when_the_schedule_fires():
-    with Sandbox(settings={"AMIGUARD_MODE": "enforce", "AMIGUARD_TAG_ESCALATION": "disable"}) as sb:
+    with Sandbox(parameters={"Mode": "enforce", "TagEscalation": "disable"}) as sb:
         ec2 = sb.internal_client("ec2")
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         overdue = ec2.create_image(InstanceId=instance, Name="overdue")["ImageId"]

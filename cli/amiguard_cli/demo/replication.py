@@ -52,7 +52,7 @@ def _show_replicas(sandbox: Sandbox, timeline: Timeline) -> None:
 
 def act(sandbox: Sandbox, timeline: Timeline) -> None:
     timeline.act("DR replication")
-    sandbox.reconfigure(dr_regions=",".join(DR_REGIONS), replica_cleanup="deprecate")
+    sandbox.reconfigure(DrRegions=",".join(DR_REGIONS), ReplicaCleanup="deprecate")
     sandbox.forward_from(*DR_REGIONS)
     timeline.step("setup", f"DrRegions={','.join(DR_REGIONS)}; region-forwarder.yaml deployed in both")
 
@@ -71,7 +71,7 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     timeline.settle()
     _show_replicas(sandbox, timeline)
 
-    sandbox.reconfigure(replica_cleanup="deregister")
+    sandbox.reconfigure(ReplicaCleanup="deregister")
     interim = _bake(sandbox, timeline, "golden-base-2026-11-hotfix")
     _approve(sandbox, timeline, interim)
     with acting_as(iam_user("dev-bob")):
@@ -79,4 +79,4 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
         timeline.step("dev-bob", f"deregisters {interim} (ReplicaCleanup=deregister)")
     timeline.settle()
     _show_replicas(sandbox, timeline)
-    sandbox.reconfigure(dr_regions="", replica_cleanup="deprecate")
+    sandbox.reconfigure(DrRegions="", ReplicaCleanup="deprecate")

@@ -20,14 +20,14 @@ ACTS: list[Act] = [
 ]
 
 DEMO_SETTINGS = {
-    "AMIGUARD_MODE": "enforce",
-    "AMIGUARD_TRUSTED_PRINCIPALS": sharing.PARTNER,
+    "Mode": "enforce",
+    "TrustedPrincipals": sharing.PARTNER,
 }
 
 
 def run_demo(console: Console | None = None) -> int:
     """Play every act; return the number of events that failed (0 when all went well)."""
-    with Sandbox(settings=DEMO_SETTINGS) as sandbox:
+    with Sandbox(parameters=DEMO_SETTINGS) as sandbox:
         timeline = Timeline(sandbox, console)
         for act in ACTS:
             act(sandbox, timeline)

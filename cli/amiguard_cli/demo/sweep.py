@@ -45,7 +45,7 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     orphan = dr.register_image(Name="golden-base-2018", RootDeviceName="/dev/xvda")["ImageId"]
     source = f"{sandbox.home}/{GONE_SOURCE}"
     dr.create_tags(Resources=[orphan], Tags=[{"Key": "amiguard:replica-of", "Value": source}])
-    sandbox.reconfigure(dr_regions=",".join(DR_REGIONS), replica_cleanup="deprecate")
+    sandbox.reconfigure(DrRegions=",".join(DR_REGIONS), ReplicaCleanup="deprecate")
     timeline.step(
         "before deployment",
         f"{approved} tagged {APPROVAL_TAG}=true, never copied; {orphan} in {DR_REGIONS[0]}, a replica of {source}",
@@ -56,11 +56,11 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     # copies it made to available.
     timeline.settle()
 
-    sandbox.reconfigure(replica_cleanup="deregister")
+    sandbox.reconfigure(ReplicaCleanup="deregister")
     timeline.step("setup", "ReplicaCleanup=deregister; the next day's sweep")
     _sweep(sandbox, timeline, event | {"id": "5b1c0f6e-2a8d-4f2e-8c1e-6d3b9f0e7a22", "time": "2026-11-28T06:00:00Z"})
     timeline.settle()
-    sandbox.reconfigure(dr_regions="", replica_cleanup="deprecate")
+    sandbox.reconfigure(DrRegions="", ReplicaCleanup="deprecate")
 
 
 def _sweep(sandbox: Sandbox, timeline: Timeline, event: Mapping[str, object]) -> None:

@@ -20,11 +20,15 @@ import botocore.session
 from moto import mock_aws
 
 from amiguard_cli.sandbox.cfn import (
+    LAYER_MOUNT,
     Route,
+    Stack,
     Subscription,
     deployed_data_path,
+    deployed_environment,
     event_routes,
     load_template,
+    parameter_values,
     scheduled_functions,
     sns_subscriptions,
     table_definition,
@@ -38,6 +42,9 @@ from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
+# What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
+FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
+LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
 
@@ -161,15 +168,18 @@ class Sandbox:
         *,
         stack_regions: tuple[str, ...] = ("us-east-1",),
         forward_regions: tuple[str, ...] = (),
-        settings: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
         account: str = ACCOUNT,
     ) -> None:
         self.root = repo_root(root)
         self.stack_regions = stack_regions
         self.home = stack_regions[0]
         self.account = account
-        self.settings = dict(settings or {})
         template = load_template(self.root / "template.yaml")
+        self.template = template
+        # Template parameters, as `sam deploy --parameter-overrides` gives them; each function's environment is
+        # resolved from them (Globals + its own Environment), exactly as CloudFormation would.
+        self.parameters = parameter_values(template, parameters or {})
         self.routes: list[Route] = event_routes(template)
         self.subscriptions: list[Subscription] = sns_subscriptions(template)
         self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
@@ -203,6 +213,10 @@ class Sandbox:
                 "POWERTOOLS_SERVICE_NAME": "amiguard",
             }
         )
+        # Nothing amiguard reads is left in the process: each handler gets its own environment per invocation.
+        for key in [key for key in os.environ if key.startswith(FUNCTION_ONLY_PREFIXES)]:
+            self._saved_env.setdefault(key, os.environ[key])
+            del os.environ[key]
         self._mock = mock_aws()
         self._mock.start()
         patch_moto()
@@ -211,7 +225,6 @@ class Sandbox:
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
         self._deploy_ledger()
         self._deploy_subscriptions()
-        self._set_env({"AMIGUARD_ALERT_TOPIC_ARN": self.topic_arn} | {k: v for k, v in self.settings.items()})
         for region in self.stack_regions:
             self._deploy_rules(region)
         # The handlers' clients come from the default session, made as in Lambda (the template's AWS_DATA_PATH:
@@ -243,11 +256,37 @@ class Sandbox:
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
 
-    def reconfigure(self, **settings: str) -> None:
-        """Change ``AMIGUARD_*`` settings (``mode="audit"``) as a redeploy would: handlers rebuild."""
-        self._set_env({f"AMIGUARD_{key.upper()}": value for key, value in settings.items()})
+    def reconfigure(self, **parameters: str) -> None:
+        """Change template parameters (``Mode="audit"``) as a stack update would: handlers rebuild."""
+        self.parameters = parameter_values(self.template, {**self.parameters, **parameters})
         for module in self._functions.values():
             module.build_service.cache_clear()
+
+    def stack(self, region: str | None = None) -> Stack:
+        """The stack as CloudFormation resolves it in ``region``: parameters, the resources the sandbox made."""
+        resources = {ALERT_TOPIC_ID: self.topic_arn, LEDGER_TABLE_ID: self.ledger_table}
+        return Stack(self.parameters, resources, self.account, region or self.home)
+
+    def environment(self, function: str, region: str | None = None) -> dict[str, str]:
+        """``function``'s environment as deployed (the layer's /opt/python paths point into this checkout)."""
+        layer = str(self.root / "layers" / "amiguard")
+        return {
+            key: value.replace(LAMBDA_LAYER_PREFIX, layer + "/", 1) if value.startswith(LAMBDA_LAYER_PREFIX) else value
+            for key, value in deployed_environment(self.template, function, self.stack(region)).items()
+        }
+
+    @contextmanager
+    def _deployed_environment(self, function: str, region: str) -> Iterator[None]:
+        """Run with exactly ``function``'s deployed environment (and the sandbox's credentials), then restore."""
+        saved = dict(os.environ)
+        for key in [key for key in os.environ if key.startswith(FUNCTION_ONLY_PREFIXES)]:
+            del os.environ[key]
+        os.environ.update(self.environment(function, region))
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
@@ -268,7 +307,6 @@ class Sandbox:
         dynamodb.update_time_to_live(
             TableName=self.ledger_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
-        self._set_env({"AMIGUARD_LEDGER_TABLE": self.ledger_table})
 
     def _deploy_subscriptions(self) -> None:
         """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""
@@ -392,6 +430,7 @@ class Sandbox:
             try:
                 output = io.StringIO()
                 with (
+                    self._deployed_environment(delivery.function, delivery.region),
                     acting_as(function_identity(delivery.function, self.account)),
                     redirect_stdout(output),
                     _logs_to(output),

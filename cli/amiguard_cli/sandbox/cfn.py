@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,9 +163,75 @@ LAYER_MOUNT = "/opt/python"  # where Lambda mounts the layer's python/ folder
 
 
 def function_environment(template: dict[str, Any]) -> dict[str, str]:
-    """The environment every function gets from the template's Globals."""
+    """The literal variables every function gets from the template's Globals (no intrinsic resolved)."""
     function = template.get("Globals", {}).get("Function", {})
     return {key: str(value) for key, value in function.get("Environment", {}).get("Variables", {}).items()}
+
+
+class UnresolvedValue(ValueError):
+    """A template value the sandbox cannot resolve the way CloudFormation would."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What CloudFormation knows while it resolves a value: the parameters, the resources made, the pseudo params."""
+
+    parameters: dict[str, str]
+    resources: dict[str, str]  # logical id -> what !Ref returns (a table name, a topic ARN, ...)
+    account: str
+    region: str
+    partition: str = "aws"
+
+    def ref(self, name: str) -> str:
+        pseudo = {"AWS::AccountId": self.account, "AWS::Region": self.region, "AWS::Partition": self.partition}
+        for source in (pseudo, self.parameters, self.resources):
+            if name in source:
+                return source[name]
+        raise UnresolvedValue(f"!Ref {name}: no such parameter, pseudo parameter or resource in the sandbox")
+
+    def resolve(self, value: Any) -> str:
+        """``value`` (a literal, ``!Ref`` or ``!Sub``) as the string a function's environment would hold."""
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            return self.ref(str(value["Ref"]))
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            return re.sub(r"\$\{([^}!]+)\}", lambda match: self.ref(match.group(1)), value["Fn::Sub"])
+        if isinstance(value, dict | list):
+            raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox")
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def parameter_values(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """Every template parameter's value: ``overrides`` (as ``--parameter-overrides``) over the defaults.
+
+    An unknown name or a parameter with neither is an error, as ``sam deploy`` would make it.
+    """
+    declared = template.get("Parameters") or {}
+    if unknown := sorted(set(overrides) - set(declared)):
+        raise ValueError(f"not parameters of template.yaml: {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for name, declaration in declared.items():
+        if name in overrides:
+            values[name] = str(overrides[name])
+        elif "Default" in declaration:
+            values[name] = str(declaration["Default"])
+        else:
+            raise ValueError(f"parameter {name} has no default: pass it")
+    return values
+
+
+def serverless_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every ``AWS::Serverless::Function`` by its folder name under functions/ (its ``Properties``)."""
+    return {
+        function_name(str(resource["Properties"].get("CodeUri", logical_id))): resource["Properties"]
+        for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items()
+    }
+
+
+def deployed_environment(template: dict[str, Any], function: str, stack: Stack) -> dict[str, str]:
+    """The environment ``function`` runs with as deployed: Globals, then its own ``Environment``, resolved."""
+    own = serverless_functions(template)[function].get("Environment", {}).get("Variables", {})
+    globals_ = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    return {key: stack.resolve(value) for key, value in (globals_ | own).items()}
 
 
 def deployed_data_path(template: dict[str, Any], root: Path) -> str | None:

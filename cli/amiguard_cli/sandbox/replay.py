@@ -152,14 +152,14 @@ def replay(
     path: Path,
     *,
     enforce: bool = False,
-    settings: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
     on_delivery: Callable[[Delivery], None] | None = None,
 ) -> Replay:
     """Seed, put the event on its region's bus, deliver it, collect the alerts."""
     event = load_event(path)
-    mode = {"AMIGUARD_MODE": "enforce" if enforce else "audit"}
+    mode = {"Mode": "enforce" if enforce else "audit"}  # a template parameter, as --parameter-overrides
     with Sandbox(
-        stack_regions=(stack_region_of(event),), account=account_of(event), settings=(settings or {}) | mode
+        stack_regions=(stack_region_of(event),), account=account_of(event), parameters=(parameters or {}) | mode
     ) as sandbox:
         seeded = seed(sandbox, event)
         sandbox.put_event(event)
