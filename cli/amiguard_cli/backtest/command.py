@@ -18,8 +18,9 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -75,6 +76,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="read history from this file or folder instead of LookupEvents (repeatable)",
     )
     parser.add_argument("--profile", help="AWS named profile to use")
+    parser.add_argument("--org", action="store_true", help="every active account of the organization (see --role-name)")
+    parser.add_argument("--accounts", help="with --org: only these account ids (comma list)")
+    parser.add_argument("--exclude-accounts", help="with --org: leave these account ids out (comma list)")
+    parser.add_argument(
+        "--role-name", default="amiguard-reader", help="with --org: the member role to read through (/amiguard/ path)"
+    )
+    parser.add_argument(
+        "--account-concurrency", type=int, default=8, help="with --org: accounts read in parallel (default: 8)"
+    )
     parser.add_argument(
         "--trusted-principals", help="what if these were trusted (overrides AMIGUARD_TRUSTED_PRINCIPALS)"
     )
@@ -127,8 +137,41 @@ def routed_event_names(routes: list[Route]) -> list[str]:
     return sorted(names)
 
 
+OnPage = Callable[[str, int], None]
+
+
+@contextmanager
+def lookup_progress() -> Iterator[OnPage | None]:
+    """A progress line on a terminal (pages and events read so far); nothing when standard error is not one."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True)
+    ) as progress:
+        task = progress.add_task("LookupEvents", total=None)
+        counts = Counter[str]()
+
+        def on_page(name: str, events: int) -> None:
+            counts["pages"] += 1
+            counts["events"] += events
+            progress.update(
+                task, description=f"LookupEvents {name}: {counts['pages']} pages, {counts['events']} events"
+            )
+
+        yield on_page
+
+
 def lookup_history(
-    args: argparse.Namespace, session: Any, routes: list[Route], start: datetime, end: datetime
+    args: argparse.Namespace,
+    session: Any,
+    routes: list[Route],
+    start: datetime,
+    end: datetime,
+    on_page: OnPage | None = None,
 ) -> History:
     """LookupEvents in each region (regions in parallel, each region paced at its own 2 requests per second)."""
     home = session.region_name or "us-east-1"
@@ -144,12 +187,45 @@ def lookup_history(
                 event_names=names,
                 start=start,
                 end=end,
+                on_page=on_page,
             )
             for region in regions
         ]
         for future in futures:
             history.extend(future.result())
     return history
+
+
+def org_history(
+    args: argparse.Namespace,
+    session: Any,
+    routes: list[Route],
+    start: datetime,
+    end: datetime,
+    on_page: OnPage | None = None,
+) -> History:
+    """LookupEvents in every active account through its reader role, accounts in parallel (each account and region
+    has its own LookupEvents limit, so each gets its own bucket). A role that refuses is that account's error."""
+    from amiguard_cli.org import active_accounts, describe_refusal, member_session
+
+    accounts = active_accounts(session, only=_ids(args.accounts), exclude=_ids(args.exclude_accounts))
+    history = History()
+
+    def one(account: str) -> History:
+        try:
+            member = member_session(session, account, args.role_name, purpose="backtest")
+        except (ClientError, BotoCoreError) as error:
+            return History(errors=[SourceError(account, describe_refusal(error, account, args.role_name))])
+        return lookup_history(args, member, routes, start, end, on_page)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.account_concurrency)) as pool:
+        for result in pool.map(one, [account.id for account in accounts]):
+            history.extend(result)
+    return history
+
+
+def _ids(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _regions(args: argparse.Namespace, session: Any, home: str, history: History) -> list[str]:
@@ -288,8 +364,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     routes = event_routes(load_template(_template()))
     if args.files:
-        if args.since or args.start or args.end or args.regions or args.all_regions:
-            raise UsageError("--file reads the files' history: --since, --start, --end and --regions do not apply")
+        if args.since or args.start or args.end or args.regions or args.all_regions or args.org:
+            raise UsageError("--file reads the files' history: --since, --start, --end, --regions, --org do not apply")
         history = read_files(args.files)
     else:
         import boto3
@@ -299,7 +375,9 @@ def _run(args: argparse.Namespace) -> int:
             session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
         except BotoCoreError as error:
             raise UsageError(str(error)) from None
-        history = lookup_history(args, session, routes, start, end)
+        with lookup_progress() as on_page:
+            read = org_history if args.org else lookup_history
+            history = read(args, session, routes, start, end, on_page)
     result = Backtest(settings, routes).run(history.records)
     result.skipped.update(history.skipped)
     write_report(result, history.errors, args)
