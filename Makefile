@@ -111,6 +111,10 @@ demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto)
 bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
 	$(VENV)/bin/python scripts/bench.py
 
+.PHONY: bench-backtest
+bench-backtest: $(VENV)/.stamp ## amiguard backtest: records/s from trail files, LookupEvents time vs its 2 req/s floor
+	$(VENV)/bin/python scripts/bench_backtest.py
+
 C7N_VENV := .venv-c7n
 
 $(C7N_VENV)/.stamp: | python

@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_findings(commands)
 
     from amiguard_cli import scan
+    from amiguard_cli.backtest import command as backtest
 
     scan.add_parser(commands)
+    backtest.add_parser(commands)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -142,16 +143,69 @@ def table_definition(template: dict[str, Any], logical_id: str) -> dict[str, Any
     return arguments
 
 
-def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """Whether EventBridge would deliver ``event`` to a rule with ``pattern`` (moto's matcher decides)."""
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
     from moto.events.models import EventPattern
 
-    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))  # type: ignore[arg-type]
+    return EventPattern.load(pattern)
+
+
+def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether EventBridge would deliver ``event`` to a rule with ``pattern`` (moto's matcher decides)."""
+    return bool(_compiled(json.dumps(pattern, sort_keys=True)).matches_event(event))
 
 
 def functions_matching(routes: list[Route], event: dict[str, Any]) -> set[str]:
     """The functions whose rules match ``event``."""
     return {route.function for route in routes if pattern_matches(route.pattern, event)}
+
+
+def _pattern_paths(pattern: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The field paths a pattern looks at (a dict value is a nested field; a list holds the leaf's matchers)."""
+    paths: set[tuple[str, ...]] = set()
+    for key, value in pattern.items():
+        if key == "$or" and isinstance(value, list):
+            for branch in value:
+                paths |= _pattern_paths(branch, prefix) if isinstance(branch, dict) else set()
+        elif isinstance(value, dict):
+            paths |= _pattern_paths(value, (*prefix, key))
+        else:
+            paths.add((*prefix, key))
+    return paths
+
+
+def _project(event: Any, paths: set[tuple[str, ...]]) -> dict[str, Any]:
+    """Only the fields at ``paths`` (absent ones stay absent, so ``exists`` matchers decide the same)."""
+    projected: dict[str, Any] = {}
+    for path in paths:
+        node = event
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            target = projected
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = node
+    return projected
+
+
+class Router:
+    """``functions_matching`` for many events: EventBridge decides from the fields its patterns name alone, so
+    each event is cut to those fields and the answer for each distinct cut is computed once."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self._routes = routes
+        self._paths = set().union(*(_pattern_paths(route.pattern) for route in routes)) if routes else set()
+        self._answers: dict[str, frozenset[str]] = {}
+
+    def functions(self, event: dict[str, Any]) -> frozenset[str]:
+        projected = _project(event, self._paths)
+        key = json.dumps(projected, sort_keys=True, default=str)
+        if key not in self._answers:
+            self._answers[key] = frozenset(functions_matching(self._routes, projected))
+        return self._answers[key]
 
 
 def scheduled_functions(template: dict[str, Any]) -> list[str]:

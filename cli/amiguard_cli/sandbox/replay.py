@@ -20,14 +20,27 @@ from amiguard_cli.sandbox.account import Alert, Delivery, Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 
 
-def load_event(path: Path) -> dict[str, Any]:
-    """An EventBridge event from a file; a bare CloudTrail record is wrapped as EventBridge would."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    if "detail-type" in document:
-        return document
-    return wrap_cloudtrail_record(document)
+def load_events(path: Path) -> list[dict[str, Any]]:
+    """The EventBridge events of a file: one event as it is, or every CloudTrail record of a trail file (as S3
+    delivers them, ``.json.gz`` too, or bare records) wrapped as EventBridge delivers them.
+
+    Raises ``ValueError`` naming the file when it cannot be read or holds no event.
+    """
+    from amiguard_cli.history import read_file
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        document = None  # not one plain JSON event: read it as history (gzip, trail files), which says what is wrong
+    if isinstance(document, dict) and "detail-type" in document:
+        return [document]
+    history = read_file(path)
+    if history.errors:
+        raise ValueError(f"{path}: {history.errors[0].message}")
+    if not history.records:
+        skipped = ", ".join(f"{count} {reason}" for reason, count in history.skipped.items()) or "empty"
+        raise ValueError(f"{path}: holds no CloudTrail record ({skipped})")
+    return [wrap_cloudtrail_record(record) for record in history.records]
 
 
 def _rename(collection: dict[str, Any], old: str, new: str) -> None:
@@ -155,13 +168,19 @@ def replay(
     parameters: dict[str, str] | None = None,
     on_delivery: Callable[[Delivery], None] | None = None,
 ) -> Replay:
-    """Seed, put the event on its region's bus, deliver it, collect the alerts."""
-    event = load_event(path)
+    """For each event of the file: seed, put it on its region's bus, deliver it, collect the alerts.
+
+    Each event gets a sandbox of its own (seeded with what that event names, in its own account and region), so
+    a trail file's records do not see each other's seeds; ``backtest`` is the tool for long histories.
+    """
+    result = Replay([], [], [])
     mode = {"Mode": "enforce" if enforce else "audit"}  # a template parameter, as --parameter-overrides
-    with Sandbox(
-        stack_regions=(stack_region_of(event),), account=account_of(event), parameters=(parameters or {}) | mode
-    ) as sandbox:
-        seeded = seed(sandbox, event)
-        sandbox.put_event(event)
-        deliveries = sandbox.run(on_delivery=on_delivery)
-        return Replay(seeded, deliveries, sandbox.alerts())
+    for event in load_events(path):
+        with Sandbox(
+            stack_regions=(stack_region_of(event),), account=account_of(event), parameters=(parameters or {}) | mode
+        ) as sandbox:
+            result.seeded.extend(seed(sandbox, event))
+            sandbox.put_event(event)
+            result.deliveries.extend(sandbox.run(on_delivery=on_delivery))
+            result.alerts.extend(sandbox.alerts())
+    return result
