@@ -1,4 +1,4 @@
-"""Real recorded events: the verbatim copies in tests/fixtures/cloudtrail-samples (from ../shared)."""
+"""Real recorded events, verbatim in tests/fixtures/cloudtrail-samples (SOURCES.md says where each is from)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from amiguard.models.events import wrap_cloudtrail_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "fixtures" / "cloudtrail-samples"
-SHARED_SAMPLES = ROOT.parent / "shared" / "cloudtrail-samples"
 
 
 def sample_path(name: str) -> Path:

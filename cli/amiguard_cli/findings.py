@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from amiguard.aws.ledger import DynamoLedger, LedgerEntry
 from amiguard.models.findings import Severity
+from amiguard_cli.console import HelpFormatter, fail
 
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "green"}
@@ -42,7 +43,9 @@ def at_least(severity: Severity) -> set[Severity]:
 
 def add_parser(commands: Any) -> None:
     """Register ``findings`` on the CLI's subparsers."""
-    parser = commands.add_parser("findings", help="list findings and actions from the ledger (DynamoDB)")
+    parser = commands.add_parser(
+        "findings", help="list findings and actions from the ledger (DynamoDB)", formatter_class=HelpFormatter
+    )
     parser.add_argument("--since", type=parse_since, default=timedelta(hours=24), help="how far back (default 24h)")
     parser.add_argument("--image", help="every finding about this AMI (any age), instead of --since")
     parser.add_argument(
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     table_name = args.table or load_settings().ledger_table
     if not table_name:
-        print("error: no ledger table: pass --table (the stack output LedgerTableName)", file=sys.stderr)
+        fail("no ledger table: pass --table (the stack output LedgerTableName)")
         return 2
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
     region = session.region_name or "us-east-1"

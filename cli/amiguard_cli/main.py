@@ -1,6 +1,7 @@
-"""The ``amiguard`` command line: ``demo`` and ``replay`` on the embedded sandbox (more subcommands follow).
+"""The ``amiguard`` command line: ``demo`` and ``replay`` on the embedded sandbox, ``scan``, ``backtest`` and
+``findings`` against an account.
 
-Sandbox commands need the ``cli`` extra (moto, PyYAML, rich); they are imported only when used.
+Everything here needs the ``cli`` extra (moto, PyYAML, rich, rich-argparse); without it, one line says so.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from amiguard_cli.findings import add_parser as add_findings
+from amiguard_cli.console import (
+    EXPECTED_ERRORS,
+    HelpFormatter,
+    extra_hint,
+    fail,
+    missing_extra,
+    one_line,
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -40,14 +48,24 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amiguard", description="Governance for Amazon Machine Images.")
+    from amiguard_cli.findings import add_parser as add_findings
+
+    parser = argparse.ArgumentParser(
+        prog="amiguard", description="Governance for Amazon Machine Images.", formatter_class=HelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="play the scenario on the embedded sandbox (moto)")
+    demo = commands.add_parser(
+        "demo", help="play the scenario on the embedded sandbox (moto)", formatter_class=HelpFormatter
+    )
     demo.set_defaults(run=_demo)
 
-    replay = commands.add_parser("replay", help="run one event file through the rules and handlers")
-    replay.add_argument("event", help="an EventBridge event or a bare CloudTrail record (JSON)")
+    replay = commands.add_parser(
+        "replay", help="run an event or trail file through the rules and handlers", formatter_class=HelpFormatter
+    )
+    replay.add_argument(
+        "event", help="an EventBridge event, a CloudTrail record, or a CloudTrail log file (.json or .json.gz)"
+    )
     replay.add_argument("--enforce", action="store_true", help="remediate (default: audit, change nothing)")
     replay.set_defaults(run=_replay)
     add_findings(commands)
@@ -61,9 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    """Run a subcommand; expected failures are one line on standard error and exit 2 (see console.py)."""
+    try:
+        args = build_parser().parse_args(argv)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
+    except ModuleNotFoundError as error:
+        if missing_extra(error):
+            return fail(extra_hint(error))
+        raise
+    except EXPECTED_ERRORS as error:
+        return fail(one_line(error))
 
 
 if __name__ == "__main__":

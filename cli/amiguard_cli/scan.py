@@ -44,6 +44,7 @@ from amiguard.services.scan import (
     ScanReport,
     describe_error,
 )
+from amiguard_cli.console import HelpFormatter, description, fail
 
 FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = (
@@ -64,8 +65,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "scan",
         help="check every AMI this account owns (exit 0 clean, 1 findings, 2 error)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description(__doc__),
+        formatter_class=HelpFormatter,
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--regions", help="comma list of regions (default: the profile's region)")
@@ -299,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
     except BotoCoreError as error:
-        print(f"amiguard scan: cannot start: {error}", file=sys.stderr)
+        fail(f"scan cannot start: {error}")
         return EXIT_ERROR
     report = scan_account(args, session)
     if report is None:
@@ -313,7 +314,7 @@ def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport
     try:
         settings = load_settings()
     except SettingsError as bad_settings:
-        print(f"amiguard scan: {bad_settings}", file=sys.stderr)
+        fail(str(bad_settings))
         return None
     try:
         home = session.region_name or "us-east-1"
@@ -323,7 +324,7 @@ def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport
         regions, region_errors = resolve_regions(args, clients, home)
     except (ClientError, BotoCoreError) as error:
         _, message = describe_error(error, "the home region")
-        print(f"amiguard scan: cannot start: {message}", file=sys.stderr)
+        fail(f"scan cannot start: {message}")
         return None
 
     show_bar = sys.stderr.isatty()

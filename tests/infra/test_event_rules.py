@@ -19,7 +19,7 @@ from .sam_tools import REPO_ROOT
 
 pytestmark = pytest.mark.infra
 
-SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbatim copies of ../shared's
+SAMPLES_DIR = REPO_ROOT / "tests" / "fixtures" / "cloudtrail-samples"  # verbatim recordings (SOURCES.md)
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 PUBLIC_GUARD = frozenset({"PublicGuardFunction"})
 DR_REPLICATOR = frozenset({"DrReplicatorFunction"})

@@ -46,3 +46,21 @@ def test_environment_grants_iam_capability_when_stack_creates_roles(environment:
 
     assert "CAPABILITY_IAM" in deploy.get("capabilities", "").split()
     assert deploy.get("resolve_s3") is True or deploy.get("s3_bucket")
+
+
+def test_dev_audits_and_prod_enforces_in_stacks_of_their_own_when_deployed() -> None:
+    stacks = {env: SAMCONFIG[env]["global"]["parameters"]["stack_name"] for env in ("dev", "prod")}
+
+    assert stacks["dev"] != stacks["prod"]
+    assert _overrides("dev")["Mode"] == "audit" and _overrides("prod")["Mode"] == "enforce"
+    assert SAMCONFIG["default"]["global"]["parameters"]["stack_name"] == stacks["dev"]  # plain `sam deploy` is safe
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_environment_names_its_region_and_tags_its_stack_when_deployed(environment: str) -> None:
+    tables = SAMCONFIG[environment]
+    region = tables["global"]["parameters"].get("region") or tables["deploy"]["parameters"].get("region")
+    tags = dict(item.split("=", 1) for item in shlex.split(tables["deploy"]["parameters"].get("tags", "")))
+
+    assert region and re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region)
+    assert tags.get("project") == "amiguard" and tags.get("environment")

@@ -22,7 +22,7 @@ from .sam_tools import REPO_ROOT, TEMPLATE, script
 pytestmark = pytest.mark.infra
 
 MODELS = REPO_ROOT / "layers" / "amiguard" / "amiguard" / "aws" / "service_models"
-ADAPTERS = REPO_ROOT / "layers" / "amiguard" / "amiguard" / "aws"  # the only code that calls boto3 (DESIGN.md)
+ADAPTERS = REPO_ROOT / "layers" / "amiguard" / "amiguard" / "aws"  # the only code calling boto3
 
 
 def _called_in_adapters() -> set[str]:

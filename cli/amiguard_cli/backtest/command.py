@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard_cli.backtest.decide import Backtest, Result, WouldDo
+from amiguard_cli.console import HelpFormatter, description, fail
 from amiguard_cli.history import (
     LOOKUP_RETENTION_DAYS,
     History,
@@ -57,8 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "backtest",
         help="what amiguard would have done over past CloudTrail history (exit 0 nothing, 1 would act, 2 error)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description(__doc__),
+        formatter_class=HelpFormatter,
     )
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--since", default=None, help="how far back LookupEvents reads: 30d, 12h, 90m (default 30d)")
@@ -348,11 +349,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except (UsageError, SettingsError) as error:
-        print(f"amiguard: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(str(error))
     except (ClientError, BotoCoreError) as error:
-        print(f"amiguard: error: cannot read CloudTrail: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(f"cannot read CloudTrail: {error}")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ ALERT_TOPIC_ID = "AlertTopic"
 # What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
 FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
+SHELL_ONLY_PREFIXES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
 
@@ -213,8 +214,9 @@ class Sandbox:
                 "POWERTOOLS_SERVICE_NAME": "amiguard",
             }
         )
-        # Nothing amiguard reads is left in the process: each handler gets its own environment per invocation.
-        for key in [key for key in os.environ if key.startswith(FUNCTION_ONLY_PREFIXES)]:
+        # Nothing amiguard reads is left in the process: each handler gets its own environment per invocation;
+        # nor the shell's AWS profile or endpoint, which would send the sandbox's calls to a real account.
+        for key in [key for key in os.environ if key.startswith(FUNCTION_ONLY_PREFIXES + SHELL_ONLY_PREFIXES)]:
             self._saved_env.setdefault(key, os.environ[key])
             del os.environ[key]
         self._mock = mock_aws()

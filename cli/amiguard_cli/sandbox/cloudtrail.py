@@ -1,7 +1,7 @@
 """Turn each successful mutating EC2 call made in the sandbox into the CloudTrail record AWS would write.
 
 moto emits no CloudTrail events. A botocore ``after-call`` hook sees every call, and this module writes
-the record with CloudTrail's own field names and ``items`` wrappers (compare ``../shared/cloudtrail-samples``),
+the record with CloudTrail's own field names and ``items`` wrappers (compare ``tests/fixtures/cloudtrail-samples``),
 then puts it on moto's EventBridge in the call's region, as "AWS API Call via CloudTrail". For AMI
 lifecycle calls it also emits the "EC2 AMI State Change" event EC2 sends when the image settles.
 """

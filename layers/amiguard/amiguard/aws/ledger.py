@@ -1,6 +1,6 @@
 """DynamoDB ledger adapter: every finding and action, alert de-duplication, and the audit queries.
 
-One table (``LedgerTable``; DESIGN.md and the team's key contract):
+One table (``LedgerTable``; the key contract, docs/architecture.md):
 
 - finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
   sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``, GSI ``by-time`` on ``DAY#YYYY-MM-DD`` / ``<iso-time>#...``;

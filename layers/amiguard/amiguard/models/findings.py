@@ -1,4 +1,4 @@
-"""Findings: the one shape for every alert and ledger row (DESIGN.md, "Findings")."""
+"""Findings: the one shape for every alert and ledger row (docs/findings.md)."""
 
 from __future__ import annotations
 

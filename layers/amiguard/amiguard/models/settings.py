@@ -96,7 +96,7 @@ def _json_object(value: Any) -> Any:
 
 
 class Settings(BaseModel):
-    """amiguard's configuration. One template parameter per field; see DESIGN.md's settings table."""
+    """amiguard's configuration. One template parameter per field; see docs/parameters.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
