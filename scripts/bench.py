@@ -2,8 +2,11 @@
 
 Not a test: it prints ratios. Cold start = a fresh Python process that imports the function's handler and
 handles one real-shaped event against a moto server on loopback (wall and CPU time of the whole process,
-median of N). Floor = a fresh process that imports boto3 and makes one EC2 client, run alternately with the
-function's runs, so a machine that slows down or speeds up during the run moves both sides alike. The layer
+median of N), with the environment template.yaml gives the function (its default parameters, ``DrRegions``
+set; the layer's /opt/python paths point into this checkout). Floor = a fresh process that imports boto3 and
+makes one EC2 client, on botocore's full data (the target's floor) and on the trimmed models the layer ships
+(``AWS_DATA_PATH``: what is left once amiguard's own data trimming is granted), run alternately with the
+function's runs, so a machine that slows down or speeds up during the run moves every side alike. The layer
 is byte-compiled first, as ``sam build`` ships it. API calls are counted by
 operation from botocore's ``after-call`` events while the handler runs once in-process.
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
+import io
 import json
 import logging
 import os
@@ -31,11 +36,15 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from amiguard_cli.sandbox.cfn import deployed_data_path, load_template, table_definition
+from amiguard_cli.sandbox.account import ALERT_TOPIC_ID, LAMBDA_LAYER_PREFIX, LEDGER_TABLE_ID
+from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, parameter_values, table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 REGION = "us-east-1"
+ACCOUNT = "123456789012"
+LEDGER_TABLE = "amiguard-ledger"
+HANDLER_OUTPUT = io.StringIO()  # what the in-process runs print (the loggers keep this stream once made)
 
 # Both sides end by reporting the CPU time the process has used so far and the wall clock: the cold start ends
 # when the first event has been handled (or the EC2 client made), not when the interpreter has torn down.
@@ -182,7 +191,7 @@ BENCHES: list[Bench] = [
     Bench("tag_enforcer", "compliant CreateImage", compliant_image, "cold start <= 1.3x floor; <= 3 EC2 calls"),
     Bench("tag_enforcer", "untagged CreateImage", untagged_image, "cold start <= 1.3x floor; 3 EC2 + 1 SNS calls"),
 ]
-DR_REGIONS = "us-west-2,eu-west-1"
+PARAMETERS = {"DrRegions": "us-west-2,eu-west-1"}  # as `sam deploy --parameter-overrides`; the rest: defaults
 
 
 @dataclass
@@ -204,6 +213,15 @@ def timed(code: str, env: dict[str, str], phases: list[dict[str, float]] | None 
     return Run(report["at"] - spawned, report["cpu"], whole)
 
 
+def function_environment(template: dict[str, Any], function: str, stack: Stack) -> dict[str, str]:
+    """``function``'s variables as deployed, its layer paths (AWS_DATA_PATH) pointing into this checkout."""
+    layer = str(ROOT / "layers" / "amiguard") + "/"
+    return {
+        key: value.replace(LAMBDA_LAYER_PREFIX, layer, 1) if value.startswith(LAMBDA_LAYER_PREFIX) else value
+        for key, value in deployed_environment(template, function, stack).items()
+    }
+
+
 def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
@@ -221,8 +239,6 @@ def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, st
         sys.path.insert(0, str(ROOT / "functions" / bench.function))
         import importlib
 
-        app = importlib.import_module("app")
-        app = importlib.reload(app)
         event = bench.prepare(ec2, state)
         context = type(
             "C",
@@ -235,7 +251,9 @@ def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, st
                 "get_remaining_time_in_millis": lambda self: 60000,
             },
         )()
-        app.lambda_handler(event, context)
+        with contextlib.redirect_stdout(HANDLER_OUTPUT):  # its logs and metrics: the table stays readable
+            app = importlib.reload(importlib.import_module("app"))
+            app.lambda_handler(event, context)
     finally:
         sys.path.pop(0)
         sys.modules.pop("app", None)
@@ -257,13 +275,13 @@ def main() -> int:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # What Lambda's runtime adds to the template's variables (and the moto server standing in for AWS).
     base_env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_METRICS_NAMESPACE": "amiguard",
-        "POWERTOOLS_SERVICE_NAME": "amiguard",
+        "AWS_REGION": REGION,
         "PYTHONPATH": str(ROOT / "layers" / "amiguard"),
     }
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -273,55 +291,64 @@ def main() -> int:
     ledger = table_definition(template, "LedgerTable")
     if ledger is None:
         raise SystemExit("template.yaml has no LedgerTable")
-    session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
-    # As deployed: alerts go through the ledger (de-duplication) before SNS.
-    env = {
-        **os.environ,
-        **base_env,
-        "AMIGUARD_ALERT_TOPIC_ARN": topic,
-        "AMIGUARD_LEDGER_TABLE": "amiguard-ledger",
-        "AMIGUARD_DR_REGIONS": DR_REGIONS,
-    }
-    env.pop("AWS_DATA_PATH", None)  # the floor, and the functions on botocore's full models
-    # As deployed: the template's AWS_DATA_PATH (the trimmed service models the layer ships).
-    data_path = deployed_data_path(template, ROOT)
-    deployed_env = env | ({"AWS_DATA_PATH": data_path} if data_path else {})
-    own_env = {k: v for k, v in deployed_env.items() if k.startswith(("AWS_", "AMIGUARD_", "POWERTOOLS_"))}
+    session.client("dynamodb", endpoint_url=endpoint).create_table(TableName=LEDGER_TABLE, **ledger)
+    # The stack as CloudFormation resolves it: each function gets the template's environment, nothing set by hand.
+    stack = Stack(
+        parameter_values(template, PARAMETERS), {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE}, ACCOUNT, REGION
+    )
+    # The floors and the functions on botocore's full data: nothing of amiguard's in the environment.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AMIGUARD_", "AWS_", "POWERTOOLS_"))}
+    floor_env = inherited | base_env
+    data_path = function_environment(template, BENCHES[0].function, stack).get("AWS_DATA_PATH")
+    if data_path is None:
+        raise SystemExit("template.yaml's Globals set no AWS_DATA_PATH")
+    trimmed_floor_env = floor_env | {"AWS_DATA_PATH": data_path}
 
     try:
         print(
-            "cold start: a fresh process, import + first event, as deployed (AWS_DATA_PATH: the trimmed service"
-            " models); floor: a fresh process, import boto3 + one EC2 client. Each floor run alternates with the"
-            " function's runs so both see the same machine. CPU and wall to the end of the cold start; medians of"
-            f" {args.runs}. Last column: the function on botocore's full models, CPU."
+            "cold start: a fresh process, import + first event, with the function's environment from template.yaml"
+            " (AWS_DATA_PATH: the trimmed service models); floor: a fresh process, import boto3 + one EC2 client,"
+            " on botocore's full data (the target's floor) and on the trimmed data (AWS_DATA_PATH). Each floor run"
+            " alternates with the function's runs so all see the same machine. CPU and wall to the end of the cold"
+            f" start; medians of {args.runs}. 'vs trimmed': CPU against the trimmed floor; 'full models': the"
+            " function without AWS_DATA_PATH, CPU against the full floor."
         )
         print()
         print(
-            f"{'function':<14} {'event':<22} {'floor CPU':>9} {'cold CPU':>9} {'ratio CPU':>9} {'ratio wall':>10}"
-            f" {'incl. exit':>10} {'full models':>11}"
+            f"{'function':<14} {'event':<22} {'floor CPU':>9} {'trimmed':>9} {'cold CPU':>9} {'ratio CPU':>9}"
+            f" {'ratio wall':>10} {'incl. exit':>10} {'vs trimmed':>10} {'full models':>11}"
         )
         for bench in BENCHES:
             state: dict[str, str] = {}
-            floors, samples, full_models, phases = [], [], [], []
+            deployed_env = floor_env | function_environment(template, bench.function, stack)
+            full_env = {k: v for k, v in deployed_env.items() if k != "AWS_DATA_PATH"}
+            floors: list[Run] = []
+            trimmed_floors: list[Run] = []
+            samples: list[Run] = []
+            full_models: list[Run] = []
+            phases: list[dict[str, float]] = []
             for _ in range(args.runs + 1):  # the first round warms the OS file cache and is dropped
-                floors.append(timed(FLOOR, env))
+                floors.append(timed(FLOOR, floor_env))
+                trimmed_floors.append(timed(FLOOR, trimmed_floor_env))
                 event = json.dumps(bench.prepare(ec2, state))
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
                 samples.append(timed(code, deployed_env, phases))
                 event = json.dumps(bench.prepare(ec2, state))
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
-                full_models.append(timed(code, env))
+                full_models.append(timed(code, full_env))
             floor, cold, full = median_run(floors[1:]), median_run(samples[1:]), median_run(full_models[1:])
+            trimmed = median_run(trimmed_floors[1:])
             imports = statistics.median(p["import"] for p in phases[1:])
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
             acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
-            calls = count_calls(bench, ec2, state, own_env)
+            calls = count_calls(bench, ec2, state, {k: v for k, v in deployed_env.items() if k not in inherited})
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
             print(
-                f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {cold.cpu * 1000:>6.0f} ms"
-                f" {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
-                f" {cold.cpu_with_exit / floor.cpu_with_exit:>9.2f}x {full.cpu / floor.cpu:>10.2f}x"
+                f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {trimmed.cpu * 1000:>6.0f} ms"
+                f" {cold.cpu * 1000:>6.0f} ms {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
+                f" {cold.cpu_with_exit / floor.cpu_with_exit:>9.2f}x {cold.cpu / trimmed.cpu:>9.2f}x"
+                f" {full.cpu / floor.cpu:>10.2f}x"
             )
             print(f"{'':<14} calls: {summary}")
             print(

@@ -3,8 +3,8 @@
 For each service in ``OPERATIONS``: botocore's own model of the version a client would load, keeping the
 listed operations and every shape they reach (input, output, errors), metadata unchanged, documentation
 removed. And ``endpoints.json``: botocore's endpoint data with every partition and region, and the
-entries of ``ENDPOINT_SERVICES`` only. Run it after changing the pinned boto3/botocore or the operations
-the adapters call.
+entries of ``ENDPOINT_SERVICES`` (by their endpoint prefix) only. Run it after changing the pinned
+boto3/botocore, the operations the adapters call or the services the runtime makes clients for.
 
     python scripts/gen_service_models.py            # list what would be written
     python scripts/gen_service_models.py --write    # rewrite the models (make service-models)
@@ -53,7 +53,8 @@ def _reachable(shapes: dict[str, Any], roots: list[str]) -> set[str]:
 
 def trimmed_models() -> dict[Path, str]:
     """Relative path (``ec2/2016-11-15/service-2.json``, ``endpoints.json``) → the file's text."""
-    loader = botocore.session.get_session().get_component("data_loader")
+    session = botocore.session.get_session()
+    loader = session.get_component("data_loader")
     files: dict[Path, str] = {}
     for service, operations in OPERATIONS.items():
         version = loader.determine_latest_version(service, "service-2")
@@ -72,7 +73,9 @@ def trimmed_models() -> dict[Path, str]:
             "shapes": {name: shapes[name] for name in shapes if name in _reachable(shapes, roots)},
         }
         files[Path(service) / version / "service-2.json"] = _json(_without_documentation(trimmed))
-    endpoints, keep = loader.load_data("endpoints"), set(ENDPOINT_SERVICES)
+    # endpoints.json names services by endpoint prefix (CloudWatch's is "monitoring").
+    keep = {session.get_service_model(name).endpoint_prefix for name in ENDPOINT_SERVICES}
+    endpoints = loader.load_data("endpoints")
     partitions = [
         {**partition, "services": {name: entry for name, entry in partition["services"].items() if name in keep}}
         for partition in endpoints["partitions"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ ALLOWED = {
     "services": {"models", "policy", "services", "aws", "slack", "observability"},
 }
 FORBIDDEN_ANYWHERE = {"moto", "rich", "yaml", "amiguard_cli"}
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 
 def _imports(path: Path) -> set[str]:
@@ -54,3 +56,11 @@ def test_module_imports_only_the_layers_below_it_when_in_a_layer(path: Path) -> 
         if name.startswith("amiguard.") and name.count(".") >= 1
     }
     assert reached <= ALLOWED[layer], f"{layer}/{path.name} imports amiguard.{sorted(reached - ALLOWED[layer])}"
+
+
+def test_architecture_doc_states_the_rules_this_test_enforces_when_documented() -> None:
+    # docs/architecture.md's layer table: | `layer` | `a`, `b` | ... |
+    rows = re.findall(r"^\| `(\w+)` \| ((?:`\w+`(?:, )?)+) \|", ARCHITECTURE.read_text(encoding="utf-8"), re.M)
+    documented = {layer: set(re.findall(r"`(\w+)`", allowed)) for layer, allowed in rows}
+
+    assert documented == ALLOWED, "keep docs/architecture.md's layer table and ALLOWED in step"
