@@ -178,6 +178,23 @@ def test_approved_ami_is_copied_and_the_forged_tag_reported_when_someone_tagged_
     assert forged["evidence"]["value"] == "us-west-2/ami-0aaaabbbbccccdddd"
 
 
+def test_approved_copy_made_by_hand_is_replicated_when_someone_tags_it_a_replica_of_its_real_source(dr):
+    # Given an AMI a team copied by hand from us-west-2 into us-east-1 (EC2 reports its source), tagged as the
+    # "replica" of that very source, so that EC2 and the tag agree; the ledger knows nothing of it
+    original = bake_image(dr, name="team-base", region=WEST)
+    dr.run()
+    with acting_as(iam_user("dev-bob")):
+        copied = dr.client("ec2").copy_image(SourceRegion=WEST, SourceImageId=original["ImageId"], Name="team-base")
+    dr.run()
+    tag(dr, EAST, copied["ImageId"], "amiguard:replica-of", f"{WEST}/{original['ImageId']}")
+    # When it is approved
+    approve(dr, copied["ImageId"])
+    dr.run()
+    # Then it is copied to the DR regions like any approved AMI (a tag must not hide it from replication)
+    made = {c["region"] for c in dr.copy_fidelity.copies if c["SourceImageId"] == copied["ImageId"]}
+    assert made == {WEST, EU}
+
+
 def test_someone_elses_ami_tagged_a_replica_of_a_deregistered_ami_is_left_alone_when_cleanup_deregisters(dr):
     # Given: ReplicaCleanup=deregister; carol's AMI in us-west-2; mallory's own approved AMI, replicated; mallory
     # tags carol's AMI as a replica of hers, then deregisters hers
