@@ -32,9 +32,12 @@ from amiguard.aws.pacing import (
     RegionPacer,
 )
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
+from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import REGION, SettingsError, load_settings
+from amiguard.policy.checks import ReplicaRemedyPort
+from amiguard.services.dr_replicator import LedgerRecordedReplication
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
     EXIT_ERROR,
@@ -329,10 +332,19 @@ def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport
 
     show_bar = sys.stderr.isatty()
     progress = BarProgress(regions) if show_bar else None
+    # With the stack's ledger (AMIGUARD_LEDGER_TABLE), replicas are the copies amiguard recorded, and --fix records
+    # its copies there; without it, a replica is a copy its tag and EC2 agree on, never cleaned up by a tag alone.
+    replicas = DynamoReplicaLedger(clients.dynamodb(), settings.ledger_table) if settings.ledger_table else None
+
+    def replication(region: str) -> ReplicaRemedyPort:
+        ec2 = Ec2Replication(clients.ec2(region))
+        return LedgerRecordedReplication(ec2, replicas) if replicas else ec2
+
     scanner = Scanner(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        replication=lambda region: Ec2Replication(clients.ec2(region)),
+        replication=replication,
+        replica_records=replicas,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
         account=account,
         fix=args.fix,

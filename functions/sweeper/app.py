@@ -9,24 +9,28 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
+from amiguard.services.dr_replicator import LedgerRecordedReplication
 from amiguard.services.sweeper import Sweeper, sweep_regions
 
 
 @cache
 def build_service() -> Sweeper:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn")
+    settings = load_settings().require("alert_topic_arn", "ledger_table")
     clients = ClientFactory()
     home = boto3.Session().region_name or "us-east-1"
+    replicas = DynamoReplicaLedger(clients.dynamodb(), settings.ledger_table)  # which copies amiguard made
     return Sweeper(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        replication=lambda region: Ec2Replication(clients.ec2(region)),
+        replication=lambda region: LedgerRecordedReplication(Ec2Replication(clients.ec2(region)), replicas),
+        replica_records=replicas,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
         alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
         # the summary is news every time: never de-duplicated

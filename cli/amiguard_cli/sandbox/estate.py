@@ -105,7 +105,6 @@ def plant_estate(
     return estate
 
 
-GONE_SOURCE = "ami-0c0ffee0c0ffee000"  # a source AMI that no longer exists
 
 
 def plant_replication_drift(
@@ -118,14 +117,24 @@ def plant_replication_drift(
     required_tags: Sequence[str] = ("Owner", "CostCenter"),
 ) -> Estate:
     """An approved AMI in ``home`` that was never copied to ``dr_region``, and a replica in ``dr_region`` of an
-    AMI long gone (both carry every required tag: they plant one problem each)."""
+    AMI since deregistered: a real copy (EC2 reports its source), tagged as amiguard tags its replicas (both
+    carry every required tag: they plant one problem each)."""
     tags = [{"Key": key, "Value": "planted"} for key in required_tags]
     ec2 = ec2_for(home)
     approved = str(ec2.register_image(Name="estate-approved-golden", RootDeviceName="/dev/xvda")["ImageId"])
     ec2.create_tags(Resources=[approved], Tags=[*tags, {"Key": approval_tag, "Value": "true"}])
+    retired = str(ec2.register_image(Name="estate-retired-golden", RootDeviceName="/dev/xvda")["ImageId"])
     dr = ec2_for(dr_region)
-    orphan = str(dr.register_image(Name="estate-orphaned-replica", RootDeviceName="/dev/xvda")["ImageId"])
-    dr.create_tags(Resources=[orphan], Tags=[*tags, {"Key": "amiguard:replica-of", "Value": f"{home}/{GONE_SOURCE}"}])
+    marks = [*tags, {"Key": "amiguard:replica-of", "Value": f"{home}/{retired}"}]
+    orphan = str(
+        dr.copy_image(
+            SourceRegion=home,
+            SourceImageId=retired,
+            Name="estate-orphaned-replica",
+            TagSpecifications=[{"ResourceType": "image", "Tags": marks}],
+        )["ImageId"]
+    )
+    ec2.deregister_image(ImageId=retired)
     estate.images |= {(home, approved), (dr_region, orphan)}
     estate.not_replicated.add((home, approved))
     estate.orphaned_replicas.add((dr_region, orphan))

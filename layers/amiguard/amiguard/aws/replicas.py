@@ -18,12 +18,11 @@ from amiguard.policy.replication import LIVE_STATUSES
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Finished rows (available, failed, cleaned up) leave the table after a year; the replica's own
-# amiguard:replica-of tag still finds it after that.
+# Finished rows (failed, cleaned up) leave the table after a year. The row of an available replica never
+# expires: it is the only record that amiguard made that copy (a tag is anyone's to write), so without it
+# the replica would no longer be amiguard's to track or clean up.
 FINISHED_ROW_TTL = timedelta(days=365)
-TERMINAL = frozenset(
-    {ReplicaStatus.AVAILABLE, ReplicaStatus.FAILED, ReplicaStatus.DEPRECATED, ReplicaStatus.DEREGISTERED}
-)
+TERMINAL = frozenset({ReplicaStatus.FAILED, ReplicaStatus.DEPRECATED, ReplicaStatus.DEREGISTERED})
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -45,6 +44,7 @@ def to_item(record: ReplicaRecord) -> dict[str, Any]:
         "destination_region": {"S": record.destination_region},
         "status": {"S": record.status.value},
         "attempts": {"N": str(record.attempts)},
+        "generation": {"N": str(record.generation)},
     }
     optional = {
         "replica_id": record.replica_id,
@@ -82,6 +82,7 @@ def from_item(item: dict[str, Any]) -> ReplicaRecord:
         last_error=text("last_error"),
         kms_key_id=text("kms_key_id"),
         client_token=text("client_token"),
+        generation=int(item.get("generation", {}).get("N", "1")),
     )
 
 
@@ -173,9 +174,11 @@ class DynamoReplicaLedger:
             ":pending": {"S": ReplicaStatus.PENDING.value},
             ":replica": {"S": replica_id},
             ":finished": {"S": finished},
-            ":expires": {"N": str(int((finished_at + FINISHED_ROW_TTL).timestamp()))},
         }
-        update = "SET #status = :status, finished_at = :finished, expires_at = :expires"
+        update = "SET #status = :status, finished_at = :finished"
+        if status in TERMINAL:
+            update += ", expires_at = :expires"
+            values[":expires"] = {"N": str(int((finished_at + FINISHED_ROW_TTL).timestamp()))}
         if error:
             update += ", last_error = :error"
             values[":error"] = {"S": error}

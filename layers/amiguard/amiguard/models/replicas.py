@@ -39,6 +39,9 @@ class ReplicaRecord(BaseModel):
     last_error: str | None = None
     kms_key_id: str | None = None
     client_token: str | None = None
+    # Which copy this is: a copy that failed or was deregistered is replaced by the next generation, sent
+    # with a new ClientToken (EC2 answers a reused token with the first copy's id, even a dead one).
+    generation: int = 1
 
     @property
     def pk(self) -> str:

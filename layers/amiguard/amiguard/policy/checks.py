@@ -27,25 +27,31 @@ from typing import Protocol
 
 from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
+from amiguard.models.replicas import ReplicaRecord
 from amiguard.models.settings import ReplicaCleanup, Settings, TagEscalation
 from amiguard.policy.replication import (
+    LIVE_STATUSES,
     REPLICA_OF_TAG,
     CopyRequest,
+    Readiness,
+    ReplicaStanding,
     cleanup_done,
+    copied_from,
     copy_request,
     deprecate_at,
     destination_regions,
+    forged_replica_tag_verdict,
+    is_approved,
     is_live_replica,
-    is_replica,
-    missing_replica_regions,
     not_replicable_verdict,
     not_replicated_verdict,
     orphaned_replica_verdict,
+    plan_copy,
+    readiness,
     replica_of_value,
-    replica_source,
+    replica_standing,
     replication_blocker,
-    source_gone,
-    wants_replicas,
+    source_candidates,
 )
 from amiguard.policy.sharing import (
     Grant,
@@ -289,6 +295,9 @@ class CheckContext:
     fix: bool
     inventory: Mapping[str, Sequence[Image]] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The ledger's replica rows by source ``(region, image id)``, for every source :func:`replica_sources_needed`
+    # names (a source missing here could not be read). ``None``: the scan has no ledger.
+    replica_records: Mapping[tuple[str, str], Mapping[str, ReplicaRecord]] | None = None
 
 
 @dataclass(frozen=True)
@@ -422,6 +431,7 @@ class _Inventory:
     def __init__(self, inventory: Mapping[str, Sequence[Image]]) -> None:
         self._inventory = inventory
         self._ids: dict[str, frozenset[str]] = {}
+        self._by_id: dict[str, dict[str, Image]] = {}
         self._replicated: dict[str, frozenset[str]] = {}
 
     def source_exists(self, region: str, image_id: str) -> bool | None:
@@ -432,7 +442,13 @@ class _Inventory:
             self._ids[region] = frozenset(i.image_id for i in listed if i.state != "deregistered")
         return image_id in self._ids[region]
 
+    def image(self, region: str, image_id: str) -> Image | None:
+        if region not in self._by_id:
+            self._by_id[region] = {i.image_id: i for i in self._inventory.get(region, ())}
+        return self._by_id[region].get(image_id)
+
     def replicated_in(self, region: str, source: Image) -> bool | None:
+        """A live copy its tag and EC2 agree on is in ``region`` (whoever made it); ``None``: not listed."""
         if region not in self._inventory:
             return None
         if region not in self._replicated:
@@ -441,12 +457,33 @@ class _Inventory:
         return replica_of_value(source.region, source.image_id) in self._replicated[region]
 
 
-class ReplicationCheck:
-    """DR replication drift (``not-replicated``, ``not-replicable``, ``replica-cleanup``), from the AMI lists.
+def replica_sources_needed(inventory: Mapping[str, Sequence[Image]], settings: Settings) -> frozenset[tuple[str, str]]:
+    """The sources whose ledger rows the replication check needs: every approved AMI (which copies it has) and
+    every source an AMI claims, or EC2 says, it was copied from (is it the copy amiguard made)."""
+    needed: set[tuple[str, str]] = set()
+    for images in inventory.values():
+        for image in images:
+            needed.update(source_candidates(image))
+            if settings.dr_regions and is_approved(image.tags, settings.approval_tag):
+                needed.add((image.region, image.image_id))
+    return frozenset(needed)
 
-    An approved, copyable AMI needs a live replica in every DR region but its own: where there is none, the
-    remedy is ``dr_replicator``'s copy (same request builder, same ``ClientToken``, so a copy already under
-    way is not made twice). A replica whose source no longer exists gets ``ReplicaCleanup``.
+
+@dataclass(frozen=True)
+class _Standing:
+    standing: ReplicaStanding
+    source: tuple[str, str] | None = None  # the source it is a replica of (recorded, or EC2's word for a copy)
+
+
+class ReplicationCheck:
+    """DR replication drift (``not-replicated``, ``not-replicable``, ``replica-cleanup``, ``forged-amiguard-tag``).
+
+    Which AMI is a replica is the ledger's word (the copy amiguard made, by id), checked against the AMI lists;
+    without a ledger (``amiguard scan`` given no table), a copy its tag and EC2's ``SourceImageId`` agree on. A
+    tag alone is a claim: a ``forged-amiguard-tag`` finding, never a replica. An approved, copyable AMI needs a
+    live replica in every DR region but its own: where the ledger's copy is missing or dead, the remedy is
+    ``dr_replicator``'s copy of the next generation (same request builder, same ``ClientToken`` rule). A replica
+    whose source no longer exists gets ``ReplicaCleanup``, applied only to a replica amiguard recorded.
     """
 
     name = "replication"
@@ -456,10 +493,9 @@ class ReplicationCheck:
         needed: set[str] = set()
         for region, images in scanned.items():
             for image in images:
-                if wants_replicas(image, settings.approval_tag, settings.dr_regions):
+                if settings.dr_regions and is_approved(image.tags, settings.approval_tag):
                     needed.update(destination_regions(region, settings.dr_regions))
-                elif (source := replica_source(image)) is not None:
-                    needed.add(source[0])
+                needed.update(source[0] for source in source_candidates(image))
         return frozenset(needed - set(scanned))
 
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
@@ -470,35 +506,85 @@ class ReplicationCheck:
         inventory = _Inventory(context.inventory)
         problems: list[Problem] = []
         for image in sorted(facts.images, key=lambda image: image.image_id):
-            if is_replica(image):
-                problems.extend(self._orphan(image, inventory, context))
-            elif wants_replicas(image, settings.approval_tag, settings.dr_regions):
+            standing = self._standing(image, context)
+            if standing is None:
+                continue  # the ledger could not be read for it: the scan's errors say so
+            if standing.standing is ReplicaStanding.FORGED:
+                problems.append(Problem(forged_replica_tag_verdict(image), image=image))
+            if standing.source is not None:
+                problems.extend(self._orphan(image, standing, inventory, context))
+            # A replica is never a source. With the ledger only a recorded copy is one: a tag on an approved copy
+            # someone else made must not hide it from replication.
+            replica = standing.standing is ReplicaStanding.RECORDED or (
+                standing.standing is ReplicaStanding.COPY and context.replica_records is None
+            )
+            if not replica and settings.dr_regions and is_approved(image.tags, settings.approval_tag):
                 problems.extend(self._unreplicated(image, inventory, context))
         return problems
+
+    def _standing(self, image: Image, context: CheckContext) -> _Standing | None:
+        records = context.replica_records
+        if records is not None:
+            for source in source_candidates(image):
+                if source not in records:
+                    return None
+                row = records[source].get(image.region)
+                if row is not None and row.replica_id == image.image_id:
+                    return _Standing(ReplicaStanding.RECORDED, source)
+        standing = replica_standing(image, recorded=False)
+        return _Standing(standing, copied_from(image) if standing is ReplicaStanding.COPY else None)
 
     def _unreplicated(self, image: Image, inventory: _Inventory, context: CheckContext) -> list[Problem]:
         settings = context.settings
         blocker = replication_blocker(image, context.account)
         if blocker is not None:
             return [Problem(not_replicable_verdict(image, blocker), image=image)]
-        missing = missing_replica_regions(
-            image, settings.dr_regions, lambda region: inventory.replicated_in(region, image)
-        )
+        if readiness(image) is not Readiness.COPY:
+            return []  # pending: its "available" state change copies it; failed or gone: nothing to copy
+        records = context.replica_records
+        rows = None if records is None else records.get((image.region, image.image_id))
+        if records is not None and rows is None:
+            return []  # its rows could not be read
         problems = []
-        for region in missing:
-            request = copy_request(image, region, settings.dr_kms_keys)
-            verdict = not_replicated_verdict(image, request)
-            problems.append(Problem(verdict, image=image, remedy=CopyToDrRegion(request)))
+        for region in destination_regions(image.region, settings.dr_regions):
+            copied = inventory.replicated_in(region, image)
+            if copied is None:
+                continue  # the region could not be listed: never called a gap
+            generation = 1
+            if rows is not None:
+                row = rows.get(region)
+                live = row is not None and row.replica_id is not None and row.status in LIVE_STATUSES
+                replica = inventory.image(region, row.replica_id) if live and row and row.replica_id else None
+                plan = plan_copy(row, replica, context.now)
+                if not plan.copy or (row is None and copied):
+                    continue  # the ledger's copy lives (or, unrecorded, a copy EC2 confirms does)
+                generation = plan.generation
+            elif copied:
+                continue
+            request = copy_request(
+                image, region, settings.dr_kms_keys, approval_tag=settings.approval_tag, generation=generation
+            )
+            problems.append(
+                Problem(not_replicated_verdict(image, request), image=image, remedy=CopyToDrRegion(request))
+            )
         return problems
 
-    def _orphan(self, replica: Image, inventory: _Inventory, context: CheckContext) -> list[Problem]:
+    def _orphan(
+        self, replica: Image, standing: _Standing, inventory: _Inventory, context: CheckContext
+    ) -> list[Problem]:
         cleanup = context.settings.replica_cleanup
-        if not source_gone(replica, inventory.source_exists) or cleanup_done(replica, cleanup, context.now):
+        source = standing.source
+        if source is None or inventory.source_exists(*source) is not False:
             return []
+        if cleanup_done(replica, cleanup, context.now):
+            return []
+        # Only a replica amiguard recorded is cleaned up (with no ledger: one EC2 says is a copy of that source).
+        trusted = standing.standing is ReplicaStanding.RECORDED or context.replica_records is None
         remedy = None
-        if cleanup is not ReplicaCleanup.NONE:
+        if cleanup is not ReplicaCleanup.NONE and trusted:
             remedy = CleanUpReplica(replica.region, replica.image_id, cleanup, deprecate_at(context.now))
-        return [Problem(orphaned_replica_verdict(replica, cleanup), image=replica, remedy=remedy)]
+        verdict = orphaned_replica_verdict(replica, cleanup, source=replica_of_value(*source), recorded=trusted)
+        return [Problem(verdict, image=replica, remedy=remedy)]
 
 
 def tag_violation_verdict(image: Image, evaluation: TagEvaluation) -> Verdict:

@@ -14,9 +14,9 @@ source region of a replica) are listed once each, after the scanned ones; no che
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.findings import Action, Finding
 from amiguard.models.images import Image
+from amiguard.models.replicas import ReplicaRecord
 from amiguard.models.settings import Settings
 from amiguard.policy.checks import (
     CheckContext,
@@ -38,6 +39,7 @@ from amiguard.policy.checks import (
     ReplicaRemedyPort,
     TaggingRemedyPort,
     checks_for,
+    replica_sources_needed,
 )
 from amiguard.policy.sharing import Grant
 
@@ -72,6 +74,12 @@ class ScanPort(RemedyPort, Protocol):
     def launch_permissions(self, image_id: str) -> list[Grant]: ...
     def public_snapshot_ids(self) -> set[str]: ...
     def block_public_access_state(self) -> str: ...
+
+
+class ReplicaRecordsPort(Protocol):
+    """The ledger's replica rows (:class:`~amiguard.aws.replicas.DynamoReplicaLedger`): which copies amiguard made."""
+
+    def replicas(self, source_region: str, source_image_id: str) -> dict[str, ReplicaRecord]: ...
 
 
 ScanPortInRegion = Callable[[str], ScanPort]
@@ -231,6 +239,7 @@ class Scanner:
         fix: bool,
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
+        replica_records: ReplicaRecordsPort | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -239,6 +248,7 @@ class Scanner:
         self._settings = settings
         self._images = images
         self._replication = replication
+        self._replica_records = replica_records
         self._tagging = tagging
         self._account = account
         self._fix = fix
@@ -268,6 +278,10 @@ class Scanner:
                     inventory[region] = images
                 else:
                     report.errors.append(error)
+            if self._replica_records is not None:
+                records, errors = self._read_replica_records(self._replica_records, pool, inventory)
+                context = replace(context, replica_records=records)
+                report.errors.extend(errors)
             outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
         for listing, (findings, errors) in zip(listings, outcomes, strict=True):
             report.regions.append(listing.result)
@@ -302,6 +316,29 @@ class Scanner:
             code, message = describe_error(error, region)
             why = f"{message} (listed only to check DR replicas and their sources; those checks were skipped)"
             return region, [], ScanError(region, "reference-images", why, code)
+
+    def _read_replica_records(
+        self, ledger: ReplicaRecordsPort, pool: ThreadPoolExecutor, inventory: Mapping[str, Sequence[Image]]
+    ) -> tuple[dict[tuple[str, str], Mapping[str, ReplicaRecord]], list[ScanError]]:
+        """The ledger rows of every source the replication check asks about (one Query each, in parallel)."""
+        sources = sorted(replica_sources_needed(inventory, self._settings))
+
+        def read(source: tuple[str, str]) -> tuple[tuple[str, str], Mapping[str, ReplicaRecord] | ScanError]:
+            try:
+                return source, ledger.replicas(*source)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, "the ledger")
+                why = f"replica records of {source[1]} unreadable: {message} (its replication was not checked)"
+                return source, ScanError(source[0], "replica-records", why, code, image_id=source[1])
+
+        records: dict[tuple[str, str], Mapping[str, ReplicaRecord]] = {}
+        errors: list[ScanError] = []
+        for source, result in pool.map(read, sources):
+            if isinstance(result, ScanError):
+                errors.append(result)
+            else:
+                records[source] = result
+        return records, errors
 
     # --- phase 2: check --------------------------------------------------------------------------------
 
