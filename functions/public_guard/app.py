@@ -16,7 +16,7 @@ from amiguard.services.public_guard import PublicGuard
 @cache
 def build_service() -> PublicGuard:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn")
+    settings = load_settings().require("alert_topic_arn", "own_role_arns")
     clients = ClientFactory()
     return PublicGuard(
         settings=settings,

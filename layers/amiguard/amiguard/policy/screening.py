@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
+from amiguard.policy.identity import OwnRoles, is_own_call
 
 SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
@@ -28,14 +29,17 @@ class Drop:
     detail: str
 
 
-def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str]) -> Drop | None:
-    """The checks every CloudTrail event passes before a function looks at its parameters."""
+def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str], own: OwnRoles) -> Drop | None:
+    """The checks every CloudTrail event passes before a function looks at its parameters.
+
+    ``own`` says whose calls are amiguard's (:mod:`amiguard.policy.identity`).
+    """
     record = event.detail
     if record.error_code:
         return Drop("failed-call", f"{record.event_name} failed with {record.error_code}: it changed nothing")
     if record.event_source != "ec2.amazonaws.com" or record.event_name not in expected_names:
         return Drop("unhandled-event", f"{record.event_source} {record.event_name} is not handled here")
-    if record.user_identity and record.user_identity.is_amiguard:
+    if is_own_call(record.user_identity, own):
         return Drop("amiguard-own-action", f"{record.event_name} was made by amiguard itself")
     if not REGION.match(record.aws_region):
         return Drop("malformed-event", f"awsRegion {record.aws_region!r} is not an AWS region")

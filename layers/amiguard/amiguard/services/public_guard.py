@@ -14,6 +14,7 @@ from typing import Any
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id
 from amiguard.policy.sharing import (
     ChangeKind,
@@ -45,13 +46,14 @@ class PublicGuard:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
+        self._own = OwnRoles.of(settings.own_role_arns)
         self._images = images
         self._alerts = alerts
         self._clock = clock
 
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
-        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, own=self._own, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
         publish_findings(self._alerts, outcome)
