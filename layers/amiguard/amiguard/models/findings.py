@@ -24,6 +24,9 @@ class FindingType(StrEnum):
     UNTRUSTED_SHARE = "untrusted-share"
     PUBLIC_SNAPSHOT = "public-snapshot"
     BLOCK_PUBLIC_ACCESS_DISABLED = "block-public-access-disabled"
+    # The event says an AMI or snapshot was made public or shared, but it was gone or unshared (not by amiguard)
+    # when amiguard looked: nothing to revoke, yet it was exposed meanwhile.
+    EXPOSURE_ENDED_BEFORE_CHECK = "exposure-ended-before-check"
     MISSING_TAGS = "missing-tags"
     INVALID_TAGS = "invalid-tags"
     RESOLVED = "resolved"

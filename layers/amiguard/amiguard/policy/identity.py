@@ -35,6 +35,11 @@ class OwnRoles:
     def of(cls, stack_roles: Iterable[str], *, organization: bool = False) -> OwnRoles:
         return cls(frozenset(stack_roles), member_roles=organization)
 
+    @property
+    def stack_accounts(self) -> frozenset[str]:
+        """The account the stack runs in (its roles'): the only one whose events reach it outside organization mode."""
+        return frozenset(arn.split(":")[4] for arn in self.stack_roles)
+
 
 def is_own_call(identity: UserIdentity | None, own: OwnRoles) -> bool:
     """True only for a session of one of amiguard's own roles (see the module docstring)."""
