@@ -73,7 +73,8 @@ class Finding(BaseModel):
     event_time: datetime | None = None
     action: Action = Action.NONE
     evidence: dict[str, Any] = Field(default_factory=dict)
-    exposure_seconds: float | None = None
+    # A duration: finite and never negative (NaN or Infinity in an alert is refused, not rendered).
+    exposure_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
     detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
