@@ -55,6 +55,12 @@ class Ec2Images:
         pages = paginator.paginate(OwnerIds=["self"], RestorableByUserIds=["all"], PaginationConfig={"PageSize": 1000})
         return {snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]}
 
+    def owned_snapshot_ids(self) -> list[str]:
+        """Ids of every snapshot this account owns in the region (DescribeSnapshots ``OwnerIds=self``, paged)."""
+        paginator = self._ec2.get_paginator("describe_snapshots")
+        pages = paginator.paginate(OwnerIds=["self"], PaginationConfig={"PageSize": 1000})
+        return [snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]]
+
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]:
         response = self._ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
         return grants_from_api(response.get("CreateVolumePermissions", []))
