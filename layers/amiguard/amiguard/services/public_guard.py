@@ -2,7 +2,8 @@
 
 Triggered by ModifyImageAttribute, ModifySnapshotAttribute and DisableImageBlockPublicAccess (successful
 calls only). The event says where to look; current state (Describe*) decides. In ``audit`` mode the same
-findings are raised with action ``would-revoke`` and nothing changes.
+findings are raised with action ``would-revoke`` and nothing changes. An exposure the event records but current
+state no longer shows, and that amiguard's ledger has not already reported, is ``exposure-ended-before-check``.
 """
 
 from __future__ import annotations
