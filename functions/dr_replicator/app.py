@@ -17,7 +17,7 @@ from amiguard.services.dr_replicator import DrReplicator
 @cache
 def build_service() -> DrReplicator:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn", "ledger_table")
+    settings = load_settings().require("alert_topic_arn", "ledger_table", "own_role_arns")
     clients = ClientFactory()
     return DrReplicator(
         settings=settings,

@@ -6,7 +6,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.exposures import LedgerExposures
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.ledger import DynamoLedger
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
@@ -16,12 +18,16 @@ from amiguard.services.public_guard import PublicGuard
 @cache
 def build_service() -> PublicGuard:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn")
+    settings = load_settings().require("alert_topic_arn", "own_role_arns")
     clients = ClientFactory()
     return PublicGuard(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
         alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
+        # what amiguard already reported, read only when an event's exposure is no longer there
+        exposures=LedgerExposures(lambda: DynamoLedger(clients.dynamodb(), settings.ledger_table))
+        if settings.ledger_table
+        else None,
     )
 
 

@@ -16,7 +16,7 @@ from amiguard.services.tag_enforcer import TagEnforcer
 @cache
 def build_service() -> TagEnforcer:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn")
+    settings = load_settings().require("alert_topic_arn", "own_role_arns")
     clients = ClientFactory()
     return TagEnforcer(
         settings=settings,

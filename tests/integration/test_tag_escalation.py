@@ -203,7 +203,10 @@ def test_overdue_ami_is_disabled_in_the_sandbox_when_the_schedule_fires():
         delivery = sb.invoke("tag_enforcer", dict(SCHEDULED))
 
         assert delivery.error is None
-        states = {i["ImageId"]: i["State"] for i in ec2.describe_images(ImageIds=[overdue, recent])["Images"]}
+        states = {
+            i["ImageId"]: i["State"]
+            for i in ec2.describe_images(ImageIds=[overdue, recent], IncludeDisabled=True)["Images"]
+        }
         assert states == {overdue: "disabled", recent: "available"}
         [alert] = sb.alerts()
         assert alert.message["type"] == "escalated" and alert.message["action"] == "disabled"

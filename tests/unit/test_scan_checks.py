@@ -20,6 +20,7 @@ from amiguard.policy.checks import (
     RegionFacts,
     RevokeCreateVolumePermissions,
     RevokeLaunchPermissions,
+    SnapshotShareCheck,
 )
 from amiguard.policy.sharing import Grant, GrantKind
 from amiguard.services.scan import RegionResult, ScanError, ScanReport
@@ -116,28 +117,55 @@ def test_allow_listed_public_image_raises_only_its_untrusted_share_when_shared_w
     assert [p.verdict.type for p in problems] == [FindingType.UNTRUSTED_SHARE]
 
 
-def test_snapshot_facts_are_asked_for_only_when_some_image_has_snapshots() -> None:
-    check = PublicSnapshotCheck()
-    assert check.needs([image(snapshot_ids=("snap-0123456789abcdef0",))], context()) == {Fact.PUBLIC_SNAPSHOTS}
-    assert check.needs([image()], context()) == frozenset()
+def test_snapshot_facts_are_asked_for_when_no_image_has_snapshots() -> None:
+    # a snapshot that backs no AMI can be public or shared as well
+    assert PublicSnapshotCheck().needs([image()], context()) == {Fact.PUBLIC_SNAPSHOTS}
+    assert SnapshotShareCheck().needs([], context()) == {Fact.SNAPSHOT_SHARES}
 
 
 def test_public_snapshot_backing_two_images_is_one_finding_naming_both_when_shared_publicly() -> None:
     # Given two AMIs on one public snapshot and one public snapshot that backs no owned AMI
-    snapshot = "snap-0123456789abcdef0"
+    snapshot, lone = "snap-0123456789abcdef0", "snap-0fffffffffffffff0"
     images = [
         image("ami-0bbbbbbbbbbbbbbbb", snapshot_ids=(snapshot,)),
         image("ami-0aaaaaaaaaaaaaaab", snapshot_ids=(snapshot,)),
     ]
-    facts = RegionFacts("us-east-1", images, public_snapshots=frozenset({snapshot, "snap-0fffffffffffffff0"}))
+    facts = RegionFacts("us-east-1", images, public_snapshots=frozenset({snapshot, lone}))
     # When
     problems = PublicSnapshotCheck().evaluate(facts, context())
-    # Then
-    assert len(problems) == 1
-    assert problems[0].verdict.type is FindingType.PUBLIC_SNAPSHOT
-    assert problems[0].snapshot_id == snapshot
+    # Then: one finding per snapshot; the lone one names no AMI
+    assert [p.snapshot_id for p in problems] == [snapshot, lone]
+    assert {p.verdict.type for p in problems} == {FindingType.PUBLIC_SNAPSHOT}
     assert problems[0].verdict.evidence["backed_images"] == ["ami-0aaaaaaaaaaaaaaab", "ami-0bbbbbbbbbbbbbbbb"]
     assert problems[0].remedy == RevokeCreateVolumePermissions(snapshot, (PUBLIC,))
+    assert problems[1].image is None and problems[1].verdict.evidence["backed_images"] == []
+    assert problems[1].remedy == RevokeCreateVolumePermissions(lone, (PUBLIC,))
+
+
+def test_snapshot_shared_with_a_stranger_is_an_untrusted_share_when_it_backs_an_ami_or_not() -> None:
+    # Given a snapshot behind an AMI shared with a stranger and the partner, a lone one shared with a stranger,
+    # one shared with the partner only, and a public one (PublicSnapshotCheck's)
+    behind, lone, partner, public = (f"snap-0{digit * 16}" for digit in "abcd")
+    facts = RegionFacts(
+        "us-east-1",
+        [image("ami-0aaaaaaaaaaaaaaab", snapshot_ids=(behind,))],
+        snapshot_grants={
+            behind: (Grant(GrantKind.USER_ID, STRANGER), Grant(GrantKind.USER_ID, TRUSTED)),
+            lone: (Grant(GrantKind.USER_ID, STRANGER),),
+            partner: (Grant(GrantKind.USER_ID, TRUSTED),),
+            public: (PUBLIC,),
+        },
+    )
+    # When
+    problems = SnapshotShareCheck().evaluate(facts, context())
+    # Then: only the stranger's grants, each revoked alone
+    assert [(p.snapshot_id, p.verdict.type) for p in problems] == [
+        (behind, FindingType.UNTRUSTED_SHARE),
+        (lone, FindingType.UNTRUSTED_SHARE),
+    ]
+    assert problems[0].image is not None and problems[0].image.image_id == "ami-0aaaaaaaaaaaaaaab"
+    assert problems[1].image is None
+    assert problems[0].remedy == RevokeCreateVolumePermissions(behind, (Grant(GrantKind.USER_ID, STRANGER),))
 
 
 @pytest.mark.parametrize(

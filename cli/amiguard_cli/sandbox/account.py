@@ -27,8 +27,10 @@ from amiguard_cli.sandbox.cfn import (
     deployed_data_path,
     deployed_environment,
     event_routes,
+    function_role,
     load_template,
     parameter_values,
+    role_arns,
     scheduled_functions,
     sns_subscriptions,
     table_definition,
@@ -155,9 +157,11 @@ def lambda_botocore_session(data_path: str | None) -> botocore.session.Session:
     return session
 
 
-def function_identity(function: str, account: str = ACCOUNT) -> dict[str, Any]:
-    """How CloudTrail records a call made by an amiguard function: its role, under the /amiguard/ path."""
-    return assumed_role(f"amiguard-{function.replace('_', '-')}", function, path="/amiguard/", account=account)
+def function_identity(role_arn: str, function: str) -> dict[str, Any]:
+    """How CloudTrail records a call made by an amiguard function: a session of its role (``role_arn``)."""
+    account, resource = role_arn.split(":")[4], role_arn.split(":", 5)[5]
+    path, name = resource.removeprefix("role").rsplit("/", 1)
+    return assumed_role(name, function, path=path + "/", account=account)
 
 
 class Sandbox:
@@ -181,6 +185,7 @@ class Sandbox:
         # Template parameters, as `sam deploy --parameter-overrides` gives them; each function's environment is
         # resolved from them (Globals + its own Environment), exactly as CloudFormation would.
         self.parameters = parameter_values(template, parameters or {})
+        self.role_arns = role_arns(template, account)  # the stack's roles, named as CloudFormation names them
         self.routes: list[Route] = event_routes(template)
         self.subscriptions: list[Subscription] = sns_subscriptions(template)
         self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
@@ -267,7 +272,12 @@ class Sandbox:
     def stack(self, region: str | None = None) -> Stack:
         """The stack as CloudFormation resolves it in ``region``: parameters, the resources the sandbox made."""
         resources = {ALERT_TOPIC_ID: self.topic_arn, LEDGER_TABLE_ID: self.ledger_table}
-        return Stack(self.parameters, resources, self.account, region or self.home)
+        roles = {f"{logical_id}.Arn": arn for logical_id, arn in self.role_arns.items()}
+        return Stack(self.parameters, resources, self.account, region or self.home, attributes=roles)
+
+    def function_identity(self, function: str) -> dict[str, Any]:
+        """How CloudTrail records ``function``'s calls: a session of exactly the role the template gives it."""
+        return function_identity(self.role_arns[function_role(self.template, function)], f"amiguard-{function}")
 
     def environment(self, function: str, region: str | None = None) -> dict[str, str]:
         """``function``'s environment as deployed (the layer's /opt/python paths point into this checkout)."""
@@ -433,7 +443,7 @@ class Sandbox:
                 output = io.StringIO()
                 with (
                     self._deployed_environment(delivery.function, delivery.region),
-                    acting_as(function_identity(delivery.function, self.account)),
+                    acting_as(self.function_identity(delivery.function)),
                     redirect_stdout(output),
                     _logs_to(output),
                 ):

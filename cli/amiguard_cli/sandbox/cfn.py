@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,7 @@ class Stack:
     account: str
     region: str
     partition: str = "aws"
+    attributes: Mapping[str, str] = field(default_factory=dict)  # "LogicalId.Attribute" -> what !GetAtt returns
 
     def ref(self, name: str) -> str:
         pseudo = {"AWS::AccountId": self.account, "AWS::Region": self.region, "AWS::Partition": self.partition}
@@ -249,9 +251,43 @@ class Stack:
             return self.ref(str(value["Ref"]))
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return re.sub(r"\$\{([^}!]+)\}", lambda match: self.ref(match.group(1)), value["Fn::Sub"])
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+            name = ".".join(str(part) for part in value["Fn::GetAtt"])
+            if name not in self.attributes:
+                raise UnresolvedValue(f"!GetAtt {name}: the sandbox made no such resource")
+            return self.attributes[name]
+        if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+            delimiter, items = value["Fn::Join"]
+            return str(delimiter).join(self.resolve(item) for item in items)
         if isinstance(value, dict | list):
             raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox")
         return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+STACK_NAME = "amiguard"  # the name the sandbox's stack is deployed under
+
+
+def role_arns(template: dict[str, Any], account: str, stack_name: str = STACK_NAME) -> dict[str, str]:
+    """Each ``AWS::IAM::Role``'s ARN by logical id, named as CloudFormation names a role with no ``RoleName``:
+    ``<stack>-<logical id>-<suffix>`` (at most 64 characters) under the role's ``Path``."""
+    arns = {}
+    for logical_id, resource in resources_of_type(template, "AWS::IAM::Role").items():
+        properties = resource.get("Properties") or {}
+        path = str(properties.get("Path", "/"))
+        name = properties.get("RoleName")
+        if not isinstance(name, str):
+            suffix = uuid.uuid5(uuid.NAMESPACE_URL, f"{account}/{stack_name}/{logical_id}").hex[:12].upper()
+            name = f"{stack_name}-{logical_id}"[: 64 - len(suffix) - 1] + f"-{suffix}"
+        arns[logical_id] = f"arn:aws:iam::{account}:role{path}{name}"
+    return arns
+
+
+def function_role(template: dict[str, Any], function: str) -> str:
+    """The logical id of the role ``function`` runs as (its ``Role: !GetAtt <Role>.Arn``)."""
+    role = serverless_functions(template)[function].get("Role")
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        raise UnresolvedValue(f"{function}: Role must be !GetAtt <a role of this stack>.Arn")
+    return str(role["Fn::GetAtt"][0])
 
 
 def parameter_values(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,8 @@
 - DescribeSnapshots ``OwnerIds`` and ``RestorableByUserIds`` (moto ignores both; ``all`` means public).
 - DescribeImageAttribute on a deregistered AMI (moto fails with a KeyError; EC2 answers
   ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
+- DescribeImages ``IncludeDisabled`` (moto lists disabled AMIs always; EC2 only when it is true) and
+  DisableImage removing every launch permission (EC2 makes a disabled AMI private).
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, the three
   operations added to moto's EC2 responses with the shapes EC2 documents (in process, and in the moto
   server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP).
@@ -14,16 +16,19 @@ Tests of the adapters that call these use botocore's ``Stubber``; this module on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.responses import EC2Response
+from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 _original_filter = Ami.get_filter_value
 _original_image_attribute = AmiBackend.describe_image_attribute
+_original_describe_images = AmisResponse.describe_images
+_original_disable_image = AmiBackend.disable_image
 
 
 def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = None) -> Any:
@@ -36,6 +41,19 @@ def _describe_image_attribute(self: AmiBackend, ami_id: str, attribute_name: str
     if ami_id not in self.amis:
         raise UnvailableAMIIdError(ami_id) if ami_id in self.deleted_amis else InvalidAMIIdError(ami_id)
     return _original_image_attribute(self, ami_id, attribute_name)
+
+
+def _describe_images(self: AmisResponse) -> ActionResult:
+    result = _original_describe_images(self)
+    if str(self._get_param("IncludeDisabled", "false")).lower() != "true":
+        listed = cast(dict[str, list[Ami]], result.result)
+        listed["Images"] = [image for image in listed["Images"] if image.state != "disabled"]
+    return result
+
+
+def _disable_image(self: AmiBackend, ami_id: str) -> None:
+    _original_disable_image(self, ami_id)
+    self.amis[ami_id].launch_permissions = []
 
 
 def _describe_snapshots(self: ElasticBlockStore) -> ActionResult:
@@ -79,6 +97,8 @@ def patch_moto() -> None:
     Ami.get_filter_value = _get_filter_value  # type: ignore[method-assign]
     AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
     ElasticBlockStore.describe_snapshots = _describe_snapshots  # type: ignore[method-assign]
+    AmisResponse.describe_images = _describe_images  # type: ignore[method-assign]
+    AmiBackend.disable_image = _disable_image  # type: ignore[method-assign]
     EC2Response.get_image_block_public_access_state = _get_image_block_public_access_state  # type: ignore[attr-defined]
     EC2Response.enable_image_block_public_access = _enable_image_block_public_access  # type: ignore[attr-defined]
     EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import warnings
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from amiguard.models.findings import Action
+from amiguard.policy.screening import event_shape_problem
 from amiguard.services.outcome import Outcome, Status
 
 NAMESPACE = "amiguard"
@@ -76,18 +77,19 @@ def invocation_deadline() -> datetime | None:
     return _deadline.get()
 
 
-def handle_event(
-    service: EventService, event: dict[str, Any], context: InvocationContext, *, function: str
-) -> dict[str, Any]:
+def handle_event(service: EventService, event: object, context: InvocationContext, *, function: str) -> dict[str, Any]:
     """Every handler's body: decide and act, log and count, then alert.
 
     Findings are logged before they are published, so a failing SNS publish (raised: Lambda retries and
     the dead-letter queue keeps the event) never loses what was found.
     """
+    if drop := event_shape_problem(event):
+        return report(Outcome.dropped(drop), function=function)  # the services parse objects only
+    payload = cast(dict[str, Any], event)  # event_shape_problem checked it is an object
     remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
     token = _deadline.set(datetime.now(UTC) + remaining)
     try:
-        outcome = service.handle(event)
+        outcome = service.handle(payload)
         result = report(outcome, function=function)
         service.publish(outcome)
     finally:

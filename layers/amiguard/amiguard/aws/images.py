@@ -21,13 +21,15 @@ class Ec2Images:
 
     def owned_image(self, image_id: str) -> Image | None:
         """The AMI if this account owns it; ``None`` if it is someone else's. Raises if it does not exist."""
-        images = self._ec2.describe_images(ImageIds=[image_id], Owners=["self"])["Images"]
+        # A disabled AMI is private, but its snapshots may not be, and it can be enabled again: it is still ours.
+        images = self._ec2.describe_images(ImageIds=[image_id], Owners=["self"], IncludeDisabled=True)["Images"]
         return Image.from_api(images[0], self.region) if images else None
 
     def owned_images(self) -> Iterator[Image]:
-        """Every AMI this account owns in the region, page by page (DescribeImages ``Owners=self``)."""
+        """Every AMI this account owns in the region, disabled ones included, page by page (``Owners=self``)."""
         paginator = self._ec2.get_paginator("describe_images")
-        for page in paginator.paginate(Owners=["self"], PaginationConfig={"PageSize": 1000}):
+        pages = paginator.paginate(Owners=["self"], IncludeDisabled=True, PaginationConfig={"PageSize": 1000})
+        for page in pages:
             for item in page["Images"]:
                 yield Image.from_api(item, self.region)
 
@@ -53,6 +55,12 @@ class Ec2Images:
         pages = paginator.paginate(OwnerIds=["self"], RestorableByUserIds=["all"], PaginationConfig={"PageSize": 1000})
         return {snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]}
 
+    def owned_snapshot_ids(self) -> list[str]:
+        """Ids of every snapshot this account owns in the region (DescribeSnapshots ``OwnerIds=self``, paged)."""
+        paginator = self._ec2.get_paginator("describe_snapshots")
+        pages = paginator.paginate(OwnerIds=["self"], PaginationConfig={"PageSize": 1000})
+        return [snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]]
+
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]:
         response = self._ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
         return grants_from_api(response.get("CreateVolumePermissions", []))
@@ -71,7 +79,9 @@ class Ec2Images:
         """Ids of owned AMIs whose block device mappings use this snapshot."""
         paginator = self._ec2.get_paginator("describe_images")
         pages = paginator.paginate(
-            Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot_id]}]
+            Owners=["self"],
+            IncludeDisabled=True,
+            Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot_id]}],
         )
         return sorted(image["ImageId"] for page in pages for image in page["Images"])
 

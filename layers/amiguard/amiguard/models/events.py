@@ -16,9 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 AMI_STATE_CHANGE_DETAIL_TYPE = "EC2 AMI State Change"
 
-# amiguard's own roles live under this IAM path (template.yaml); CloudTrail records it in the session issuer.
-AMIGUARD_ROLE_PATH = "/amiguard/"
-
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -57,10 +54,9 @@ class UserIdentity(_Input):
         return issuer.arn if issuer else None
 
     @property
-    def is_amiguard(self) -> bool:
-        """True for calls made by one of amiguard's own roles: acting on them would loop."""
-        issuer = self.issuer_arn or ""
-        return f":role{AMIGUARD_ROLE_PATH}" in issuer
+    def source_identity(self) -> str | None:
+        """The ``sourceIdentity`` the session was started with (it stays with every role it chains to)."""
+        return self.session_context.source_identity if self.session_context else None
 
     @property
     def principal(self) -> str | None:

@@ -24,6 +24,9 @@ class FindingType(StrEnum):
     UNTRUSTED_SHARE = "untrusted-share"
     PUBLIC_SNAPSHOT = "public-snapshot"
     BLOCK_PUBLIC_ACCESS_DISABLED = "block-public-access-disabled"
+    # The event says an AMI or snapshot was made public or shared, but it was gone or unshared (not by amiguard)
+    # when amiguard looked: nothing to revoke, yet it was exposed meanwhile.
+    EXPOSURE_ENDED_BEFORE_CHECK = "exposure-ended-before-check"
     MISSING_TAGS = "missing-tags"
     INVALID_TAGS = "invalid-tags"
     RESOLVED = "resolved"
@@ -71,7 +74,8 @@ class Finding(BaseModel):
     event_time: datetime | None = None
     action: Action = Action.NONE
     evidence: dict[str, Any] = Field(default_factory=dict)
-    exposure_seconds: float | None = None
+    # A duration: finite and never negative (NaN or Infinity in an alert is refused, not rendered).
+    exposure_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
     detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

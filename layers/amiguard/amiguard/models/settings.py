@@ -24,6 +24,7 @@ IMAGE_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -114,6 +115,8 @@ class Settings(BaseModel):
     tag_grace_hours: int = Field(72, ge=1, le=8760)
     tag_escalation: TagEscalation = TagEscalation.NONE
     inherit_tags: tuple[str, ...] = ()
+    # The stack's own function roles (template.yaml, !GetAtt): CloudTrail calls made by them are amiguard's own.
+    own_role_arns: tuple[str, ...] = ()
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -151,6 +154,15 @@ class Settings(BaseModel):
             if not (ACCOUNT_ID.match(principal) or ORGANIZATION_ARN.match(principal) or OU_ARN.match(principal)):
                 raise ValueError(f"{principal!r} is not a 12-digit account id, organization ARN or OU ARN")
         return principals
+
+    @field_validator("own_role_arns", mode="before")
+    @classmethod
+    def _parse_role_arns(cls, value: Any) -> Any:
+        roles = _comma_list(value)
+        for role in roles:
+            if not ROLE_ARN.match(role):
+                raise ValueError(f"{role!r} is not an IAM role ARN")
+        return roles
 
     @field_validator("public_allowlist", mode="before")
     @classmethod

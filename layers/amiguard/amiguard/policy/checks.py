@@ -1,15 +1,17 @@
 """The checks a scan runs over every owned AMI: pluggable evaluators that reuse the functions' policy.
 
 Used by ``amiguard scan`` and the ``sweeper`` function (what events missed or came before deployment).
-A check is pure: it sees the facts the scan gathered (the image from DescribeImages, its launch
-permissions when it asked for them, the region's public snapshots and image block public access state)
+A check is pure: it sees the facts the scan gathered (the image from DescribeImages, disabled AMIs included,
+its launch permissions when it asked for them, the region's public snapshots, every owned snapshot's
+create-volume permissions, and the image block public access state)
 and returns :class:`Problem` s, each with the remedy enforce mode applies. No rule lives here: the
 decisions are :mod:`amiguard.policy.sharing`'s (``assess_grants``, ``image_verdicts``, ...), exactly as
 ``public_guard`` makes them.
 
 A check also says which facts it needs, so the scan makes no call nobody needs: DescribeImages tells
 whether an AMI is public, so a public AMI's launch permissions are read only when they will be revoked;
-public snapshots come from one DescribeSnapshots call per region, not one call per snapshot; replicas are
+public snapshots come from one DescribeSnapshots call per region, not one call per snapshot (who else a
+snapshot is shared with, though, no bulk call tells: one DescribeSnapshotAttribute per owned snapshot); replicas are
 found by their ``amiguard:replica-of`` tag in the AMI lists of the other regions (a region the scan was not
 asked for is listed once, never searched per image).
 
@@ -86,6 +88,9 @@ class Fact(StrEnum):
 
     BLOCK_PUBLIC_ACCESS = "block-public-access"
     PUBLIC_SNAPSHOTS = "public-snapshots"
+    # Every owned snapshot's create-volume permissions: one DescribeSnapshotAttribute per snapshot (no bulk
+    # call tells who a snapshot is shared with), paced like the per-image calls.
+    SNAPSHOT_SHARES = "snapshot-shares"
 
 
 class RemedyPort(Protocol):
@@ -316,6 +321,7 @@ class RegionFacts:
     images: Sequence[Image]
     block_public_access: str | None = None
     public_snapshots: frozenset[str] | None = None
+    snapshot_grants: Mapping[str, tuple[Grant, ...]] | None = None  # snapshot id -> its create-volume grants
 
 
 class ImageCheck(Protocol):
@@ -373,8 +379,20 @@ class LaunchPermissionCheck:
         return [Problem(verdict, image=image, remedy=remedy) for verdict in image_verdicts(image.image_id, exposure)]
 
 
+def _backing(images: Sequence[Image]) -> dict[str, list[Image]]:
+    """Snapshot id -> the owned AMIs it backs, sorted by AMI id."""
+    backing: dict[str, list[Image]] = {}
+    for image in sorted(images, key=lambda image: image.image_id):
+        for snapshot_id in image.snapshot_ids:
+            backing.setdefault(snapshot_id, []).append(image)
+    return backing
+
+
 class PublicSnapshotCheck:
-    """Public EBS snapshots behind owned AMIs (``public-snapshot``): anyone could copy the AMI's disks."""
+    """Public EBS snapshots (``public-snapshot``), behind an owned AMI or not: anyone could copy the disks.
+
+    One DescribeSnapshots call per region (``OwnerIds=self, RestorableByUserIds=all``) lists them all.
+    """
 
     name = "public-snapshots"
 
@@ -382,26 +400,59 @@ class PublicSnapshotCheck:
         return frozenset()
 
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
-        return frozenset({Fact.PUBLIC_SNAPSHOTS}) if any(image.snapshot_ids for image in images) else frozenset()
+        return frozenset({Fact.PUBLIC_SNAPSHOTS})
 
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
         if not facts.public_snapshots:
             return []
-        backing: dict[str, list[Image]] = {}
-        for image in facts.images:
-            for snapshot_id in image.snapshot_ids:
-                if snapshot_id in facts.public_snapshots:
-                    backing.setdefault(snapshot_id, []).append(image)
+        backing = _backing(facts.images)
         problems: list[Problem] = []
-        for snapshot_id, images in sorted(backing.items()):
-            images.sort(key=lambda image: image.image_id)
+        for snapshot_id in sorted(facts.public_snapshots):
+            images = backing.get(snapshot_id, [])
             exposure = assess_grants(
-                [PUBLIC], own_account=images[0].owner_id, trusted_principals=context.settings.trusted_principals
+                [PUBLIC], own_account=context.account, trusted_principals=context.settings.trusted_principals
             )
             remedy = RevokeCreateVolumePermissions(snapshot_id, exposure.to_revoke)
             backed = [image.image_id for image in images]
             problems.extend(
-                Problem(verdict, image=images[0], snapshot_id=snapshot_id, remedy=remedy)
+                Problem(verdict, image=images[0] if images else None, snapshot_id=snapshot_id, remedy=remedy)
+                for verdict in snapshot_verdicts(snapshot_id, backed, exposure)
+            )
+        return problems
+
+
+class SnapshotShareCheck:
+    """EBS snapshots shared with untrusted accounts (``untrusted-share``), behind an owned AMI or not: that
+    account can copy the disks as surely as anyone could from a public snapshot. Public grants are
+    :class:`PublicSnapshotCheck`'s; this check reads every owned snapshot's create-volume permissions.
+    """
+
+    name = "snapshot-shares"
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset({Fact.SNAPSHOT_SHARES})
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        if not facts.snapshot_grants:
+            return []
+        backing = _backing(facts.images)
+        problems: list[Problem] = []
+        for snapshot_id, grants in sorted(facts.snapshot_grants.items()):
+            exposure = assess_grants(
+                [grant for grant in grants if not grant.is_public],
+                own_account=context.account,
+                trusted_principals=context.settings.trusted_principals,
+            )
+            if not exposure.exposed:
+                continue
+            images = backing.get(snapshot_id, [])
+            remedy = RevokeCreateVolumePermissions(snapshot_id, exposure.to_revoke)
+            backed = [image.image_id for image in images]
+            problems.extend(
+                Problem(verdict, image=images[0] if images else None, snapshot_id=snapshot_id, remedy=remedy)
                 for verdict in snapshot_verdicts(snapshot_id, backed, exposure)
             )
         return problems
@@ -705,5 +756,11 @@ def checks_for(settings: Settings, *, escalate: bool = True) -> Checks:
     """Every check a scan runs. ``escalate=False``: overdue tag violations are reported, not escalated."""
     return Checks(
         image=(LaunchPermissionCheck(),),
-        region=(PublicSnapshotCheck(), BlockPublicAccessCheck(), ReplicationCheck(), TagCheck(escalate=escalate)),
+        region=(
+            PublicSnapshotCheck(),
+            SnapshotShareCheck(),
+            BlockPublicAccessCheck(),
+            ReplicationCheck(),
+            TagCheck(escalate=escalate),
+        ),
     )

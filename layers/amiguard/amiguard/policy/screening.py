@@ -16,8 +16,14 @@ from pydantic import ValidationError
 
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
+from amiguard.policy.identity import OwnRoles, is_own_call
 
 SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+# CloudTrail's AMI and snapshot records, in their EventBridge envelope, nest at most about 8 levels (the
+# ``items`` wrappers included); SNS notifications fewer. Anything much deeper was not written by AWS.
+MAX_EVENT_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -28,14 +34,45 @@ class Drop:
     detail: str
 
 
-def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str]) -> Drop | None:
-    """The checks every CloudTrail event passes before a function looks at its parameters."""
+def _nests_deeper_than(node: object, limit: int) -> bool:
+    """Whether JSON ``node`` nests more than ``limit`` levels (walked without recursion, stopping early)."""
+    pending: list[tuple[object, int]] = [(node, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
+def event_shape_problem(event: object) -> Drop | None:
+    """What makes an invocation's payload no event at all, before any function parses it.
+
+    Anyone allowed to invoke a function can send any JSON: a list, a string, ``null``, or an object nested
+    thousands of levels deep (which recursive code, pydantic's included, would crash on).
+    """
+    if not isinstance(event, dict):
+        kind = "null" if event is None else type(event).__name__
+        return Drop("malformed-event", f"the payload is {kind}, not a JSON object: no AWS event looks like that")
+    if _nests_deeper_than(event, MAX_EVENT_DEPTH):
+        return Drop("malformed-event", f"the payload nests deeper than {MAX_EVENT_DEPTH} levels: AWS never does")
+    return None
+
+
+def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str], own: OwnRoles) -> Drop | None:
+    """The checks every CloudTrail event passes before a function looks at its parameters.
+
+    ``own`` says whose calls are amiguard's (:mod:`amiguard.policy.identity`).
+    """
     record = event.detail
     if record.error_code:
         return Drop("failed-call", f"{record.event_name} failed with {record.error_code}: it changed nothing")
     if record.event_source != "ec2.amazonaws.com" or record.event_name not in expected_names:
         return Drop("unhandled-event", f"{record.event_source} {record.event_name} is not handled here")
-    if record.user_identity and record.user_identity.is_amiguard:
+    if is_own_call(record.user_identity, own):
         return Drop("amiguard-own-action", f"{record.event_name} was made by amiguard itself")
     if not REGION.match(record.aws_region):
         return Drop("malformed-event", f"awsRegion {record.aws_region!r} is not an AWS region")

@@ -269,3 +269,38 @@ def block_public_access_verdict(region: str, state: str) -> Verdict:
         f"Image block public access was turned off in {region}: AMIs there can be made public again.",
         {"state": state, "restored": "block-new-sharing"},
     )
+
+
+def ended_exposure_verdict(
+    kind: str, resource_id: str, exposure: Exposure, *, gone: bool, actor: str | None
+) -> Verdict:
+    """An exposure the event records but current state no longer shows (``kind``: ``AMI`` or ``Snapshot``).
+
+    Public is high: anyone in any account could have launched or copied it meanwhile, and nobody can say
+    who did. Shared with untrusted principals only is info: the principals are named, so whether they used
+    the share can be followed up with them, and nothing is exposed any more.
+    """
+    by = f" by {actor}" if actor else ""
+    now = "no longer existed" if gone else "was no longer shared"
+    if exposure.public:
+        summary = (
+            f"{kind} {resource_id} was made public{by} and {now} when amiguard checked: "
+            "anyone could have launched or copied it meanwhile."
+        )
+    else:
+        principals = ", ".join(grant.value for grant in exposure.untrusted)
+        summary = (
+            f"{kind} {resource_id} was shared with untrusted principal(s) {principals}{by} "
+            f"and {now} when amiguard checked."
+        )
+    return Verdict(
+        FindingType.EXPOSURE_ENDED_BEFORE_CHECK,
+        Severity.HIGH if exposure.public else Severity.INFO,
+        summary,
+        {
+            "granted": [str(grant) for grant in exposure.to_revoke],
+            "untrusted_principals": [grant.value for grant in exposure.untrusted],
+            "public": exposure.public is not None,
+            "now": "gone" if gone else "unshared",
+        },
+    )

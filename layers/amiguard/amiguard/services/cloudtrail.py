@@ -11,13 +11,14 @@ from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
 from amiguard.models.events import CloudTrailEvent
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, malformed_event, screen_cloudtrail
 from amiguard.services.outcome import Outcome
 from amiguard.services.ports import AlertsPort
 
 
 def handle_cloudtrail(
-    raw_event: Any, *, expected_names: frozenset[str], act: Callable[[CloudTrailEvent], Outcome]
+    raw_event: Any, *, expected_names: frozenset[str], own: OwnRoles, act: Callable[[CloudTrailEvent], Outcome]
 ) -> Outcome:
     """Parse and screen ``raw_event``; if it passes, ``act`` on it. The outcome carries the event id."""
     try:
@@ -25,7 +26,7 @@ def handle_cloudtrail(
     except ValidationError as error:
         return Outcome.dropped(malformed_event(error))
     event_id = event.detail.event_id or event.id
-    if drop := screen_cloudtrail(event, expected_names=expected_names):
+    if drop := screen_cloudtrail(event, expected_names=expected_names, own=own):
         return Outcome.dropped(drop, event_id)
     try:
         outcome = act(event)

@@ -29,6 +29,7 @@ from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.models.settings import ACCOUNT_ID, REGION, ReplicaCleanup, Settings
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.replication import (
     BLOCKER_EXPLANATIONS,
     CLEANABLE_STATUSES,
@@ -242,7 +243,8 @@ class DrReplicator:
     def _on_api_call(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
         event_id = record.event_id or event.id
-        if drop := screen_cloudtrail(event, expected_names=EVENT_NAMES):
+        own = OwnRoles.of(self._settings.own_role_arns)
+        if drop := screen_cloudtrail(event, expected_names=EVENT_NAMES, own=own):
             return Outcome.dropped(drop, event_id)
         context = _Context(event.account_id or "", event_id, event.occurred_at, record.actor)
         region = record.aws_region

@@ -26,6 +26,15 @@ class ImagesPort(Protocol):
     def block_new_public_sharing(self) -> None: ...
 
 
+class ExposureRecordsPort(Protocol):
+    """What amiguard already reported (its ledger): tells a redelivered or already handled exposure from one
+    that someone else ended before amiguard looked (:class:`amiguard.aws.exposures.LedgerExposures`)."""
+
+    def reported_since(
+        self, region: str, since: datetime, *, image_id: str | None = None, snapshot_id: str | None = None
+    ) -> bool: ...
+
+
 class AlertsPort(Protocol):
     def publish(self, finding: Finding) -> None: ...
 

@@ -2,18 +2,23 @@
 
 Triggered by ModifyImageAttribute, ModifySnapshotAttribute and DisableImageBlockPublicAccess (successful
 calls only). The event says where to look; current state (Describe*) decides. In ``audit`` mode the same
-findings are raised with action ``would-revoke`` and nothing changes.
+findings are raised with action ``would-revoke`` and nothing changes. An exposure the event records but current
+state no longer shows, and that amiguard's ledger has not already reported, is ``exposure-ended-before-check``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from amiguard.aws.errors import is_gone
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id
 from amiguard.policy.sharing import (
     ChangeKind,
@@ -22,13 +27,25 @@ from amiguard.policy.sharing import (
     Verdict,
     assess_grants,
     block_public_access_verdict,
+    ended_exposure_verdict,
     image_verdicts,
     read_permission_change,
     snapshot_verdicts,
 )
 from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertsPort, ImagesInRegion, ImagesPort
+from amiguard.services.ports import AlertsPort, ExposureRecordsPort, ImagesInRegion, ImagesPort
+
+
+def _unless_gone[T](describe: Callable[[], T | None]) -> T | None:
+    """``describe()``, or ``None`` when EC2 says the resource does not exist (any more)."""
+    try:
+        return describe()
+    except ClientError as error:
+        if is_gone(error):
+            return None
+        raise
+
 
 EVENT_NAMES = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})
 
@@ -42,16 +59,19 @@ class PublicGuard:
         settings: Settings,
         images: ImagesInRegion,
         alerts: AlertsPort,
+        exposures: ExposureRecordsPort | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
+        self._exposures = exposures
+        self._own = OwnRoles.of(settings.own_role_arns)
         self._images = images
         self._alerts = alerts
         self._clock = clock
 
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
-        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, own=self._own, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
         publish_findings(self._alerts, outcome)
@@ -77,8 +97,11 @@ class PublicGuard:
         if change.kind is ChangeKind.REMOVES_ONLY:
             return Outcome.dropped(Drop("removal", "the call only removed launch permissions"))
 
-        image = images.owned_image(str(image_id))
+        image = _unless_gone(lambda: images.owned_image(str(image_id)))
         if image is None:
+            # Only the owner can change launch permissions: the AMI was deregistered since (or is not ours).
+            if ended := self._ended_exposure(event, "AMI", str(image_id), change.added, gone=True):
+                return ended
             return Outcome.dropped(Drop("not-owned", f"{image_id} is not owned by this account"))
         public_allowed = image.image_id in self._settings.public_allowlist
         if change.only_public_added:
@@ -93,6 +116,10 @@ class PublicGuard:
             public_allowed=public_allowed,
         )
         if not exposure.exposed:
+            if not (public_allowed and image.public) and (
+                ended := self._ended_exposure(event, "AMI", image.image_id, change.added, gone=False)
+            ):
+                return ended
             reason = "allow-listed" if public_allowed and image.public else "not-exposed"
             return Outcome.clean(reason, f"{image.image_id} is not shared beyond trusted principals")
         if self._settings.enforcing:
@@ -118,8 +145,10 @@ class PublicGuard:
         if change.kind is ChangeKind.REMOVES_ONLY:
             return Outcome.dropped(Drop("removal", "the call only removed create-volume permissions"))
 
-        snapshot = images.owned_snapshot(str(snapshot_id))
+        snapshot = _unless_gone(lambda: images.owned_snapshot(str(snapshot_id)))
         if snapshot is None:
+            if ended := self._ended_exposure(event, "Snapshot", str(snapshot_id), change.added, gone=True):
+                return ended
             return Outcome.dropped(Drop("not-owned", f"{snapshot_id} is not owned by this account"))
         exposure: Exposure = assess_grants(
             images.create_volume_permissions(snapshot.snapshot_id),
@@ -127,6 +156,8 @@ class PublicGuard:
             trusted_principals=self._settings.trusted_principals,
         )
         if not exposure.exposed:
+            if ended := self._ended_exposure(event, "Snapshot", snapshot.snapshot_id, change.added, gone=False):
+                return ended
             return Outcome.clean("not-exposed", f"{snapshot.snapshot_id} is not shared beyond trusted accounts")
         backed = images.images_backed_by(snapshot.snapshot_id)
         if self._settings.enforcing:
@@ -151,6 +182,41 @@ class PublicGuard:
             image_id=None,
         )
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
+
+    # --- exposure the event records but current state no longer shows ----------------------------------
+
+    def _ended_exposure(
+        self, event: CloudTrailEvent, kind: str, resource_id: str, added: Sequence[Grant], *, gone: bool
+    ) -> Outcome | None:
+        """The ``exposure-ended-before-check`` outcome, or ``None`` when there is nothing to report.
+
+        The event's own grants say what was exposed (nothing when it cannot tell). Unless amiguard's ledger
+        already holds a finding on it since the event's time (a redelivered event, or amiguard's own revocation
+        came first), someone ended the exposure before amiguard looked: nothing to revoke, but it happened.
+        Without a ledger, "no longer shared" cannot be told from amiguard's own revocation: not reported.
+        """
+        account = event.account_id or ""
+        if account not in self._own.stack_accounts:
+            return None  # about another account (or forged): nothing says it was ever exposed
+        exposure = assess_grants(
+            added,
+            own_account=account,
+            trusted_principals=self._settings.trusted_principals,
+            public_allowed=kind == "AMI" and resource_id in self._settings.public_allowlist,
+        )
+        if not exposure.exposed or (self._exposures is None and not gone):
+            return None
+        occurred = event.occurred_at or self._clock()
+        image_id, snapshot_id = (resource_id, None) if kind == "AMI" else (None, resource_id)
+        region = event.detail.aws_region
+        if self._exposures is not None and self._exposures.reported_since(
+            region, occurred, image_id=image_id, snapshot_id=snapshot_id
+        ):
+            return None
+        verdict = ended_exposure_verdict(kind, resource_id, exposure, gone=gone, actor=event.detail.actor)
+        finding = self._finding(event, verdict, image_id=image_id, snapshot_id=snapshot_id)
+        finding = finding.model_copy(update={"action": Action.NONE, "exposure_seconds": None})
+        return Outcome(Status.ACTED, "exposure-ended-before-check", verdict.summary, findings=[finding])
 
     # --- findings ---------------------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class ScanPort(RemedyPort, Protocol):
     def owned_images(self) -> Iterator[Image]: ...
     def launch_permissions(self, image_id: str) -> list[Grant]: ...
     def public_snapshot_ids(self) -> set[str]: ...
+    def owned_snapshot_ids(self) -> list[str]: ...
+    def create_volume_permissions(self, snapshot_id: str) -> list[Grant]: ...
     def block_public_access_state(self) -> str: ...
 
 
@@ -131,7 +133,9 @@ class ScanError:
     """Something the scan could not check (or fix), said the way a user can act on it."""
 
     region: str
-    stage: str  # list-images, reference-images, launch-permissions, public-snapshots, block-public-access, fix, region
+    # list-images, reference-images, launch-permissions, public-snapshots, snapshot-shares, block-public-access,
+    # fix, region
+    stage: str
     message: str
     code: str = ""
     image_id: str | None = None
@@ -349,16 +353,15 @@ class Scanner:
         errors: list[ScanError] = []
         problems: list[Problem] = []
         with _Pool(max_workers=self._concurrency, thread_name_prefix=f"amiguard-{region}") as pool:
-            # Region-wide facts are read while the per-image calls run.
-            region_future = pool.submit(self._region_problems, port, listing.images, context)
-            for image_problems, image_errors, vanished in pool.map(
-                lambda image: self._image_problems(port, image, context), listing.images
-            ):
+            per_image = pool.map(lambda image: self._image_problems(port, image, context), listing.images)
+            # Region-wide facts are read (here, and each snapshot's sharing on the pool) while the per-image
+            # calls run; nothing waits on the pool from inside it, so any concurrency, even 1, completes.
+            region_problems, region_errors = self._region_problems(port, listing.images, context, pool)
+            for image_problems, image_errors, vanished in per_image:
                 problems.extend(image_problems)
                 errors.extend(image_errors)
                 if vanished:
                     listing.result.vanished.append(vanished)
-            region_problems, region_errors = region_future.result()
         problems = region_problems + problems
         errors = region_errors + errors
         gone = set(listing.result.vanished)
@@ -369,7 +372,7 @@ class Scanner:
         return findings, errors
 
     def _region_problems(
-        self, port: ScanPort, images: Sequence[Image], context: CheckContext
+        self, port: ScanPort, images: Sequence[Image], context: CheckContext, pool: ThreadPoolExecutor
     ) -> tuple[list[Problem], list[ScanError]]:
         wanted: set[Fact] = set()
         for check in self._checks.region:
@@ -389,9 +392,46 @@ class Scanner:
             except (ClientError, BotoCoreError) as error:
                 code, message = describe_error(error, port.region)
                 errors.append(ScanError(port.region, Fact.PUBLIC_SNAPSHOTS.value, message, code))
-        facts = RegionFacts(port.region, images, block_public_access=state, public_snapshots=public)
+        grants: dict[str, tuple[Grant, ...]] | None = None
+        if Fact.SNAPSHOT_SHARES in wanted:
+            grants = self._snapshot_grants(port, pool, errors)
+        facts = RegionFacts(
+            port.region, images, block_public_access=state, public_snapshots=public, snapshot_grants=grants
+        )
         problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
         return problems, errors
+
+    def _snapshot_grants(
+        self, port: ScanPort, pool: ThreadPoolExecutor, errors: list[ScanError]
+    ) -> dict[str, tuple[Grant, ...]] | None:
+        """Every owned snapshot's create-volume permissions (a snapshot deleted meanwhile is left out)."""
+        stage = Fact.SNAPSHOT_SHARES.value
+        try:
+            snapshot_ids = port.owned_snapshot_ids()
+        except (ClientError, BotoCoreError) as error:
+            code, message = describe_error(error, port.region)
+            errors.append(ScanError(port.region, stage, message, code))
+            return None
+
+        def read(snapshot_id: str) -> tuple[str, tuple[Grant, ...] | None, ScanError | None]:
+            try:
+                return snapshot_id, tuple(port.create_volume_permissions(snapshot_id)), None
+            except ClientError as error:
+                if is_gone(error):
+                    return snapshot_id, None, None
+                code, message = describe_error(error, port.region)
+                return snapshot_id, None, ScanError(port.region, stage, message, code, snapshot_id=snapshot_id)
+            except BotoCoreError as error:
+                code, message = describe_error(error, port.region)
+                return snapshot_id, None, ScanError(port.region, stage, message, code, snapshot_id=snapshot_id)
+
+        grants: dict[str, tuple[Grant, ...]] = {}
+        for snapshot_id, read_grants, failure in pool.map(read, snapshot_ids):
+            if failure is not None:
+                errors.append(failure)
+            elif read_grants is not None:
+                grants[snapshot_id] = read_grants
+        return grants
 
     def _image_problems(
         self, port: ScanPort, image: Image, context: CheckContext

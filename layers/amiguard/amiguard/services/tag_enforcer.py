@@ -33,6 +33,7 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, check_image_id, malformed_event
 from amiguard.policy.tagging import (
     CREATED_BY,
@@ -121,6 +122,7 @@ class TagEnforcer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
+        self._own = OwnRoles.of(settings.own_role_arns)
         self._tagging = tagging
         self._alerts = alerts
         self._clock = clock
@@ -135,7 +137,7 @@ class TagEnforcer:
             return self._sweep(raw_event)
         if isinstance(raw_event, dict) and raw_event.get("detail-type") == AMI_STATE_CHANGE_DETAIL_TYPE:
             return self._on_available(raw_event)
-        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, own=self._own, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
         publish_findings(self._alerts, outcome)
