@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from amiguard.models.events import CloudTrailEvent, wrap_cloudtrail_record
 from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.settings import IMAGE_ID, Settings
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.replication import approval_change
 from amiguard.policy.screening import (
     Drop,
@@ -112,6 +113,8 @@ class Backtest:
     def __init__(self, settings: Settings, routes: list[Route]) -> None:
         self._settings = settings
         self._router = Router(routes)
+        # The stack's roles (AMIGUARD_OWN_ROLE_ARNS, as the deployed functions get it): their calls yield nothing.
+        self._own = OwnRoles.of(settings.own_role_arns)
         self._functions = {  # each function's own event names (its screening) and its decision here
             "public_guard": (public_guard.EVENT_NAMES, self._sharing),
             "tag_enforcer": (tag_enforcer.EVENT_NAMES, self._tags),
@@ -147,7 +150,7 @@ class Backtest:
             if function not in self._functions:
                 continue  # notifier, sweeper: not CloudTrail-driven
             names, decide = self._functions[function]
-            if (drop := screen_cloudtrail(event, expected_names=names)) or (drop := decide(event)):
+            if (drop := screen_cloudtrail(event, expected_names=names, own=self._own)) or (drop := decide(event)):
                 self.skipped[drop.reason] += 1
 
     def _decide(self, event: CloudTrailEvent, function: str, resource: str, verdict: Verdict, action: Action) -> None:
