@@ -5,7 +5,8 @@ handles one real-shaped event against a moto server on loopback (wall and CPU ti
 median of N). Floor = a fresh process that imports boto3 and makes one EC2 client, run alternately with the
 function's runs, so a machine that slows down or speeds up during the run moves both sides alike. The layer
 is byte-compiled first, as ``sam build`` ships it. API calls are counted by
-operation from botocore's ``after-call`` events while the handler runs once in-process.
+operation from botocore's ``after-call`` events while the handler runs once in-process, and the DynamoDB write
+units those calls cost (computed from item sizes, amiguard_cli.sandbox.capacity) per alert published.
 
 Usage: python scripts/bench.py [--runs 7]
 """
@@ -31,6 +32,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from amiguard_cli.sandbox.capacity import WriteUnitMeter
 from amiguard_cli.sandbox.cfn import deployed_data_path, load_template, table_definition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +174,12 @@ def untagged_image(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
 
 
 BENCHES: list[Bench] = [
-    Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
+    Bench(
+        "public_guard",
+        "public-share event",
+        public_share,
+        "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls; DynamoDB 2 PutItem, 2 UpdateItem, Query, BatchGetItem",
+    ),
     Bench(
         "dr_replicator",
         "approval, 2 DR regions",
@@ -208,9 +215,13 @@ def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
 
-def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
-    """Run the handler once in this process and count its API calls by service and operation."""
+def count_calls(
+    bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str], meter: WriteUnitMeter
+) -> Counter[str]:
+    """Run the handler once in this process and count its API calls by service and operation (and, in
+    ``meter``, the DynamoDB write units they cost)."""
     calls: Counter[str] = Counter()
+    meter.reset()
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -218,6 +229,7 @@ def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, st
         boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
             "after-call.*.*", lambda model, **_: calls.update([f"{model.service_model.service_id} {model.name}"])
         )
+        meter.register(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
         sys.path.insert(0, str(ROOT / "functions" / bench.function))
         import importlib
 
@@ -274,12 +286,18 @@ def main() -> int:
     if ledger is None:
         raise SystemExit("template.yaml has no LedgerTable")
     session.client("dynamodb", endpoint_url=endpoint).create_table(TableName="amiguard-ledger", **ledger)
+    meter = WriteUnitMeter(session.client("dynamodb", endpoint_url=endpoint))
+    # As deployed: the alert dedup key is the stack's secret (one GetSecretValue per cold start that alerts).
+    dedup_key = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name="amiguard-alert-dedup-key", SecretString="bench-" + "k" * 58
+    )["ARN"]
     # As deployed: alerts go through the ledger (de-duplication) before SNS.
     env = {
         **os.environ,
         **base_env,
         "AMIGUARD_ALERT_TOPIC_ARN": topic,
         "AMIGUARD_LEDGER_TABLE": "amiguard-ledger",
+        "AMIGUARD_DEDUP_KEY_SECRET": dedup_key,
         "AMIGUARD_DR_REGIONS": DR_REGIONS,
     }
     env.pop("AWS_DATA_PATH", None)  # the floor, and the functions on botocore's full models
@@ -316,14 +334,17 @@ def main() -> int:
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
             acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
-            calls = count_calls(bench, ec2, state, own_env)
+            calls = count_calls(bench, ec2, state, own_env, meter)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
+            alerts = calls["SNS Publish"]
+            per_alert = f", {meter.total / alerts:.1f} per alert (target <= 6)" if alerts else ""
             print(
                 f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {cold.cpu * 1000:>6.0f} ms"
                 f" {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
                 f" {cold.cpu_with_exit / floor.cpu_with_exit:>9.2f}x {full.cpu / floor.cpu:>10.2f}x"
             )
             print(f"{'':<14} calls: {summary}")
+            print(f"{'':<14} DynamoDB write units: {meter.total} for {alerts} alert(s){per_alert}")
             print(
                 f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms{acted_note};"
                 f" target: {bench.targets}"

@@ -28,7 +28,8 @@ def build_service() -> Sweeper:
         images=lambda region: Ec2Images(clients.ec2(region)),
         replication=lambda region: Ec2Replication(clients.ec2(region)),
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
-        alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
+        # ledger + de-duplication: a standing finding is re-alerted at most every RealertHours
+        alerts=alert_path(settings, clients, standing=True),
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
         regions=sweep_regions(home, settings),

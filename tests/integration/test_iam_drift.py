@@ -41,7 +41,15 @@ def role_actions() -> dict[str, set[str]]:
         properties = resource["Properties"]
         role_id = properties["Role"]["Fn::GetAtt"][0]
         actions: set[str] = set()
-        for policy in resources[role_id]["Properties"].get("Policies", []):
+        # The role's inline policies, and the unconditional policies of its own (the ledger's: see template.yaml)
+        own = [
+            resource["Properties"]
+            for resource in resources.values()
+            if resource.get("Type") == "AWS::IAM::RolePolicy"
+            and "Condition" not in resource
+            and resource["Properties"]["RoleName"] == {"Ref": role_id}
+        ]
+        for policy in [*resources[role_id]["Properties"].get("Policies", []), *own]:
             for statement in policy["PolicyDocument"]["Statement"]:
                 if statement["Effect"] == "Allow" and not _on_behalf(statement):
                     value = statement["Action"]

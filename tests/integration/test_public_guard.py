@@ -269,6 +269,9 @@ def _invoke_as_other_account(sandbox, event):
 
     os.environ["MOTO_ACCOUNT_ID"] = "210987654321"  # the handler now runs in another account
     try:
+        # with the stack's ledger there too: after acting, the alert path looks for the event's staged findings
+        ledger = sandbox.internal_client("dynamodb")
+        ledger.create_table(TableName=sandbox.ledger_table, **sandbox._ledger_definition)
         return sandbox.invoke("public_guard", event).result
     finally:
         os.environ["MOTO_ACCOUNT_ID"] = sandbox.account
