@@ -78,6 +78,7 @@ class WriteUnitMeter:
     reader: Any  # a DynamoDB client on the same backend, not hooked
     total: int = 0
     by_operation: Counter[str] = field(default_factory=Counter)
+    by_row: Counter[str] = field(default_factory=Counter)  # by the row's sort-key prefix (FINDING, DEDUP, REPLICA)
     _tables: dict[str, Table] = field(default_factory=dict)
     _before: list[tuple[str, str, dict[str, Any], dict[str, Any] | None, bool]] = field(default_factory=list)
 
@@ -89,6 +90,7 @@ class WriteUnitMeter:
     def reset(self) -> None:
         self.total = 0
         self.by_operation.clear()
+        self.by_row.clear()
 
     # --- hooks --------------------------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class WriteUnitMeter:
             cost = base * (2 if transaction else 1) + indexes
             self.total += cost
             self.by_operation[f"{model.name}:{operation}"] += cost
+            self.by_row[_row_kind(key)] += cost
         self._before = []
 
     # --- pricing ------------------------------------------------------------------------------------------
@@ -186,3 +189,9 @@ class WriteUnitMeter:
     def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self.reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item
+
+
+def _row_kind(key: dict[str, Any]) -> str:
+    """``FINDING``, ``DEDUP``, ``REPLICA``...: the prefix of the item's sort key (else its partition key)."""
+    value = key.get("sk") or key.get("pk") or {}
+    return str(next(iter(value.values()), "")).split("#", 1)[0]
