@@ -126,6 +126,57 @@ def test_alert_is_sent_when_the_first_attempt_revoked_and_then_could_not_publish
     assert launch["LaunchPermissions"] == []
 
 
+def _fail_first_ledger_write_after(remediation: str) -> list[str]:
+    """The handlers' first DynamoDB PutItem after their first ``remediation`` EC2 call fails (a crash between
+    remediating and alerting); returns what is still to fail (empty once it has)."""
+    armed: list[bool] = []
+    failures = ["DynamoDB unreachable"]
+
+    def arm(**_: Any) -> None:
+        armed.append(True)
+
+    def fail_once(**_: Any) -> None:
+        if armed and failures:
+            raise ConnectionError(failures.pop())
+
+    events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events.register(f"after-call.ec2.{remediation}", arm)
+    events.register("before-call.dynamodb.PutItem", fail_once)
+    return failures
+
+
+def test_missing_tags_are_alerted_when_the_first_attempt_died_between_tagging_and_alerting(
+    enforce: Sandbox,
+) -> None:
+    # Given tag_enforcer's first attempt marks the new AMI's violation, then fails before it alerts
+    failures = _fail_first_ledger_write_after("CreateTags")
+    ec2 = enforce.client("ec2")
+    with acting_as(iam_user("dev-bob")):
+        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        image_id = ec2.create_image(InstanceId=instance, Name="untagged")["ImageId"]
+
+    # When Lambda retries the CreateImage event: the violation is already marked, nothing new to say
+    enforce.run()
+
+    # Then the finding staged before tagging is alerted, once
+    assert failures == []
+    assert [(a.message["type"], a.message["image_id"]) for a in enforce.alerts()] == [("missing-tags", image_id)]
+
+
+def test_public_share_is_alerted_when_the_first_attempt_died_between_revoking_and_alerting(
+    enforce: Sandbox,
+) -> None:
+    image_id = bake_image(enforce)["ImageId"]
+    enforce.run()
+    failures = _fail_first_ledger_write_after("ModifyImageAttribute")
+    _make_public(enforce, image_id)
+
+    enforce.run()
+
+    assert failures == []
+    assert [(a.message["type"], a.message["image_id"]) for a in enforce.alerts()] == [("public-share", image_id)]
+
+
 def test_new_alert_costs_at_most_six_write_units_when_public_guard_revokes(enforce: Sandbox) -> None:
     meter = WriteUnitMeter(enforce.internal_client("dynamodb"))
     meter.register(boto3.DEFAULT_SESSION.events)  # the handlers' clients
