@@ -88,7 +88,9 @@ class LedgeredAlerts:
         rows = self._ledger.pending_since(now - OUTBOX_LOOKBACK, staged_before=now - STALE_CLAIM)
         if rows:
             logger.warning("alerting findings left pending in the outbox", extra={"count": len(rows)})
-        return [self._alert(row.finding, row.fingerprint, row.key) for row in rows]
+        # Staged before its remediation by an invocation that then failed for good: say so, the action may not
+        # have taken effect (this sweep's own findings report the current state).
+        return [self._alert(_left_pending(row.finding), row.fingerprint, row.key) for row in rows]
 
     def _alert(self, finding: Finding, fingerprint: str, key: tuple[str, str]) -> AlertResult:
         """Claim, publish, confirm the finding whose row is ``key`` (staged)."""
@@ -107,6 +109,11 @@ class LedgeredAlerts:
             raise
         self._ledger.confirm_sent(claim)
         return AlertResult.SENT
+
+
+def _left_pending(finding: Finding) -> Finding:
+    note = " (alerted by the sweep: the function that found this failed after recording it; check the action)"
+    return finding.model_copy(update={"summary": finding.summary + note})
 
 
 class DeferredAlerts:
