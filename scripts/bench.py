@@ -8,7 +8,8 @@ makes one EC2 client, on botocore's full data (the target's floor) and on the tr
 (``AWS_DATA_PATH``: what is left once amiguard's own data trimming is granted), run alternately with the
 function's runs, so a machine that slows down or speeds up during the run moves every side alike. The layer
 is byte-compiled first, as ``sam build`` ships it. API calls are counted by
-operation from botocore's ``after-call`` events while the handler runs once in-process.
+operation from botocore's ``after-call`` events while the handler runs once in-process, and the DynamoDB write
+units those calls cost (computed from item sizes, amiguard_cli.sandbox.capacity) per alert published.
 
 Usage: python scripts/bench.py [--runs 7]
 """
@@ -36,8 +37,16 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from amiguard_cli.sandbox.account import ALERT_TOPIC_ID, LAMBDA_LAYER_PREFIX, LEDGER_TABLE_ID
-from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, parameter_values, table_definition
+from amiguard_cli.sandbox.account import ALERT_TOPIC_ID, DEDUP_KEY_ID, LAMBDA_LAYER_PREFIX, LEDGER_TABLE_ID
+from amiguard_cli.sandbox.capacity import WriteUnitMeter
+from amiguard_cli.sandbox.cfn import (
+    Stack,
+    deployed_environment,
+    load_template,
+    parameter_values,
+    role_arns,
+    table_definition,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -181,14 +190,24 @@ def untagged_image(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
 
 
 BENCHES: list[Bench] = [
-    Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
+    Bench(
+        "public_guard",
+        "public-share event",
+        public_share,
+        "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls; DynamoDB 2 PutItem, 2 UpdateItem, Query, BatchGetItem",
+    ),
     Bench(
         "dr_replicator",
         "approval, 2 DR regions",
         approval,
         "cold start <= 1.3x floor; 1 + 2 per region EC2, 1 + 1 per region DynamoDB, 1 SNS per region",
     ),
-    Bench("tag_enforcer", "compliant CreateImage", compliant_image, "cold start <= 1.3x floor; <= 3 EC2 calls"),
+    Bench(
+        "tag_enforcer",
+        "compliant CreateImage",
+        compliant_image,
+        "cold start <= 1.3x floor; <= 3 EC2 calls; 1 DynamoDB Query (the event's pending alerts)",
+    ),
     Bench("tag_enforcer", "untagged CreateImage", untagged_image, "cold start <= 1.3x floor; 3 EC2 + 1 SNS calls"),
 ]
 PARAMETERS = {"DrRegions": "us-west-2,eu-west-1"}  # as `sam deploy --parameter-overrides`; the rest: defaults
@@ -226,9 +245,13 @@ def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
 
-def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
-    """Run the handler once in this process and count its API calls by service and operation."""
+def count_calls(
+    bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str], meter: WriteUnitMeter
+) -> Counter[str]:
+    """Run the handler once in this process and count its API calls by service and operation (and, in
+    ``meter``, the DynamoDB write units they cost)."""
     calls: Counter[str] = Counter()
+    meter.reset()
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -236,6 +259,7 @@ def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, st
         boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
             "after-call.*.*", lambda model, **_: calls.update([f"{model.service_model.service_id} {model.name}"])
         )
+        meter.register(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
         sys.path.insert(0, str(ROOT / "functions" / bench.function))
         import importlib
 
@@ -292,10 +316,15 @@ def main() -> int:
     if ledger is None:
         raise SystemExit("template.yaml has no LedgerTable")
     session.client("dynamodb", endpoint_url=endpoint).create_table(TableName=LEDGER_TABLE, **ledger)
+    meter = WriteUnitMeter(session.client("dynamodb", endpoint_url=endpoint))
+    # As deployed: the alert dedup key is the stack's secret (one GetSecretValue per cold start that alerts).
+    dedup_key = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name="amiguard-alert-dedup-key", SecretString="bench-" + "k" * 58
+    )["ARN"]
     # The stack as CloudFormation resolves it: each function gets the template's environment, nothing set by hand.
-    stack = Stack(
-        parameter_values(template, PARAMETERS), {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE}, ACCOUNT, REGION
-    )
+    resources = {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE, DEDUP_KEY_ID: dedup_key}
+    roles = {f"{logical_id}.Arn": arn for logical_id, arn in role_arns(template, ACCOUNT).items()}
+    stack = Stack(parameter_values(template, PARAMETERS), resources, ACCOUNT, REGION, attributes=roles)
     # The floors and the functions on botocore's full data: nothing of amiguard's in the environment.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AMIGUARD_", "AWS_", "POWERTOOLS_"))}
     floor_env = inherited | base_env
@@ -342,8 +371,14 @@ def main() -> int:
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
             acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
-            calls = count_calls(bench, ec2, state, {k: v for k, v in deployed_env.items() if k not in inherited})
+            calls = count_calls(
+                bench, ec2, state, {k: v for k, v in deployed_env.items() if k not in inherited}, meter
+            )
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
+            alerts = calls["SNS Publish"]
+            alerting = meter.by_row["FINDING"] + meter.by_row["DEDUP"]  # the alert path's rows
+            per_alert = f"; alert path {alerting / alerts:.1f} per alert (target <= 6)" if alerts else ""
+            rows = ", ".join(f"{n} {kind}" for kind, n in sorted(meter.by_row.items()))
             print(
                 f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {trimmed.cpu * 1000:>6.0f} ms"
                 f" {cold.cpu * 1000:>6.0f} ms {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
@@ -351,6 +386,7 @@ def main() -> int:
                 f" {full.cpu / floor.cpu:>10.2f}x"
             )
             print(f"{'':<14} calls: {summary}")
+            print(f"{'':<14} DynamoDB write units: {meter.total} ({rows}) for {alerts} alert(s){per_alert}")
             print(
                 f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms{acted_note};"
                 f" target: {bench.targets}"

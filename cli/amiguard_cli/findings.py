@@ -86,7 +86,11 @@ def as_json(entries: Sequence[LedgerEntry]) -> str:
     return json.dumps(
         [
             entry.finding.to_message()
-            | {"alerted": entry.alerted, "suppressed_duplicates": entry.suppressed_duplicates}
+            | {
+                "alerted": entry.alerted,
+                "alert": entry.state.value,
+                "suppressed_duplicates": entry.suppressed_duplicates,
+            }
             for entry in entries
         ],
         ensure_ascii=False,
@@ -105,7 +109,9 @@ def print_table(entries: Sequence[LedgerEntry], out: TextIO | None = None, width
         finding = entry.finding
         moment = finding.event_time or finding.detected_at
         resource = " / ".join(filter(None, [finding.image_id, finding.image_name, finding.snapshot_id])) or "account"
-        alert = "sent" if entry.alerted else "suppressed (duplicate)"
+        alert = {"sent": "sent", "pending": "pending (not alerted yet)"}.get(
+            entry.state.value, "suppressed (duplicate)"
+        )
         if entry.suppressed_duplicates:
             alert += f", {entry.suppressed_duplicates} duplicate(s) since"
         table.add_row(

@@ -32,7 +32,8 @@ def build_service() -> Sweeper:
         replication=lambda region: LedgerRecordedReplication(Ec2Replication(clients.ec2(region)), replicas),
         replica_records=replicas,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
-        alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
+        # ledger + de-duplication: a standing finding is re-alerted at most every RealertHours
+        alerts=alert_path(settings, clients, standing=True),
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
         regions=sweep_regions(home, settings),

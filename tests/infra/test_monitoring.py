@@ -94,19 +94,97 @@ def test_ledger_table_keeps_its_promises_when_deployed(template: dict[str, Any])
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-time"
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["gsi1pk", "gsi1sk"]
+    # keys only: a row's alert-state update writes nothing to the index (amiguard/aws/ledger.py, "Write units")
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
 
 
 def test_alert_publishers_may_write_the_ledger_and_nothing_else_in_it(template: dict[str, Any]) -> None:
     roles = resources_of_type(template, "AWS::IAM::Role")
+    # The ledger grants live in a policy of their own per role (the table's resource policy names the roles).
+    ledger_policies = {
+        policy["Properties"]["RoleName"]["Ref"]: policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in resources_of_type(template, "AWS::IAM::RolePolicy").values()
+        if any(
+            str(a).startswith("dynamodb:")
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            for a in _actions(s)
+        )
+    }
     for role_id, role in roles.items():
         statements = [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
-        actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-        dynamo = [s for s in statements if any(str(a).startswith("dynamodb:") for a in s["Action"])]
+        actions = {a for s in statements for a in _actions(s)}
+        assert not any(a.startswith("dynamodb:") for a in actions), f"{role_id}: ledger grants belong in its policy"
+        dynamo = ledger_policies.get(role_id, [])
         if "sns:Publish" in actions:
             assert dynamo, f"{role_id} publishes alerts without the ledger (de-duplication and audit trail)"
         for statement in dynamo:
-            assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}, role_id
-            assert set(statement["Action"]) <= {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+            assert statement["Resource"] in (
+                {"Fn::GetAtt": ["LedgerTable", "Arn"]},
+                {"Fn::Sub": "${LedgerTable.Arn}/index/by-time"},
+            ), role_id
+            assert set(_actions(statement)) <= {
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+            }
+
+
+WRITE_ACTIONS = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def test_only_the_stacks_function_roles_may_write_the_ledger_when_deployed(template: dict[str, Any]) -> None:
+    table = template["Resources"]["LedgerTable"]["Properties"]
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    function_roles = {function["Properties"]["Role"]["Fn::GetAtt"][0] for function in functions.values()}
+
+    [statement] = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+
+    assert (statement["Effect"], statement["Principal"], statement["Resource"]) == ("Deny", "*", "*")
+    # data-plane writes only: CloudFormation (the deployer's credentials) still manages the table
+    assert set(statement["Action"]) == WRITE_ACTIONS
+    excepted = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert {ref["Fn::GetAtt"][0] for ref in excepted} == function_roles
+    assert all(ref["Fn::GetAtt"][1] == "Arn" for ref in excepted)
+
+
+def test_only_the_alerting_functions_may_read_the_dedup_key_when_deployed(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    secret = resources["AlertDedupKey"]["Properties"]["GenerateSecretString"]
+    [statement] = resources["AlertDedupKeyPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
+    readers = {ref["Fn::GetAtt"][0] for ref in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    keyed = {
+        function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in functions.values()
+        if "AMIGUARD_DEDUP_KEY_SECRET" in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+
+    assert secret["PasswordLength"] >= 32
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "secretsmanager:GetSecretValue")
+    assert readers == keyed == {"PublicGuardRole", "TagEnforcerRole", "DrReplicatorRole", "SweeperRole"}
+
+
+def test_every_alerting_function_gets_realert_hours_and_the_dedup_key_when_deployed(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    for function_id, function in functions.items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if "AMIGUARD_LEDGER_TABLE" in variables:
+            assert variables["AMIGUARD_REALERT_HOURS"] == {"Ref": "RealertHours"}, function_id
+            assert variables["AMIGUARD_DEDUP_KEY_SECRET"] == {"Ref": "AlertDedupKey"}, function_id
+    assert template["Parameters"]["RealertHours"]["Default"] == 168
 
 
 def test_notifier_is_subscribed_to_the_alert_topic_with_a_dead_letter_queue(deployed_template: dict[str, Any]) -> None:

@@ -42,13 +42,16 @@ def role_actions(*, gated: bool = False) -> dict[str, set[str]]:
         properties = resource["Properties"]
         role_id = properties["Role"]["Fn::GetAtt"][0]
         actions: set[str] = set()
+        # The role's inline policies and its own RolePolicies: those without a template condition always (the
+        # ledger's: see template.yaml), the condition-gated ones (ReplicaCleanup, TagEscalation) when ``gated``.
         documents = [policy["PolicyDocument"] for policy in resources[role_id]["Properties"].get("Policies", [])]
-        if gated:
-            documents += [
-                other["Properties"]["PolicyDocument"]
-                for other in resources.values()
-                if other.get("Type") == "AWS::IAM::RolePolicy" and other["Properties"]["RoleName"] == {"Ref": role_id}
-            ]
+        documents += [
+            other["Properties"]["PolicyDocument"]
+            for other in resources.values()
+            if other.get("Type") == "AWS::IAM::RolePolicy"
+            and other["Properties"]["RoleName"] == {"Ref": role_id}
+            and (gated or "Condition" not in other)
+        ]
         for document in documents:
             for statement in document["Statement"]:
                 if statement["Effect"] == "Allow" and not _on_behalf(statement):

@@ -74,10 +74,13 @@ def test_block_kit_message_reaches_the_webhook_when_an_ami_is_made_public(
 
 
 def test_secret_is_read_once_when_several_alerts_are_delivered(sandbox: Sandbox, slack: WebhookServer) -> None:
-    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
+    webhook = _store_secret(sandbox, slack.url)
+    sandbox.reconfigure(SlackWebhookSecretArn=webhook)
     reads: list[str] = []
     boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]  # the handlers' clients' session
-        "before-call.secrets-manager.GetSecretValue", lambda **_: reads.append("read")
+        # the webhook's reads only (public_guard reads the alert dedup key, once per environment, too)
+        "provide-client-params.secrets-manager.GetSecretValue",
+        lambda params, **_: reads.append("read") if params["SecretId"] == webhook else None,
     )
 
     for name in ("one", "two", "three"):

@@ -44,6 +44,7 @@ from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
+DEDUP_KEY_ID = "AlertDedupKey"
 # What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
 FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
@@ -191,6 +192,7 @@ class Sandbox:
         self._ledger_definition = table_definition(template, LEDGER_TABLE_ID)
         self._data_path = deployed_data_path(template, self.root)
         self.ledger_table = ""
+        self.dedup_key_arn = ""
         self.scheduled: list[str] = scheduled_functions(template)
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[Delivery] = []
@@ -271,7 +273,11 @@ class Sandbox:
 
     def stack(self, region: str | None = None) -> Stack:
         """The stack as CloudFormation resolves it in ``region``: parameters, the resources the sandbox made."""
-        resources = {ALERT_TOPIC_ID: self.topic_arn, LEDGER_TABLE_ID: self.ledger_table}
+        resources = {
+            ALERT_TOPIC_ID: self.topic_arn,
+            LEDGER_TABLE_ID: self.ledger_table,
+            DEDUP_KEY_ID: self.dedup_key_arn,
+        }
         roles = {f"{logical_id}.Arn": arn for logical_id, arn in self.role_arns.items()}
         return Stack(self.parameters, resources, self.account, region or self.home, attributes=roles)
 
@@ -319,6 +325,11 @@ class Sandbox:
         dynamodb.update_time_to_live(
             TableName=self.ledger_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
+        if DEDUP_KEY_ID in (self.template.get("Resources") or {}):  # the stack's generated secret
+            secret = self._internal.client("secretsmanager").create_secret(
+                Name="amiguard-alert-dedup-key", SecretString=uuid.uuid4().hex + uuid.uuid4().hex
+            )
+            self.dedup_key_arn = secret["ARN"]
 
     def _deploy_subscriptions(self) -> None:
         """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""

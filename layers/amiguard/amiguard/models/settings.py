@@ -117,6 +117,10 @@ class Settings(BaseModel):
     inherit_tags: tuple[str, ...] = ()
     # The stack's own function roles (template.yaml, !GetAtt): CloudTrail calls made by them are amiguard's own.
     own_role_arns: tuple[str, ...] = ()
+    # A finding found again by a sweep (a standing problem) is re-alerted at most this often.
+    realert_hours: int = Field(168, ge=1, le=8760)
+    # The stack's secret keying the alert dedup hash (amiguard.aws.ledger.dedup_hash).
+    dedup_key_secret: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -218,7 +222,7 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not an SNS topic ARN")
         return value
 
-    @field_validator("slack_webhook_secret")
+    @field_validator("slack_webhook_secret", "dedup_key_secret")
     @classmethod
     def _secret_arn(cls, value: str) -> str:
         if value and not SECRET_ARN.match(value):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
 from amiguard.models.events import CloudTrailEvent
+from amiguard.models.findings import Finding
 from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, malformed_event, screen_cloudtrail
 from amiguard.services.outcome import Outcome
-from amiguard.services.ports import AlertsPort
+from amiguard.services.ports import AlertsPort, OutboxPort
 
 
 def handle_cloudtrail(
@@ -35,10 +36,23 @@ def handle_cloudtrail(
             raise  # transient or unexpected: Lambda retries, then the failure queue keeps the event
         outcome = Outcome.dropped(Drop("resource-gone", str(error)))
     outcome.event_id = event_id
+    outcome.event_time = event.occurred_at
     return outcome
 
 
+def stage_findings(alerts: AlertsPort, findings: Sequence[Finding]) -> None:
+    """Write ``findings`` to the outbox before remediating them: once fixed, current state forgets them."""
+    if isinstance(alerts, OutboxPort):
+        alerts.stage(findings)
+
+
 def publish_findings(alerts: AlertsPort, outcome: Outcome) -> None:
-    """Alert on the outcome's findings (after they were logged: a failing alert loses nothing)."""
+    """Alert on the outcome's findings, then on every finding of the event still pending in the outbox.
+
+    The second part is what a retry needs when the first attempt remediated and then failed to alert: its
+    current state shows nothing, its staged rows do.
+    """
     for finding in outcome.findings:
         alerts.publish(finding)
+    if outcome.event_time is not None and isinstance(alerts, OutboxPort):
+        alerts.publish_pending(outcome.event_id, outcome.event_time)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
-from amiguard.aws.ledger import Claim
+from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
 from amiguard.policy.sharing import Grant
@@ -35,8 +36,33 @@ class ExposureRecordsPort(Protocol):
     ) -> bool: ...
 
 
+class AlertResult(StrEnum):
+    """What the alert path did with one finding."""
+
+    SENT = "sent"
+    SUPPRESSED = "suppressed"  # a duplicate inside its window (or a standing finding inside RealertHours)
+
+
 class AlertsPort(Protocol):
-    def publish(self, finding: Finding) -> None: ...
+    """Publishes one finding. SNS alone returns None; the ledgered path says whether it was sent."""
+
+    def publish(self, finding: Finding) -> AlertResult | None: ...
+
+
+@runtime_checkable
+class OutboxPort(Protocol):
+    """An alert path with an outbox (:class:`amiguard.services.alerting.LedgeredAlerts`).
+
+    ``stage`` before remediating; ``publish`` after; ``publish_pending`` alerts every row of an event still
+    pending, ``publish_stale_pending`` those an invocation left behind (the sweeper). A plain
+    :class:`AlertsPort` (SNS alone, a test's fake) has no outbox: services call it through
+    :func:`amiguard.services.cloudtrail.stage_findings` and ``publish_findings``, which check.
+    """
+
+    def stage(self, findings: Sequence[Finding]) -> None: ...
+    def publish(self, finding: Finding) -> AlertResult | None: ...
+    def publish_pending(self, event_id: str | None, event_time: datetime) -> list[AlertResult]: ...
+    def publish_stale_pending(self) -> list[AlertResult]: ...
 
 
 ImagesInRegion = Callable[[str], ImagesPort]
@@ -67,6 +93,16 @@ TaggingInRegion = Callable[[str], TaggingPort]
 class AlertLedgerPort(Protocol):
     """What the alert path needs from the ledger (:class:`amiguard.aws.ledger.DynamoLedger`)."""
 
-    def claim_and_record(self, finding: Finding) -> Claim: ...
+    def stage(self, finding: Finding) -> bool: ...
+    def claim(
+        self,
+        finding: Finding,
+        *,
+        window: timedelta | None = None,
+        fingerprint: str | None = None,
+        key: tuple[str, str] | None = None,
+    ) -> Claim: ...
     def confirm_sent(self, claim: Claim) -> None: ...
     def release(self, claim: Claim) -> None: ...
+    def pending_for_event(self, event_id: str | None, event_time: datetime) -> list[StagedFinding]: ...
+    def pending_since(self, since: datetime, *, staged_before: datetime) -> list[StagedFinding]: ...

@@ -32,7 +32,7 @@ from amiguard.policy.sharing import (
     read_permission_change,
     snapshot_verdicts,
 )
-from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
+from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings, stage_findings
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, ExposureRecordsPort, ImagesInRegion, ImagesPort
 
@@ -122,12 +122,13 @@ class PublicGuard:
                 return ended
             reason = "allow-listed" if public_allowed and image.public else "not-exposed"
             return Outcome.clean(reason, f"{image.image_id} is not shared beyond trusted principals")
-        if self._settings.enforcing:
-            images.revoke_launch_permissions(image.image_id, exposure.to_revoke)
         findings = [
             self._finding(event, verdict, image_id=image.image_id, image_name=image.name)
             for verdict in image_verdicts(image.image_id, exposure)
         ]
+        stage_findings(self._alerts, findings)  # before revoking: a retry after a failed alert still alerts
+        if self._settings.enforcing:
+            images.revoke_launch_permissions(image.image_id, exposure.to_revoke)
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
 
     # --- snapshots --------------------------------------------------------------------------------------
@@ -160,12 +161,13 @@ class PublicGuard:
                 return ended
             return Outcome.clean("not-exposed", f"{snapshot.snapshot_id} is not shared beyond trusted accounts")
         backed = images.images_backed_by(snapshot.snapshot_id)
-        if self._settings.enforcing:
-            images.revoke_create_volume_permissions(snapshot.snapshot_id, exposure.to_revoke)
         findings = [
             self._finding(event, verdict, image_id=backed[0] if backed else None, snapshot_id=snapshot.snapshot_id)
             for verdict in snapshot_verdicts(snapshot.snapshot_id, backed, exposure)
         ]
+        stage_findings(self._alerts, findings)
+        if self._settings.enforcing:
+            images.revoke_create_volume_permissions(snapshot.snapshot_id, exposure.to_revoke)
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
 
     # --- account-level image block public access -------------------------------------------------------
@@ -174,13 +176,14 @@ class PublicGuard:
         state = images.block_public_access_state()
         if state == "block-new-sharing":
             return Outcome.clean("already-blocked", "image block public access is on again")
-        if self._settings.enforcing:
-            images.block_new_public_sharing()
         finding = self._finding(
             event,
             block_public_access_verdict(event.detail.aws_region, state),
             image_id=None,
         )
+        stage_findings(self._alerts, [finding])
+        if self._settings.enforcing:
+            images.block_new_public_sharing()
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
 
     # --- exposure the event records but current state no longer shows ----------------------------------

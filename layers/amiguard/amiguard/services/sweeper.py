@@ -6,8 +6,10 @@ regions: in ``enforce`` mode it applies the remedies ``public_guard`` and ``dr_r
 shares, copy approved AMIs a DR region lacks, clean up replicas whose source is gone, mark AMIs that lack
 required tags with tag_enforcer's violation tags, so its grace period starts), in ``audit`` mode it changes
 nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
-tag_enforcer's hourly sweep does that. Each finding goes out on the alert path (which
-de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
+tag_enforcer's hourly sweep does that. Each finding goes out on the alert path, whose window for the
+sweeper is ``RealertHours`` (default a week): a problem that stays is re-alerted at most that often, and the
+summary counts the standing findings it did not re-alert. The sweep also alerts every finding an invocation
+staged in the outbox and never got to alert (its event failed for good), then one ``sweep-summary`` message.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from amiguard.models.settings import ACCOUNT_ID, Settings
 from amiguard.policy.checks import checks_for
 from amiguard.policy.screening import Drop
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertsPort
+from amiguard.services.ports import AlertResult, AlertsPort, OutboxPort
 from amiguard.services.scan import (
     ReplicaPortInRegion,
     ReplicaRecordsPort,
@@ -111,11 +113,19 @@ class Sweeper:
         return outcome
 
     def publish(self, outcome: Outcome) -> None:
-        """Each finding on the alert path, then the one-message summary of the sweep."""
-        for finding in outcome.findings:
-            self._alerts.publish(finding)
-        if self.last_report is not None and outcome.status is not Status.DROPPED:
-            self._summary.publish(summary_finding(self.last_report, self._regions[0], self._settings))
+        """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep."""
+        results = [self._alerts.publish(finding) for finding in outcome.findings]
+        if outcome.status is Status.DROPPED:
+            return
+        leftovers = self._alerts.publish_stale_pending() if isinstance(self._alerts, OutboxPort) else []
+        if self.last_report is not None:
+            standing = results.count(AlertResult.SUPPRESSED)
+            summary = summary_finding(self.last_report, self._regions[0], self._settings, standing=standing)
+            if leftovers:
+                summary = summary.model_copy(
+                    update={"evidence": summary.evidence | {"outbox_alerted": leftovers.count(AlertResult.SENT)}}
+                )
+            self._summary.publish(summary)
             self.last_report = None
 
 
@@ -125,13 +135,21 @@ def _describe(report: ScanReport) -> str:
     return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
 
 
-def summary_finding(report: ScanReport, home: str, settings: Settings) -> Finding:
-    """One message saying what the sweep covered, found, did and could not check."""
+def summary_finding(report: ScanReport, home: str, settings: Settings, *, standing: int = 0) -> Finding:
+    """One message saying what the sweep covered, found, did and could not check.
+
+    ``standing``: findings not re-alerted because they were alerted less than ``RealertHours`` ago.
+    """
     fixed = sum(finding.action in REMEDIATED for finding in report.findings)
+    quiet = (
+        f" {standing} standing finding(s) not re-alerted (alerted < {settings.realert_hours} h ago)."
+        if standing
+        else ""
+    )
     return Finding(
         type=FindingType.SWEEP_SUMMARY,
         severity=Severity.INFO,
-        summary=f"Sweep ({settings.mode.value} mode): {_describe(report)}.",
+        summary=f"Sweep ({settings.mode.value} mode): {_describe(report)}.{quiet}",
         account=report.account,
         region=home,
         action=Action.NONE,
@@ -142,6 +160,8 @@ def summary_finding(report: ScanReport, home: str, settings: Settings) -> Findin
             "regions": [region.to_dict() for region in report.regions],
             "counts": report.counts(),
             "remediated": fixed,
+            "standing_not_realerted": standing,
+            "realert_hours": settings.realert_hours,
             "errors": [error.to_dict() for error in report.errors],
         },
     )

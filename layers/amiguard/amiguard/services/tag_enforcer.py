@@ -60,7 +60,7 @@ from amiguard.policy.tagging import (
     touches_policy,
     violation_change,
 )
-from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
+from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings, stage_findings
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort
 
@@ -187,13 +187,15 @@ class TagEnforcer:
             image.image_id, tuple(dict.fromkeys((*change.remove, *(k for k in stale if k not in change.add))))
         )
         writes.set(list(image.snapshot_ids), snapshot_tags(tags, self._inherit_keys))
+        finding = self._finding_for(event, image, evaluation, change, inherited=inherited, notes=notes)
+        # Staged before tagging: a retry finds the violation already marked and would not alert on its own.
+        stage_findings(self._alerts, [finding] if finding else [])
         if self._settings.enforcing:
             writes.apply(tagging)
 
         detail = self._written(auto, inherited, image)
         if notes:
             detail += "; " + "; ".join(notes)
-        finding = self._finding_for(event, image, evaluation, change, inherited=inherited, notes=notes)
         if finding is None:
             return Outcome.clean("compliant", detail)
         return Outcome(Status.ACTED, finding.type.value, detail, findings=[finding])
@@ -304,6 +306,7 @@ class TagEnforcer:
             finding = self._finding_for(event, image, evaluation, change)
             if finding is not None:
                 findings.append(finding)
+        stage_findings(self._alerts, findings)
         if self._settings.enforcing and writes:
             writes.apply(tagging)
         detail = f"{len(images)} AMI(s) evaluated of {call.resource_count} resources"

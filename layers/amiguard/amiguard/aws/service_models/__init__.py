@@ -40,7 +40,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "ModifySnapshotAttribute",
     ),
     "sns": ("Publish",),
-    "dynamodb": ("PutItem", "Query", "TransactWriteItems", "UpdateItem"),
+    "dynamodb": ("BatchGetItem", "PutItem", "Query", "UpdateItem"),
 }
 
 # Services whose entries the trimmed endpoints.json keeps (the partitions and regions are kept whole), by client
