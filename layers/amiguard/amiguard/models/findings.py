@@ -37,6 +37,8 @@ class FindingType(StrEnum):
     REPLICA_CLEANUP = "replica-cleanup"
     IMAGE_FAILED = "image-failed"
     SWEEP_SUMMARY = "sweep-summary"
+    TAMPERED = "amiguard-tampered"  # someone changed one of amiguard's own rules, functions, roles or its trail
+    COVERAGE_GAP = "amiguard-coverage-gap"  # a sweep found amiguard's deployment not as deployed (rule off, ...)
 
 
 class Action(StrEnum):

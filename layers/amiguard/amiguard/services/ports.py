@@ -9,7 +9,9 @@ from typing import Protocol
 from amiguard.aws.ledger import Claim
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
+from amiguard.policy.coverage import DeploymentState
 from amiguard.policy.sharing import Grant
+from amiguard.policy.tampering import OwnResources
 
 
 class ImagesPort(Protocol):
@@ -61,3 +63,9 @@ class AlertLedgerPort(Protocol):
     def claim_and_record(self, finding: Finding) -> Claim: ...
     def confirm_sent(self, claim: Claim) -> None: ...
     def release(self, claim: Claim) -> None: ...
+
+
+class DeploymentPort(Protocol):
+    """amiguard's own rules, functions and trail as AWS reports them (see amiguard.aws.deployment)."""
+
+    def read(self, own: OwnResources) -> DeploymentState: ...

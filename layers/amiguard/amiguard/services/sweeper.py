@@ -8,6 +8,8 @@ required tags with tag_enforcer's violation tags, so its grace period starts), i
 nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
 tag_enforcer's hourly sweep does that. Each finding goes out on the alert path (which
 de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
+It also reads amiguard's own deployment back (:mod:`amiguard.policy.coverage`): a rule disabled, a function
+gone or throttled to zero, a trail stopped is an ``amiguard-coverage-gap``, whoever did it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Any
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
 from amiguard.policy.checks import checks_for
+from amiguard.policy.coverage import Gap, coverage_gaps
 from amiguard.policy.screening import Drop
+from amiguard.policy.tampering import OwnResources
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertsPort
+from amiguard.services.ports import AlertsPort, DeploymentPort
 from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport, TaggingPortInRegion
 
 SCHEDULED = "Scheduled Event"
@@ -53,6 +57,7 @@ class Sweeper:
         regions: Sequence[str],
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
+        deployment: DeploymentPort | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -60,6 +65,7 @@ class Sweeper:
         self._images = images
         self._replication = replication
         self._tagging = tagging
+        self._deployment = deployment
         self._alerts = alerts
         self._summary = summary
         self._regions = list(regions)
@@ -95,10 +101,19 @@ class Sweeper:
         if not any(region.listed for region in report.regions):
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
             raise SweepFailed(f"the sweep could not scan any region: {problems}")
-        status = Status.ACTED if report.findings else Status.CLEAN
-        reason = "findings" if report.findings else ("clean" if report.complete else "incomplete")
-        outcome = Outcome(status, reason, _describe(report), findings=list(report.findings), event_id=event_id)
+        findings = [*self._coverage(account), *report.findings]
+        status = Status.ACTED if findings else Status.CLEAN
+        reason = "findings" if findings else ("clean" if report.complete else "incomplete")
+        outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
         return outcome
+
+    def _coverage(self, account: str) -> list[Finding]:
+        """amiguard's own deployment in the sweeper's region, read back: one finding per gap."""
+        if self._deployment is None:
+            return []
+        own = OwnResources.of(self._settings)
+        home = self._regions[0]
+        return [coverage_gap_finding(gap, account, home) for gap in coverage_gaps(own, self._deployment.read(own))]
 
     def publish(self, outcome: Outcome) -> None:
         """Each finding on the alert path, then the one-message summary of the sweep."""
@@ -113,6 +128,19 @@ def _describe(report: ScanReport) -> str:
     counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
     errors = f"; {len(report.errors)} could not be checked" if report.errors else ""
     return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
+
+
+def coverage_gap_finding(gap: Gap, account: str, region: str) -> Finding:
+    """The one place an ``amiguard-coverage-gap`` finding is built."""
+    return Finding(
+        type=FindingType.COVERAGE_GAP,
+        severity=Severity.CRITICAL if gap.blind else Severity.HIGH,
+        summary=f"amiguard's {gap.kind} {gap.resource}: {gap.problem}",
+        account=account,
+        region=region,
+        action=Action.NONE,
+        evidence=gap.to_evidence(),
+    )
 
 
 def summary_finding(report: ScanReport, home: str, settings: Settings) -> Finding:
