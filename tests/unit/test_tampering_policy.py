@@ -190,3 +190,23 @@ def test_deployment_has_a_gap_when_only_another_trail_logs() -> None:
     [gap] = coverage_gaps(OWN, state)
 
     assert (gap.kind, gap.resource) == (ResourceKind.TRAIL, "management-events")
+
+
+def test_an_unreadable_trail_is_unverified_not_stopped_when_no_other_trail_logs() -> None:
+    state = DeploymentState(rules={}, functions={}, trails=[], unverified={"trail management-events": "AccessDenied"})
+
+    [gap] = coverage_gaps(OWN, state)
+
+    assert (gap.resource, gap.blind, gap.problem) == ("management-events", False, "could not be verified: AccessDenied")
+
+
+def test_an_unreadable_trail_does_not_matter_when_amiguards_trail_logs() -> None:
+    arn = "arn:aws:cloudtrail:us-east-1:123456789012:trail/management-events"
+    state = DeploymentState(
+        rules={},
+        functions={},
+        trails=[TrailState("management-events", arn, True, True)],
+        unverified={"trail org-trail": "AccessDenied"},
+    )
+
+    assert coverage_gaps(OWN, state) == []

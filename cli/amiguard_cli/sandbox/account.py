@@ -213,6 +213,13 @@ class Sandbox:
     # --- lifecycle --------------------------------------------------------------------------------------
 
     def __enter__(self) -> Sandbox:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()  # a half-made sandbox must not leave moto running for the next one
+            raise
+
+    def _start(self) -> Sandbox:
         self._set_env(
             {
                 "AWS_ACCESS_KEY_ID": "testing",
@@ -237,7 +244,9 @@ class Sandbox:
         self._deploy_ledger()
         self._deploy_subscriptions()
         self._roles = deploy_roles(self._internal.client("iam"), self.template)
-        self.trail_arn = deploy_trail(self._internal.client("s3"), self._internal.client("cloudtrail"), self.account)
+        self.trail_arn = deploy_trail(
+            self._internal.client("s3"), self._internal.client("cloudtrail"), self.account, self.home
+        )
         for region in self.stack_regions:
             self._deployed[region] = deploy_functions(
                 self._internal.client("lambda", region_name=region), self.template, self.stack(region)
@@ -259,7 +268,8 @@ class Sandbox:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._mock.stop()
+        if getattr(self, "_mock", None) is not None:
+            self._mock.stop()
         boto3.DEFAULT_SESSION = None
         for key, value in self._saved_env.items():
             if value is None:

@@ -101,10 +101,12 @@ def deploy_schedules(events: Any, template: dict[str, Any], stack: Stack, target
     return deployed
 
 
-def deploy_trail(s3: Any, cloudtrail: Any, account: str) -> str:
+def deploy_trail(s3: Any, cloudtrail: Any, account: str, region: str) -> str:
     """A multi-region trail logging management events, as the README asks of the account; its ARN."""
     bucket = f"amiguard-sandbox-trail-{account}"
-    s3.create_bucket(Bucket=bucket)
+    # S3 wants the bucket's region named everywhere but us-east-1.
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **location)
     trail = cloudtrail.create_trail(Name=TRAIL_NAME, S3BucketName=bucket, IsMultiRegionTrail=True)
     cloudtrail.start_logging(Name=TRAIL_NAME)
     return str(trail["TrailARN"])

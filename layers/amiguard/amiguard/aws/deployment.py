@@ -42,9 +42,16 @@ class AwsDeployment:
             except (ClientError, BotoCoreError) as error:
                 unverified[f"function {name}"] = _describe(error)
         try:
-            trails = self._trails()
+            listed = self._cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", [])
         except (ClientError, BotoCoreError) as error:
             unverified["trail"] = _describe(error)
+            listed = []
+        for trail in listed:
+            try:
+                trails.append(self._trail(trail))
+            except (ClientError, BotoCoreError) as error:
+                # e.g. an organization trail whose status this account may not read: unverified, not stopped
+                unverified[f"trail {trail.get('Name')}"] = _describe(error)
         return DeploymentState(rules=rules, functions=functions, trails=trails, unverified=unverified)
 
     def _rule(self, name: str) -> RuleState:
@@ -67,19 +74,16 @@ class AwsDeployment:
         reserved = self._lambda.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
         return FunctionState(exists=True, state=configuration.get("State"), reserved_concurrency=reserved)
 
-    def _trails(self) -> list[TrailState]:
-        states = []
-        # Shadow trails too: a multi-region or organization trail created elsewhere covers this region.
-        for trail in self._cloudtrail.describe_trails(includeShadowTrails=True).get("trailList", []):
-            arn = trail["TrailARN"]
-            status = self._cloudtrail.get_trail_status(Name=arn)
-            selectors = self._cloudtrail.get_event_selectors(TrailName=arn)
-            basic, advanced = selectors.get("EventSelectors") or [], selectors.get("AdvancedEventSelectors") or []
-            # AWS answers a trail without custom selectors with its default one (all management events).
-            custom = bool(basic or advanced or trail.get("HasCustomEventSelectors"))
-            writes = records_management_writes(basic, advanced, custom=custom)
-            states.append(TrailState(trail["Name"], arn, bool(status.get("IsLogging")), writes))
-        return states
+    def _trail(self, trail: dict[str, Any]) -> TrailState:
+        # Shadow trails are listed too: a multi-region or organization trail created elsewhere covers this region.
+        arn = trail["TrailARN"]
+        status = self._cloudtrail.get_trail_status(Name=arn)
+        selectors = self._cloudtrail.get_event_selectors(TrailName=arn)
+        basic, advanced = selectors.get("EventSelectors") or [], selectors.get("AdvancedEventSelectors") or []
+        # AWS answers a trail without custom selectors with its default one (all management events).
+        custom = bool(basic or advanced or trail.get("HasCustomEventSelectors"))
+        writes = records_management_writes(basic, advanced, custom=custom)
+        return TrailState(trail["Name"], arn, bool(status.get("IsLogging")), writes)
 
 
 def _describe(error: Exception) -> str:
