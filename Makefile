@@ -2,6 +2,7 @@
 #   .venv      the project (pip install -e '.[dev]'), rebuilt when pyproject.toml changes
 #   .venv-sam  aws-sam-cli + cfn-lint (requirements-sam.txt); they pin boto3 and pydantic exactly,
 #              so they never share the project's environment
+#   .venv-checkov  checkov (requirements-checkov.txt), which conflicts with aws-sam-cli: a venv of its own
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -22,6 +23,7 @@ PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BUILD_DIR := .aws-sam/build
 PYTEST_ARGS ?= -n auto
 
@@ -70,6 +72,19 @@ $(SAM_VENV)/.stamp: requirements-sam.txt | python
 	$(PIP_ENV) $(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
 	touch $@
 
+$(CHECKOV_VENV)/.stamp: requirements-checkov.txt | python
+	"$(PY313)" -m venv $(CHECKOV_VENV)
+	$(PIP_ENV) $(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# The templates as written and as built (what `sam deploy` uploads); offline: no download of external checks.
+CHECKOV_TEMPLATES := template.yaml region-forwarder.yaml
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
+
+.PHONY: checkov
+checkov: $(CHECKOV_VENV)/.stamp ## checkov on the templates (and the build, when there is one); skips are inline
+	$(CHECKOV) $(addprefix -f ,$(CHECKOV_TEMPLATES) $(wildcard $(BUILD_DIR)/template.yaml))
+
 .PHONY: venv
 venv: $(VENV)/.stamp $(SAM_VENV)/.stamp ## Create or update both virtual environments
 
@@ -96,10 +111,11 @@ service-models: $(VENV)/.stamp ## Regenerate the trimmed botocore models in amig
 	$(VENV)/bin/python scripts/gen_service_models.py --write
 
 .PHONY: test
-test: $(VENV)/.stamp $(SAM_VENV)/.stamp ## ruff, mypy, sam build, then every test (unit, integration, infra)
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## ruff, mypy, sam build, checkov, then every test (unit, integration, infra)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(MAKE) build
+	$(MAKE) checkov
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
 
 .PHONY: lint
@@ -134,15 +150,16 @@ bench-scan: $(VENV)/.stamp $(C7N_VENV)/.stamp ## amiguard scan vs Cloud Custodia
 	$(VENV)/bin/python scripts/bench_scan.py --c7n-venv $(C7N_VENV) $(BENCH_SCAN_ARGS)
 
 .PHONY: validate
-validate: $(SAM_VENV)/.stamp ## sam validate --lint and cfn-lint on template.yaml
+validate: $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/cfn-lint template.yaml
+	$(MAKE) checkov
 
 .PHONY: clean
 clean: ## Remove build output and caches (keeps the virtual environments)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
-	find . -path ./$(VENV) -prune -o -path ./$(SAM_VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+	find . -path ./$(VENV) -prune -o -path ./$(SAM_VENV) -prune -o -path ./$(CHECKOV_VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 
 .PHONY: distclean
-distclean: clean ## Also remove both virtual environments
-	rm -rf $(VENV) $(SAM_VENV)
+distclean: clean ## Also remove the virtual environments
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV)

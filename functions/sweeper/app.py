@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.deployment import AwsDeployment
 from amiguard.aws.images import Ec2Images
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
@@ -37,6 +38,12 @@ def build_service() -> Sweeper:
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
         regions=sweep_regions(home, settings),
+        # amiguard's own rules, functions and trail in the stack's region, read back (EventBridge, Lambda, CloudTrail)
+        deployment=AwsDeployment(
+            events=clients.client("events", home),
+            lambda_=clients.client("lambda", home),
+            cloudtrail=clients.client("cloudtrail", home),
+        ),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from amiguard_cli.demo import replication, sharing, sweep, tagging
+from amiguard_cli.demo import replication, sharing, sweep, tagging, tamper
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 
@@ -17,6 +17,7 @@ ACTS: list[Act] = [
     tagging.act,
     replication.act,
     sweep.act,
+    tamper.act,
 ]
 
 DEMO_SETTINGS = {

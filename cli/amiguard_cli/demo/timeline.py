@@ -34,6 +34,9 @@ def _event_label(event: dict[str, Any]) -> str:
             or params.get("snapshotId")
             or response.get("imageId")
             or " ".join(resources[:3] + (["…"] if len(resources) > 3 else []))
+            or params.get("functionName")
+            or params.get("name")
+            or params.get("roleName")
         )
         return f"{detail.get('eventName')} {target} by {who} in {detail.get('awsRegion')}"
     return f"{event.get('detail-type')}: {detail.get('ImageId', '')} {detail.get('State', '')}"

@@ -36,6 +36,14 @@ from amiguard_cli.sandbox.cfn import (
     table_definition,
 )
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
+from amiguard_cli.sandbox.deployment import (
+    Deployed,
+    deploy_functions,
+    deploy_roles,
+    deploy_schedules,
+    deploy_trail,
+    rule_name,
+)
 from amiguard_cli.sandbox.iam import iam_actions
 from amiguard_cli.sandbox.moto_gaps import patch_moto
 from amiguard_cli.sandbox.queues import drain
@@ -204,12 +212,22 @@ class Sandbox:
         self.forwarding = RegionForwarding(self.root, self.home)
         self._initial_forward_regions = forward_regions
         self._functions: dict[str, ModuleType] = {}
+        self._roles = Deployed()  # IAM is global; functions and rules are per stack region
+        self._deployed: dict[str, Deployed] = {}
+        self.trail_arn = ""
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
     def __enter__(self) -> Sandbox:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()  # a half-made sandbox must not leave moto running for the next one
+            raise
+
+    def _start(self) -> Sandbox:
         self._set_env(
             {
                 "AWS_ACCESS_KEY_ID": "testing",
@@ -234,7 +252,14 @@ class Sandbox:
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
         self._deploy_ledger()
         self._deploy_subscriptions()
+        self._roles = deploy_roles(self._internal.client("iam"), self.template, self.role_arns)
+        self.trail_arn = deploy_trail(
+            self._internal.client("s3"), self._internal.client("cloudtrail"), self.account, self.home
+        )
         for region in self.stack_regions:
+            self._deployed[region] = deploy_functions(
+                self._internal.client("lambda", region_name=region), self.template, self.stack(region)
+            )
             self._deploy_rules(region)
         # The handlers' clients come from the default session, made as in Lambda (the template's AWS_DATA_PATH:
         # the trimmed service models); the scenario's people call AWS with botocore's full models.
@@ -252,7 +277,8 @@ class Sandbox:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._mock.stop()
+        if getattr(self, "_mock", None) is not None:
+            self._mock.stop()
         boto3.DEFAULT_SESSION = None
         for key, value in self._saved_env.items():
             if value is None:
@@ -273,13 +299,16 @@ class Sandbox:
 
     def stack(self, region: str | None = None) -> Stack:
         """The stack as CloudFormation resolves it in ``region``: parameters, the resources the sandbox made."""
+        region = region or self.home
+        deployed = self._deployed.get(region, Deployed())
         resources = {
             ALERT_TOPIC_ID: self.topic_arn,
             LEDGER_TABLE_ID: self.ledger_table,
             DEDUP_KEY_ID: self.dedup_key_arn,
         }
-        roles = {f"{logical_id}.Arn": arn for logical_id, arn in self.role_arns.items()}
-        return Stack(self.parameters, resources, self.account, region or self.home, attributes=roles)
+        resources |= self._roles.refs | deployed.refs
+        attributes = self._roles.attributes | deployed.attributes
+        return Stack(self.parameters, resources, self.account, region, attributes=attributes)
 
     def function_identity(self, function: str) -> dict[str, Any]:
         """How CloudTrail records ``function``'s calls: a session of exactly the role the template gives it."""
@@ -349,13 +378,21 @@ class Sandbox:
     def _deploy_rules(self, region: str) -> None:
         events = self._internal.client("events", region_name=region)
         sqs = self._internal.client("sqs", region_name=region)
+        deployed = self._deployed.setdefault(region, Deployed())
         for index, route in enumerate(self.routes):
             url = sqs.create_queue(QueueName=f"amiguard-{route.function}-{index}")["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            rule = route.rule.replace(".", "-")
-            events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern))
+            rule = rule_name(route, self.stack(region))
+            rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern))["RuleArn"]
             events.put_targets(Rule=rule, Targets=[{"Id": route.function, "Arn": arn}])
+            deployed.refs[route.logical_id] = rule
+            deployed.attributes[f"{route.logical_id}.Arn"] = rule_arn
             self._queues.append((region, route, url))
+        url = sqs.create_queue(QueueName="amiguard-schedule-ticks")["QueueUrl"]
+        ticks = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        schedules = deploy_schedules(events, self.template, self.stack(region), ticks)
+        deployed.refs |= schedules.refs
+        deployed.attributes |= schedules.attributes
 
     def _put_event(self, region: str, detail_type: str, detail: dict[str, Any]) -> None:
         resources = [f"arn:aws:ec2:{region}::image/{detail['ImageId']}"] if "ImageId" in detail else []

@@ -63,6 +63,12 @@ class Route:
     function: str  # the folder under functions/, e.g. "public_guard"
     rule: str  # "<FunctionLogicalId>.<EventName>"
     pattern: dict[str, Any]
+    name: Any = None  # the event's RuleName as written (a literal or an intrinsic), None: CloudFormation names it
+
+    @property
+    def logical_id(self) -> str:
+        """The logical id SAM gives the AWS::Events::Rule it generates (function id + event name)."""
+        return self.rule.replace(".", "")
 
 
 def function_name(code_uri: str) -> str:
@@ -92,7 +98,10 @@ def function_events(template: dict[str, Any], event_type: str) -> Iterator[Funct
 
 def event_routes(template: dict[str, Any]) -> list[Route]:
     """Every ``EventBridgeRule`` event of every ``AWS::Serverless::Function``."""
-    return [Route(e.function, e.rule, e.properties["Pattern"]) for e in function_events(template, "EventBridgeRule")]
+    return [
+        Route(e.function, e.rule, e.properties["Pattern"], e.properties.get("RuleName"))
+        for e in function_events(template, "EventBridgeRule")
+    ]
 
 
 @dataclass(frozen=True)
@@ -227,6 +236,14 @@ class UnresolvedValue(ValueError):
     """A template value the sandbox cannot resolve the way CloudFormation would."""
 
 
+STACK_NAME = "amiguard"
+
+
+def stack_id(account: str, region: str, name: str = STACK_NAME) -> str:
+    """The ``AWS::StackId`` CloudFormation would give the sandbox's stack (stable per account and region)."""
+    return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/{uuid.uuid5(uuid.NAMESPACE_URL, account + region)}"
+
+
 @dataclass(frozen=True)
 class Stack:
     """What CloudFormation knows while it resolves a value: the parameters, the resources made, the pseudo params."""
@@ -239,26 +256,39 @@ class Stack:
     attributes: Mapping[str, str] = field(default_factory=dict)  # "LogicalId.Attribute" -> what !GetAtt returns
 
     def ref(self, name: str) -> str:
-        pseudo = {"AWS::AccountId": self.account, "AWS::Region": self.region, "AWS::Partition": self.partition}
+        pseudo = {
+            "AWS::AccountId": self.account,
+            "AWS::Region": self.region,
+            "AWS::Partition": self.partition,
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": stack_id(self.account, self.region),
+        }
         for source in (pseudo, self.parameters, self.resources):
             if name in source:
                 return source[name]
         raise UnresolvedValue(f"!Ref {name}: no such parameter, pseudo parameter or resource in the sandbox")
 
     def resolve(self, value: Any) -> str:
-        """``value`` (a literal, ``!Ref`` or ``!Sub``) as the string a function's environment would hold."""
+        """``value`` (a literal, ``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join`` of those, ``!Select`` of a ``!Split``)
+        as the string a function's environment would hold."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
             return self.ref(str(value["Ref"]))
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+            attribute = ".".join(str(part) for part in value["Fn::GetAtt"])
+            if attribute not in self.attributes:
+                raise UnresolvedValue(f"!GetAtt {attribute}: not an attribute the sandbox knows")
+            return self.attributes[attribute]
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return re.sub(r"\$\{([^}!]+)\}", lambda match: self.ref(match.group(1)), value["Fn::Sub"])
-        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
-            name = ".".join(str(part) for part in value["Fn::GetAtt"])
-            if name not in self.attributes:
-                raise UnresolvedValue(f"!GetAtt {name}: the sandbox made no such resource")
-            return self.attributes[name]
         if isinstance(value, dict) and set(value) == {"Fn::Join"}:
-            delimiter, items = value["Fn::Join"]
-            return str(delimiter).join(self.resolve(item) for item in items)
+            separator, items = value["Fn::Join"]
+            return str(separator).join(self.resolve(item) for item in items)
+        if isinstance(value, dict) and set(value) == {"Fn::Select"}:
+            index, listed = value["Fn::Select"]
+            if not (isinstance(listed, dict) and set(listed) == {"Fn::Split"}):
+                raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox (only !Select of a !Split)")
+            separator, text = listed["Fn::Split"]
+            return self.resolve(text).split(str(separator))[int(index)]
         if isinstance(value, dict | list):
             raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox")
         return str(value).lower() if isinstance(value, bool) else str(value)

@@ -41,6 +41,8 @@ class FindingType(StrEnum):
     IMAGE_FAILED = "image-failed"
     SWEEP_SUMMARY = "sweep-summary"
     FORGED_AMIGUARD_TAG = "forged-amiguard-tag"  # an amiguard:* tag its records (or EC2) contradict
+    TAMPERED = "amiguard-tampered"  # someone changed one of amiguard's own rules, functions, roles or its trail
+    COVERAGE_GAP = "amiguard-coverage-gap"  # a sweep found amiguard's deployment not as deployed (rule off, ...)
 
 
 class Action(StrEnum):

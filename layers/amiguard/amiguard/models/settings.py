@@ -25,6 +25,11 @@ REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Lambda function, EventBridge rule and IAM role names (their character sets but the comma that separates them).
+RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_.+=@-]{1,64}$")
+RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule/")
+TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
+TRAIL_ARN = re.compile(r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -121,6 +126,13 @@ class Settings(BaseModel):
     realert_hours: int = Field(168, ge=1, le=8760)
     # The stack's secret keying the alert dedup hash (amiguard.aws.ledger.dedup_hash).
     dedup_key_secret: str = ""
+    # amiguard's own deployment, from the stack (names as CloudFormation made them): what tamper_guard watches
+    # and the sweeper verifies. ``trail`` (parameter Trail) is the CloudTrail trail feeding EventBridge; empty:
+    # every trail in the account counts as amiguard's.
+    own_functions: tuple[str, ...] = ()
+    own_rules: tuple[str, ...] = ()
+    own_roles: tuple[str, ...] = ()
+    trail: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -149,6 +161,32 @@ class Settings(BaseModel):
             if key.startswith("amiguard:") or len(key) > TAG_KEY_MAX:
                 raise ValueError(f"{key!r} cannot be inherited (too long, or amiguard's own prefix)")
         return keys
+
+    @field_validator("own_functions", "own_roles", mode="before")
+    @classmethod
+    def _parse_names(cls, value: Any) -> Any:
+        names = _comma_list(value)
+        for name in names:
+            if not RESOURCE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a function or role name")
+        return names
+
+    @field_validator("own_rules", mode="before")
+    @classmethod
+    def _parse_rules(cls, value: Any) -> Any:
+        # The template passes rule ARNs (GetAtt Arn); a rule of the default bus is named by its last part.
+        names = tuple(RULE_ARN.sub("", item) for item in _comma_list(value))
+        for name in names:
+            if not RESOURCE_NAME.match(name):
+                raise ValueError(f"{name!r} is not an EventBridge rule name or ARN on the default bus")
+        return names
+
+    @field_validator("trail")
+    @classmethod
+    def _trail_name_or_arn(cls, value: str) -> str:
+        if value and not (TRAIL_NAME.match(value) or TRAIL_ARN.match(value)):
+            raise ValueError(f"{value!r} is not a CloudTrail trail name or ARN")
+        return value
 
     @field_validator("trusted_principals", mode="before")
     @classmethod

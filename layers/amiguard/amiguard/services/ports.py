@@ -10,7 +10,9 @@ from typing import Protocol, runtime_checkable
 from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
+from amiguard.policy.coverage import DeploymentState
 from amiguard.policy.sharing import Grant
+from amiguard.policy.tampering import OwnResources
 
 
 class ImagesPort(Protocol):
@@ -106,3 +108,9 @@ class AlertLedgerPort(Protocol):
     def release(self, claim: Claim) -> None: ...
     def pending_for_event(self, event_id: str | None, event_time: datetime) -> list[StagedFinding]: ...
     def pending_since(self, since: datetime, *, staged_before: datetime) -> list[StagedFinding]: ...
+
+
+class DeploymentPort(Protocol):
+    """amiguard's own rules, functions and trail as AWS reports them (see amiguard.aws.deployment)."""
+
+    def read(self, own: OwnResources) -> DeploymentState: ...

@@ -10,6 +10,8 @@ tag_enforcer's hourly sweep does that. Each finding goes out on the alert path, 
 sweeper is ``RealertHours`` (default a week): a problem that stays is re-alerted at most that often, and the
 summary counts the standing findings it did not re-alert. The sweep also alerts every finding an invocation
 staged in the outbox and never got to alert (its event failed for good), then one ``sweep-summary`` message.
+It also reads amiguard's own deployment back (:mod:`amiguard.policy.coverage`): a rule disabled, a function
+gone or throttled to zero, a trail stopped is an ``amiguard-coverage-gap``, whoever did it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
 from amiguard.policy.checks import checks_for
+from amiguard.policy.coverage import Gap, coverage_gaps
 from amiguard.policy.screening import Drop
+from amiguard.policy.tampering import OwnResources
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertResult, AlertsPort, OutboxPort
+from amiguard.services.ports import AlertResult, AlertsPort, DeploymentPort, OutboxPort
 from amiguard.services.scan import (
     ReplicaPortInRegion,
     ReplicaRecordsPort,
@@ -63,6 +67,7 @@ class Sweeper:
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
         replica_records: ReplicaRecordsPort | None = None,
+        deployment: DeploymentPort | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -71,6 +76,7 @@ class Sweeper:
         self._replication = replication
         self._tagging = tagging
         self._replica_records = replica_records
+        self._deployment = deployment
         self._alerts = alerts
         self._summary = summary
         self._regions = list(regions)
@@ -107,10 +113,19 @@ class Sweeper:
         if not any(region.listed for region in report.regions):
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
             raise SweepFailed(f"the sweep could not scan any region: {problems}")
-        status = Status.ACTED if report.findings else Status.CLEAN
-        reason = "findings" if report.findings else ("clean" if report.complete else "incomplete")
-        outcome = Outcome(status, reason, _describe(report), findings=list(report.findings), event_id=event_id)
+        findings = [*self._coverage(account), *report.findings]
+        status = Status.ACTED if findings else Status.CLEAN
+        reason = "findings" if findings else ("clean" if report.complete else "incomplete")
+        outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
         return outcome
+
+    def _coverage(self, account: str) -> list[Finding]:
+        """amiguard's own deployment in the sweeper's region, read back: one finding per gap."""
+        if self._deployment is None:
+            return []
+        own = OwnResources.of(self._settings)
+        home = self._regions[0]
+        return [coverage_gap_finding(gap, account, home) for gap in coverage_gaps(own, self._deployment.read(own))]
 
     def publish(self, outcome: Outcome) -> None:
         """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep."""
@@ -133,6 +148,19 @@ def _describe(report: ScanReport) -> str:
     counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
     errors = f"; {len(report.errors)} could not be checked" if report.errors else ""
     return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
+
+
+def coverage_gap_finding(gap: Gap, account: str, region: str) -> Finding:
+    """The one place an ``amiguard-coverage-gap`` finding is built."""
+    return Finding(
+        type=FindingType.COVERAGE_GAP,
+        severity=Severity.CRITICAL if gap.blind else Severity.HIGH,
+        summary=f"amiguard's {gap.kind} {gap.resource}: {gap.problem}",
+        account=account,
+        region=region,
+        action=Action.NONE,
+        evidence=gap.to_evidence(),
+    )
 
 
 def summary_finding(report: ScanReport, home: str, settings: Settings, *, standing: int = 0) -> Finding:
