@@ -34,11 +34,12 @@ from amiguard_cli.sandbox.cfn import (
     table_definition,
 )
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
-from amiguard_cli.sandbox.iam import iam_actions
-from amiguard_cli.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.iam import Caller, authorizations, iam_actions
+from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import RegionForwarding
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
+from amiguard_cli.sandbox.roles import RolePermissions, role_of, role_permissions
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
@@ -47,6 +48,14 @@ FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
+# How each service refuses a call its caller's policies do not allow: (error code, HTTP status).
+ACCESS_DENIED = {
+    "ec2": ("UnauthorizedOperation", 403),
+    "sns": ("AuthorizationError", 403),
+    "sts": ("AccessDenied", 403),
+    "sqs": ("AccessDenied", 403),
+}
+ACCESS_DENIED_DEFAULT = ("AccessDeniedException", 400)  # DynamoDB, Secrets Manager, KMS and most JSON APIs
 
 
 class SandboxLoop(RuntimeError):
@@ -78,6 +87,8 @@ class Delivery:
     error: str | None = None
     output: str = ""  # what the handler printed: structured logs and EMF metrics
     calls: list[str] = field(default_factory=list)  # IAM actions of the AWS calls the handler made
+    denied: list[str] = field(default_factory=list)  # "action on resource" its role refused (AccessDenied)
+    failures: list[str] = field(default_factory=list)  # the error of each failed attempt (Lambda retries)
 
 
 @dataclass
@@ -198,6 +209,7 @@ class Sandbox:
         self._functions: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
+        self._permissions: dict[tuple[str, tuple[tuple[str, str], ...]], RolePermissions] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -235,7 +247,10 @@ class Sandbox:
             self.recorder.register(session.events)  # type: ignore[union-attr]
             self.copy_fidelity.register(session.events)  # type: ignore[union-attr]
         self.forward_from(*self._initial_forward_regions)
-        boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", self._note_call)  # type: ignore[union-attr]
+        handler_events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        handler_events.register("provide-client-params.*.*", self._note_call)
+        # First of all before-call hooks (the moto gaps answer some calls there): a refused call is never sent.
+        handler_events.register_first("before-call.*.*", self._authorize)  # type: ignore[arg-type]
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -415,9 +430,54 @@ class Sandbox:
                 batch.append(Delivery(subscription.function, subscription.name, self.home, event))
         return batch
 
-    def _note_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def _note_call(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if self._current is not None:
             self._current.calls.extend(iam_actions(model, params))
+            context["amiguard_iam_params"] = dict(params)
+
+    def permissions(self, function: str) -> RolePermissions:
+        """What ``function``'s role allows as the template deploys it with the current parameters."""
+        key = (function, tuple(sorted(self.parameters.items())))
+        if key not in self._permissions:
+            table = f"arn:aws:dynamodb:{self.home}:{self.account}:table/{self.ledger_table}"
+            attributes = {f"{LEDGER_TABLE_ID}.Arn": table, f"{ALERT_TOPIC_ID}.TopicArn": self.topic_arn}
+            role = role_of(self.template, function)
+            self._permissions[key] = role_permissions(self.template, role, self.stack(), attributes)
+        return self._permissions[key]
+
+    def _resource_tags(self, arn: str) -> dict[str, str]:
+        """Tags of an EC2 resource (``aws:ResourceTag/*`` conditions), read from moto's state."""
+        from moto.ec2.models import ec2_backends
+
+        parts = arn.split(":", 5)
+        if len(parts) < 6 or parts[2] != "ec2" or "/" not in parts[5]:
+            return {}
+        tags: dict[str, str] = ec2_backends[self.account][parts[3]].tags.get(parts[5].split("/", 1)[1], {})
+        return dict(tags)
+
+    def _authorize(
+        self, model: Any, context: dict[str, Any], **_: Any
+    ) -> tuple[CannedHttp, dict[str, Any]] | None:
+        """Refuse, as AWS would, a call the invoked function's role does not allow (before it is sent)."""
+        delivery = self._current
+        if delivery is None or "amiguard_iam_params" not in context:
+            return None
+        where = Caller(self.account, str(context.get("client_region") or self.home))
+        requests = authorizations(model, context["amiguard_iam_params"], where)
+        refused = self.permissions(delivery.function).denied(requests, self._resource_tags)
+        if refused is None:
+            return None
+        service = model.service_model.signing_name
+        code, status = ACCESS_DENIED.get(service, ACCESS_DENIED_DEFAULT)
+        identity = function_identity(delivery.function, self.account)["arn"]
+        message = (
+            f"User: {identity} is not authorized to perform: {refused.request.action} on resource: "
+            f"{refused.request.resource} {refused.explanation}"
+        )
+        if service == "ec2":
+            message = f"You are not authorized to perform this operation. {message}"
+        delivery.denied.append(f"{refused.request.action} on {refused.request.resource}")
+        return canned({"Error": {"Code": code, "Message": message}}, status)
 
     def _invoke(self, delivery: Delivery) -> None:
         module = self._functions[delivery.function]
@@ -442,6 +502,7 @@ class Sandbox:
             except Exception as error:
                 delivery.output += output.getvalue()  # the function's own account of the failure
                 delivery.error = f"{type(error).__name__}: {error}"
+                delivery.failures.append(delivery.error)
         self._current = None
         if delivery.error:
             self.dead_letters.append(delivery)
