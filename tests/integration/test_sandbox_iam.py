@@ -164,3 +164,18 @@ def test_role_policy_gated_by_a_condition_exists_only_when_its_condition_holds(t
     request = Authorization("ec2:EnableImageDeprecation", "arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0")
     assert not refused.decide(request).allowed
     assert allowed.decide(request).allowed
+
+
+def test_alert_is_refused_when_the_role_may_not_use_the_alert_topic_key(tmp_path: Path) -> None:
+    # Given public_guard may publish to the (encrypted) alert topic but not use its KMS key
+    def drop_key(template: dict[str, Any]) -> None:
+        kept = [s for s in statements(template, *PUBLIC_GUARD_POLICY) if s["Sid"] != "EncryptAlerts"]
+        statements(template, *PUBLIC_GUARD_POLICY)[:] = kept
+
+    with deployed_with(tmp_path, drop_key) as sb:
+        # When
+        _, delivery = make_public(sb)
+        # Then SNS cannot encrypt the message with the publisher's permissions: no alert
+        assert "KMSAccessDenied" in delivery.failures[0]
+        assert delivery.denied[0].startswith("kms:GenerateDataKey on arn:aws:kms:us-east-1:123456789012:key/")
+        assert sb.alerts() == []

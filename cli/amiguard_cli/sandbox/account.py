@@ -34,7 +34,7 @@ from amiguard_cli.sandbox.cfn import (
     table_definition,
 )
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
-from amiguard_cli.sandbox.iam import Caller, authorizations, iam_actions
+from amiguard_cli.sandbox.iam import Authorization, Caller, authorizations, iam_actions
 from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import RegionForwarding
@@ -441,9 +441,31 @@ class Sandbox:
         if key not in self._permissions:
             table = f"arn:aws:dynamodb:{self.home}:{self.account}:table/{self.ledger_table}"
             attributes = {f"{LEDGER_TABLE_ID}.Arn": table, f"{ALERT_TOPIC_ID}.TopicArn": self.topic_arn}
+            if alert_key := self._alert_key():
+                attributes[f"{alert_key[0]}.Arn"] = alert_key[1]
             role = role_of(self.template, function)
             self._permissions[key] = role_permissions(self.template, role, self.stack(), attributes)
         return self._permissions[key]
+
+    def _alert_key(self) -> tuple[str, str] | None:
+        """(logical id, ARN) of the KMS key encrypting the alert topic (``KmsMasterKeyId: !Ref Key``), if any."""
+        topic = (self.template.get("Resources") or {}).get(ALERT_TOPIC_ID, {})
+        key = (topic.get("Properties") or {}).get("KmsMasterKeyId")
+        if not (isinstance(key, dict) and isinstance(key.get("Ref"), str)):
+            return None
+        key_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.account}/{key['Ref']}")
+        return str(key["Ref"]), f"arn:aws:kms:{self.home}:{self.account}:key/{key_id}"
+
+    def _implied(self, model: Any, params: Mapping[str, Any], where: Caller) -> list[Authorization]:
+        """What AWS authorizes on the caller's behalf: SNS encrypts a message for an encrypted topic with the
+        publisher's permission to use the topic's key (moto's topic here is not encrypted)."""
+        key = self._alert_key()
+        if key is None or model.service_model.signing_name != "sns" or model.name != "Publish":
+            return []
+        if (params.get("TopicArn") or params.get("TargetArn")) != self.topic_arn:
+            return []
+        context = {"kms:ViaService": (f"sns.{where.region}.amazonaws.com",)}
+        return [Authorization(action, key[1], context) for action in ("kms:GenerateDataKey", "kms:Decrypt")]
 
     def _resource_tags(self, arn: str) -> dict[str, str]:
         """Tags of an EC2 resource (``aws:ResourceTag/*`` conditions), read from moto's state."""
@@ -463,12 +485,15 @@ class Sandbox:
         if delivery is None or "amiguard_iam_params" not in context:
             return None
         where = Caller(self.account, str(context.get("client_region") or self.home))
-        requests = authorizations(model, context["amiguard_iam_params"], where)
+        params = context["amiguard_iam_params"]
+        requests = authorizations(model, params, where) + self._implied(model, params, where)
         refused = self.permissions(delivery.function).denied(requests, self._resource_tags)
         if refused is None:
             return None
         service = model.service_model.signing_name
         code, status = ACCESS_DENIED.get(service, ACCESS_DENIED_DEFAULT)
+        if service == "sns" and refused.request.action.startswith("kms:"):
+            code, status = "KMSAccessDenied", 400  # SNS's own error for a key its caller may not use
         identity = function_identity(delivery.function, self.account)["arn"]
         message = (
             f"User: {identity} is not authorized to perform: {refused.request.action} on resource: "
