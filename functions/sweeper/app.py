@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.regions import enabled_regions
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
@@ -31,7 +32,7 @@ def build_service() -> Sweeper:
         alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
-        regions=sweep_regions(home, settings),
+        regions=lambda: sweep_regions(home, enabled_regions(clients.ec2(home)), settings),
     )
 
 
