@@ -7,8 +7,9 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,24 @@ class Alert:
     subject: str
     message: dict[str, Any]
     attributes: dict[str, str]
+
+
+# What differs between two runs of one scenario: ids, times and request ids (masked to order events).
+_VOLATILE = re.compile(
+    r"\b(?:ami|snap|i|r|vol)-[0-9a-f]{8,17}\b"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?"
+)
+
+
+def canonical_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events of one queue ordered by what they say, not by when they arrived.
+
+    EventBridge promises no order, and calls a function makes from several threads (the sweeper's) land in
+    whatever order the threads ran: sorted by their content, ids and times masked, a scenario delivers the
+    same events in the same order run after run (equal keys keep their arrival order).
+    """
+    return sorted(events, key=lambda event: _VOLATILE.sub("#", json.dumps(event, sort_keys=True, default=str)))
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -231,6 +250,10 @@ class Sandbox:
             del os.environ[key]
         self._mock = mock_aws()
         self._mock.start()
+        # The same ids run after run (as long as calls come in the same order): a scenario reads the same.
+        from moto.moto_api._internal import mock_random
+
+        mock_random.seed(0)
         patch_moto()
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
@@ -412,19 +435,20 @@ class Sandbox:
             self.forwarding.deploy(self._internal, region)
 
     def _receive_all(self) -> list[Delivery]:
+        """Everything queued, each queue's events in a canonical order (see :func:`canonical_order`)."""
         batch = [
             Delivery(route.function, route.rule, self.home, event)
-            for event in self.forwarding.receive(self._internal, self.account)
+            for event in canonical_order(self.forwarding.receive(self._internal, self.account))
             for route in self.routes
             if self.forwarding.matches(route.pattern, event)
         ]
         for region, route, url in self._queues:
-            for event in drain(self._internal.client("sqs", region_name=region), url):
+            for event in canonical_order(drain(self._internal.client("sqs", region_name=region), url)):
                 event.setdefault("account", self.account)
                 batch.append(Delivery(route.function, route.rule, region, event))
         sqs = self._internal.client("sqs")
         for subscription, url, subscription_arn in self._sns_queues:
-            for notification in drain(sqs, url):
+            for notification in canonical_order(drain(sqs, url)):
                 # SNS invokes a function with one record per message, never a batch.
                 event = sns_lambda_event(notification, subscription_arn)
                 batch.append(Delivery(subscription.function, subscription.name, self.home, event))
