@@ -99,12 +99,19 @@ class Alert:
     attributes: dict[str, str]
 
 
-# What differs between two runs of one scenario: ids, times and request ids (masked to order events).
-_VOLATILE = re.compile(
-    r"\b(?:ami|snap|i|r|vol)-[0-9a-f]{8,17}\b"
-    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# What differs between two runs of one scenario: times and request ids; resource ids too, where resources were
+# made from several threads (moto's ids are seeded, so they are the same when made in the same order).
+_RUN_SPECIFIC = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?"
+    r"|\b\d+\.\d+\b"  # measured durations (exposure, latency)
 )
+_RESOURCE_ID = re.compile(r"\b(?:ami|snap|i|r|vol)-[0-9a-f]{8,17}\b")
+
+
+def _order_key(event: dict[str, Any]) -> tuple[str, str]:
+    text = _RUN_SPECIFIC.sub("#", json.dumps(event, sort_keys=True, default=str))
+    return _RESOURCE_ID.sub("#", text), text
 
 
 def canonical_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,9 +119,9 @@ def canonical_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     EventBridge promises no order, and calls a function makes from several threads (the sweeper's) land in
     whatever order the threads ran: sorted by their content, ids and times masked, a scenario delivers the
-    same events in the same order run after run (equal keys keep their arrival order).
+    same events in the same order run after run: what they say first, then the resources they name.
     """
-    return sorted(events, key=lambda event: _VOLATILE.sub("#", json.dumps(event, sort_keys=True, default=str)))
+    return sorted(events, key=_order_key)
 
 
 def repo_root(start: Path | None = None) -> Path:
