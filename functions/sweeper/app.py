@@ -10,6 +10,7 @@ from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.deployment import AwsDeployment
 from amiguard.aws.images import Ec2Images
+from amiguard.aws.regions import enabled_regions
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
@@ -37,7 +38,7 @@ def build_service() -> Sweeper:
         alerts=alert_path(settings, clients, standing=True),
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),
-        regions=sweep_regions(home, settings),
+        regions=lambda: sweep_regions(home, enabled_regions(clients.ec2(home)), settings),
         # amiguard's own rules, functions and trail in the stack's region, read back (EventBridge, Lambda, CloudTrail)
         deployment=AwsDeployment(
             events=clients.client("events", home),

@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.regions import enabled_regions
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
@@ -22,6 +23,8 @@ def build_service() -> TagEnforcer:
         settings=settings,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
         alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
+        # the hourly escalation sweep: its own region first, then every other region the account has enabled
+        regions=lambda home: list(dict.fromkeys([home, *enabled_regions(clients.ec2(home))])),
     )
 
 

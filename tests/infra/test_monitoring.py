@@ -213,3 +213,41 @@ def test_only_the_notifier_may_read_the_slack_secret_and_only_when_one_is_given(
     assert policy["Properties"]["RoleName"] == {"Ref": "NotifierRole"}
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Resource"] == {"Ref": "SlackWebhookSecretArn"}
+
+
+def _function_errors_widget(template: dict[str, Any]) -> dict[str, Any]:
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body.replace("${", "").replace('}"', '"'))["widgets"]
+    [widget] = [w for w in widgets if w.get("properties", {}).get("title") == "Function errors"]
+    return dict(widget)
+
+
+def test_function_errors_widget_shows_every_function_of_the_template_when_deployed(template: dict[str, Any]) -> None:
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+
+    shown = {
+        metric[3]
+        for metric in _function_errors_widget(template)["properties"]["metrics"]
+        if metric[:3] == ["AWS/Lambda", "Errors", "FunctionName"]
+    }
+
+    assert functions - shown == set(), "add these functions' Errors to the dashboard's Function errors widget"
+    assert shown - functions == set(), "the Function errors widget names functions the template does not have"
+
+
+def test_every_per_function_alarm_watches_every_function_of_the_template_when_deployed(
+    template: dict[str, Any],
+) -> None:
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+
+    for alarm_id, alarm in alarms.items():
+        watched = {
+            item["Value"]["Ref"]
+            for query in alarm["Properties"].get("Metrics", [])
+            if query.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/Lambda"
+            for item in query["MetricStat"]["Metric"].get("Dimensions", [])
+            if item["Name"] == "FunctionName"
+        }
+        if watched:
+            assert functions - watched == set(), f"{alarm_id} does not watch these functions"

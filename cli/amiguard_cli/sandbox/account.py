@@ -7,8 +7,9 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +45,12 @@ from amiguard_cli.sandbox.deployment import (
     deploy_trail,
     rule_name,
 )
-from amiguard_cli.sandbox.iam import iam_actions
-from amiguard_cli.sandbox.moto_gaps import patch_moto
+from amiguard_cli.sandbox.iam import Authorization, Caller, authorizations, iam_actions
+from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import RegionForwarding
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
+from amiguard_cli.sandbox.roles import RolePermissions, role_of, role_permissions
 
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
@@ -59,6 +61,14 @@ LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
 SHELL_ONLY_PREFIXES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 MAX_ROUNDS = 25  # a chain of events longer than this is a loop amiguard must not have
 LAMBDA_ATTEMPTS = 3  # asynchronous invocation: the first try and two retries, then the failure destination
+# How each service refuses a call its caller's policies do not allow: (error code, HTTP status).
+ACCESS_DENIED = {
+    "ec2": ("UnauthorizedOperation", 403),
+    "sns": ("AuthorizationError", 403),
+    "sts": ("AccessDenied", 403),
+    "sqs": ("AccessDenied", 403),
+}
+ACCESS_DENIED_DEFAULT = ("AccessDeniedException", 400)  # DynamoDB, Secrets Manager, KMS and most JSON APIs
 
 
 class SandboxLoop(RuntimeError):
@@ -90,6 +100,8 @@ class Delivery:
     error: str | None = None
     output: str = ""  # what the handler printed: structured logs and EMF metrics
     calls: list[str] = field(default_factory=list)  # IAM actions of the AWS calls the handler made
+    denied: list[str] = field(default_factory=list)  # "action on resource" its role refused (AccessDenied)
+    failures: list[str] = field(default_factory=list)  # the error of each failed attempt (Lambda retries)
 
 
 @dataclass
@@ -97,6 +109,31 @@ class Alert:
     subject: str
     message: dict[str, Any]
     attributes: dict[str, str]
+
+
+# What differs between two runs of one scenario: times and request ids; resource ids too, where resources were
+# made from several threads (moto's ids are seeded, so they are the same when made in the same order).
+_RUN_SPECIFIC = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?"
+    r"|\b\d+\.\d+\b"  # measured durations (exposure, latency)
+)
+_RESOURCE_ID = re.compile(r"\b(?:ami|snap|i|r|vol)-[0-9a-f]{8,17}\b")
+
+
+def _order_key(event: dict[str, Any]) -> tuple[str, str]:
+    text = _RUN_SPECIFIC.sub("#", json.dumps(event, sort_keys=True, default=str))
+    return _RESOURCE_ID.sub("#", text), text
+
+
+def canonical_order(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events of one queue ordered by what they say, not by when they arrived.
+
+    EventBridge promises no order, and calls a function makes from several threads (the sweeper's) land in
+    whatever order the threads ran: sorted by their content, ids and times masked, a scenario delivers the
+    same events in the same order run after run: what they say first, then the resources they name.
+    """
+    return sorted(events, key=_order_key)
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -217,6 +254,7 @@ class Sandbox:
         self.trail_arn = ""
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
+        self._permissions: dict[tuple[str, tuple[tuple[str, str], ...]], RolePermissions] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -246,6 +284,10 @@ class Sandbox:
             del os.environ[key]
         self._mock = mock_aws()
         self._mock.start()
+        # The same ids run after run (as long as calls come in the same order): a scenario reads the same.
+        from moto.moto_api._internal import mock_random
+
+        mock_random.seed(0)
         patch_moto()
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
@@ -269,7 +311,10 @@ class Sandbox:
             self.recorder.register(session.events)  # type: ignore[union-attr]
             self.copy_fidelity.register(session.events)  # type: ignore[union-attr]
         self.forward_from(*self._initial_forward_regions)
-        boto3.DEFAULT_SESSION.events.register("provide-client-params.*.*", self._note_call)  # type: ignore[union-attr]
+        handler_events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        handler_events.register("provide-client-params.*.*", self._note_call)
+        # First of all before-call hooks (the moto gaps answer some calls there): a refused call is never sent.
+        handler_events.register_first("before-call.*.*", self._authorize)  # type: ignore[arg-type]
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -457,27 +502,98 @@ class Sandbox:
             self.forwarding.deploy(self._internal, region)
 
     def _receive_all(self) -> list[Delivery]:
+        """Everything queued, each queue's events in a canonical order (see :func:`canonical_order`)."""
         batch = [
             Delivery(route.function, route.rule, self.home, event)
-            for event in self.forwarding.receive(self._internal, self.account)
+            for event in canonical_order(self.forwarding.receive(self._internal, self.account))
             for route in self.routes
             if self.forwarding.matches(route.pattern, event)
         ]
         for region, route, url in self._queues:
-            for event in drain(self._internal.client("sqs", region_name=region), url):
+            for event in canonical_order(drain(self._internal.client("sqs", region_name=region), url)):
                 event.setdefault("account", self.account)
                 batch.append(Delivery(route.function, route.rule, region, event))
         sqs = self._internal.client("sqs")
         for subscription, url, subscription_arn in self._sns_queues:
-            for notification in drain(sqs, url):
+            for notification in canonical_order(drain(sqs, url)):
                 # SNS invokes a function with one record per message, never a batch.
                 event = sns_lambda_event(notification, subscription_arn)
                 batch.append(Delivery(subscription.function, subscription.name, self.home, event))
         return batch
 
-    def _note_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def _note_call(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if self._current is not None:
             self._current.calls.extend(iam_actions(model, params))
+            context["amiguard_iam_params"] = dict(params)
+
+    def permissions(self, function: str) -> RolePermissions:
+        """What ``function``'s role allows as the template deploys it with the current parameters."""
+        key = (function, tuple(sorted(self.parameters.items())))
+        if key not in self._permissions:
+            table = f"arn:aws:dynamodb:{self.home}:{self.account}:table/{self.ledger_table}"
+            attributes = {f"{LEDGER_TABLE_ID}.Arn": table, f"{ALERT_TOPIC_ID}.TopicArn": self.topic_arn}
+            if alert_key := self._alert_key():
+                attributes[f"{alert_key[0]}.Arn"] = alert_key[1]
+            role = role_of(self.template, function)
+            self._permissions[key] = role_permissions(self.template, role, self.stack(), attributes)
+        return self._permissions[key]
+
+    def _alert_key(self) -> tuple[str, str] | None:
+        """(logical id, ARN) of the KMS key encrypting the alert topic (``KmsMasterKeyId: !Ref Key``), if any."""
+        topic = (self.template.get("Resources") or {}).get(ALERT_TOPIC_ID, {})
+        key = (topic.get("Properties") or {}).get("KmsMasterKeyId")
+        if not (isinstance(key, dict) and isinstance(key.get("Ref"), str)):
+            return None
+        key_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.account}/{key['Ref']}")
+        return str(key["Ref"]), f"arn:aws:kms:{self.home}:{self.account}:key/{key_id}"
+
+    def _implied(self, model: Any, params: Mapping[str, Any], where: Caller) -> list[Authorization]:
+        """What AWS authorizes on the caller's behalf: SNS encrypts a message for an encrypted topic with the
+        publisher's permission to use the topic's key (moto's topic here is not encrypted)."""
+        key = self._alert_key()
+        if key is None or model.service_model.signing_name != "sns" or model.name != "Publish":
+            return []
+        if (params.get("TopicArn") or params.get("TargetArn")) != self.topic_arn:
+            return []
+        context = {"kms:ViaService": (f"sns.{where.region}.amazonaws.com",)}
+        return [Authorization(action, key[1], context) for action in ("kms:GenerateDataKey", "kms:Decrypt")]
+
+    def _resource_tags(self, arn: str) -> dict[str, str]:
+        """Tags of an EC2 resource (``aws:ResourceTag/*`` conditions), read from moto's state."""
+        from moto.ec2.models import ec2_backends
+
+        parts = arn.split(":", 5)
+        if len(parts) < 6 or parts[2] != "ec2" or "/" not in parts[5]:
+            return {}
+        tags: dict[str, str] = ec2_backends[self.account][parts[3]].tags.get(parts[5].split("/", 1)[1], {})
+        return dict(tags)
+
+    def _authorize(
+        self, model: Any, context: dict[str, Any], **_: Any
+    ) -> tuple[CannedHttp, dict[str, Any]] | None:
+        """Refuse, as AWS would, a call the invoked function's role does not allow (before it is sent)."""
+        delivery = self._current
+        if delivery is None or "amiguard_iam_params" not in context:
+            return None
+        where = Caller(self.account, str(context.get("client_region") or self.home))
+        params = context["amiguard_iam_params"]
+        requests = authorizations(model, params, where) + self._implied(model, params, where)
+        refused = self.permissions(delivery.function).denied(requests, self._resource_tags)
+        if refused is None:
+            return None
+        service = model.service_model.signing_name
+        code, status = ACCESS_DENIED.get(service, ACCESS_DENIED_DEFAULT)
+        if service == "sns" and refused.request.action.startswith("kms:"):
+            code, status = "KMSAccessDenied", 400  # SNS's own error for a key its caller may not use
+        identity = function_identity(delivery.function, self.account)["arn"]
+        message = (
+            f"User: {identity} is not authorized to perform: {refused.request.action} on resource: "
+            f"{refused.request.resource} {refused.explanation}"
+        )
+        if service == "ec2":
+            message = f"You are not authorized to perform this operation. {message}"
+        delivery.denied.append(f"{refused.request.action} on {refused.request.resource}")
+        return canned({"Error": {"Code": code, "Message": message}}, status)
 
     def _invoke(self, delivery: Delivery) -> None:
         module = self._functions[delivery.function]
@@ -502,6 +618,7 @@ class Sandbox:
             except Exception as error:
                 delivery.output += output.getvalue()  # the function's own account of the failure
                 delivery.error = f"{type(error).__name__}: {error}"
+                delivery.failures.append(delivery.error)
         self._current = None
         if delivery.error:
             self.dead_letters.append(delivery)

@@ -318,6 +318,37 @@ def function_role(template: dict[str, Any], function: str) -> str:
     if not (isinstance(role, dict) and "Fn::GetAtt" in role):
         raise UnresolvedValue(f"{function}: Role must be !GetAtt <a role of this stack>.Arn")
     return str(role["Fn::GetAtt"][0])
+def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, bool]:
+    """Every entry of the template's ``Conditions``, as CloudFormation evaluates it with ``stack``'s parameters."""
+    declared = template.get("Conditions") or {}
+    values: dict[str, bool] = {}
+
+    def operand(value: Any) -> str:
+        return stack.resolve(value)
+
+    def holds(value: Any) -> bool:
+        if isinstance(value, dict) and len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Condition":
+                return condition(str(argument))
+            if key == "Fn::Equals":
+                return operand(argument[0]) == operand(argument[1])
+            if key == "Fn::Not":
+                return not holds(argument[0])
+            if key == "Fn::And":
+                return all(holds(item) for item in argument)
+            if key == "Fn::Or":
+                return any(holds(item) for item in argument)
+        raise UnresolvedValue(f"condition {value!r}: the sandbox does not evaluate it")
+
+    def condition(name: str) -> bool:
+        if name not in values:
+            values[name] = holds(declared[name])
+        return values[name]
+
+    for name in declared:
+        condition(name)
+    return values
 
 
 def parameter_values(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:

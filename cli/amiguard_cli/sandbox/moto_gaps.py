@@ -6,6 +6,9 @@
   ``InvalidAMIID.NotFound``, or ``InvalidAMIID.Unavailable`` just after deregistration).
 - DescribeImages ``IncludeDisabled`` (moto lists disabled AMIs always; EC2 only when it is true) and
   DisableImage removing every launch permission (EC2 makes a disabled AMI private).
+- DescribeRegions: moto answers every partition's regions whatever ``AllRegions`` says, and has regions that
+  need opting in (af-south-1, ap-southeast-3, eu-south-1) enabled. EC2 answers the caller's partition only,
+  the enabled regions unless ``AllRegions``, and an account has none of the opt-in regions until it opts in.
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, the three
   operations added to moto's EC2 responses with the shapes EC2 documents (in process, and in the moto
   server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP).
@@ -21,6 +24,7 @@ from typing import Any, cast
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.availability_zones_and_regions import Region
 from moto.ec2.responses import EC2Response
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
@@ -74,6 +78,36 @@ def _describe_snapshots(self: ElasticBlockStore) -> ActionResult:
     return ActionResult({"Snapshots": snapshots})
 
 
+# Regions AWS launched after March 2019: disabled in an account until it opts in.
+OPT_IN_REGIONS = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-east-2", "ap-south-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+        "ap-southeast-6", "ap-southeast-7", "ca-west-1", "eu-central-2", "eu-south-1", "eu-south-2",
+        "il-central-1", "me-central-1", "me-south-1", "mx-central-1",
+    }
+)  # fmt: skip
+ENABLED_STATUSES = frozenset({"opt-in-not-required", "opted-in"})
+
+
+def partition_of(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def _describe_regions(self: EC2Response) -> ActionResult:
+    names = set(self._get_param("RegionNames", []))
+    opted_in: set[str] = getattr(self.ec2_backend, "amiguard_opted_in", set())
+    regions = []
+    for region in self.ec2_backend.describe_regions():
+        if partition_of(region.name) != partition_of(self.region) or (names and region.name not in names):
+            continue
+        status = "opt-in-not-required"
+        if region.name in OPT_IN_REGIONS:
+            status = "opted-in" if region.name in opted_in else "not-opted-in"
+        if names or self._get_param("AllRegions") in (True, "true") or status in ENABLED_STATUSES:
+            regions.append(Region(region.name, region.endpoint, status))
+    return ActionResult({"Regions": regions})
+
+
 _BPA_DEFAULT = "block-new-sharing"
 
 
@@ -99,6 +133,7 @@ def patch_moto() -> None:
     ElasticBlockStore.describe_snapshots = _describe_snapshots  # type: ignore[method-assign]
     AmisResponse.describe_images = _describe_images  # type: ignore[method-assign]
     AmiBackend.disable_image = _disable_image  # type: ignore[method-assign]
+    EC2Response.describe_regions = _describe_regions  # type: ignore[method-assign,assignment]
     EC2Response.get_image_block_public_access_state = _get_image_block_public_access_state  # type: ignore[attr-defined]
     EC2Response.enable_image_block_public_access = _enable_image_block_public_access  # type: ignore[attr-defined]
     EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from amiguard.policy.checks import (
     Checks,
     Fact,
     ImageFacts,
+    MarkViolations,
     Problem,
     RegionFacts,
     Remedy,
@@ -494,8 +495,13 @@ class Scanner:
                 image_id = problem.image.image_id if problem.image else None
                 errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
 
+        # Violation tags last: a DR copy made in the same sweep (CopyImageTags) would otherwise carry them or not,
+        # depending on which call EC2 served first; after the copies, it never does (it gets its own).
+        marks = [item for item in remedies.items() if isinstance(item[0], MarkViolations)]
+        others = [item for item in remedies.items() if not isinstance(item[0], MarkViolations)]
         with _Pool(max_workers=self._concurrency, thread_name_prefix="amiguard-fix") as pool:
-            list(pool.map(apply, remedies.items()))
+            list(pool.map(apply, others))
+            list(pool.map(apply, marks))
         return applied
 
     def _finding(self, region: str, problem: Problem, applied: set[Remedy]) -> Finding:

@@ -1,8 +1,9 @@
 """sweeper: the scheduled re-check of every owned AMI, for what events missed or came before deployment.
 
 Triggered by the ``SweepSchedule`` rule (an EventBridge "Scheduled Event", default ``rate(1 day)``).
-Runs :class:`~amiguard.services.scan.Scanner` in the stack's mode over its own region and the DR
-regions: in ``enforce`` mode it applies the remedies ``public_guard`` and ``dr_replicator`` would (revoke
+Runs :class:`~amiguard.services.scan.Scanner` in the stack's mode over every region the account has
+enabled (DescribeRegions, asked at each sweep: opt-in regions count once opted in), its own first, and the
+DR regions: in ``enforce`` mode it applies the remedies ``public_guard`` and ``dr_replicator`` would (revoke
 shares, copy approved AMIs a DR region lacks, clean up replicas whose source is gone, mark AMIs that lack
 required tags with tag_enforcer's violation tags, so its grace period starts), in ``audit`` mode it changes
 nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
@@ -48,9 +49,10 @@ class SweepFailed(RuntimeError):
     """No region could be scanned at all: raised, so Lambda retries and the failure queue keeps the event."""
 
 
-def sweep_regions(home: str, settings: Settings) -> list[str]:
-    """The function's own region first, then the DR regions (where amiguard's replicas live)."""
-    return list(dict.fromkeys([home, *settings.dr_regions]))
+def sweep_regions(home: str, enabled: Sequence[str], settings: Settings) -> list[str]:
+    """The function's own region first, then every other enabled region, then any DR region not enabled (its
+    listing fails and the summary says so: copies cannot land there)."""
+    return list(dict.fromkeys([home, *sorted(enabled), *settings.dr_regions]))
 
 
 class Sweeper:
@@ -63,7 +65,7 @@ class Sweeper:
         images: ScanPortInRegion,
         alerts: AlertsPort,
         summary: AlertsPort,
-        regions: Sequence[str],
+        regions: Callable[[], Sequence[str]],
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
         replica_records: ReplicaRecordsPort | None = None,
@@ -79,7 +81,8 @@ class Sweeper:
         self._deployment = deployment
         self._alerts = alerts
         self._summary = summary
-        self._regions = list(regions)
+        self._regions = regions  # asked at each sweep: a region enabled today is swept today
+        self._swept: list[str] = []
         self._concurrency = concurrency
         self._clock = clock
         self.last_report: ScanReport | None = None
@@ -108,7 +111,8 @@ class Sweeper:
             concurrency=self._concurrency,
             clock=self._clock,
         )
-        report = scanner.scan(self._regions)
+        self._swept = list(self._regions())
+        report = scanner.scan(self._swept)
         self.last_report = report
         if not any(region.listed for region in report.regions):
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
@@ -124,7 +128,7 @@ class Sweeper:
         if self._deployment is None:
             return []
         own = OwnResources.of(self._settings)
-        home = self._regions[0]
+        home = self._swept[0]
         return [coverage_gap_finding(gap, account, home) for gap in coverage_gaps(own, self._deployment.read(own))]
 
     def publish(self, outcome: Outcome) -> None:
@@ -135,7 +139,7 @@ class Sweeper:
         leftovers = self._alerts.publish_stale_pending() if isinstance(self._alerts, OutboxPort) else []
         if self.last_report is not None:
             standing = results.count(AlertResult.SUPPRESSED)
-            summary = summary_finding(self.last_report, self._regions[0], self._settings, standing=standing)
+            summary = summary_finding(self.last_report, self._swept[0], self._settings, standing=standing)
             if leftovers:
                 summary = summary.model_copy(
                     update={"evidence": summary.evidence | {"outbox_alerted": leftovers.count(AlertResult.SENT)}}

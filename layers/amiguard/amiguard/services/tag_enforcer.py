@@ -3,8 +3,9 @@
 Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``), by
 CreateTags / DeleteTags naming ``ami-*`` ids (re-evaluation), by "EC2 AMI State Change" to ``available``
 (snapshots EC2 had not yet listed on the pending AMI get their tags), and by an hourly schedule (the
-escalation sweep). Current tags (DescribeImages) decide; :mod:`amiguard.policy.tagging` says what to write. In
-``audit`` mode nothing is written and nothing escalates: findings say ``would-tag``.
+escalation sweep, in every region the account has enabled). Current tags (DescribeImages) decide;
+:mod:`amiguard.policy.tagging` says what to write. In ``audit`` mode nothing is written and nothing
+escalates: findings say ``would-tag``.
 
 Duplicate events change nothing and alert nothing: the violation tags already tell the truth, so the second
 evaluation is ``unchanged``. amiguard's own CreateTags / DeleteTags never reach this far (screening drops
@@ -14,14 +15,14 @@ calls made by roles under ``/amiguard/``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from amiguard.aws.errors import is_gone
+from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.events import (
     AMI_STATE_CHANGE_DETAIL_TYPE,
     SCHEDULED_EVENT_DETAIL_TYPE,
@@ -83,6 +84,10 @@ def describe_rule(rule: TagRule) -> str:
     return "any non-empty value"
 
 
+class EscalationSweepIncomplete(RuntimeError):
+    """Some region could not be swept: raised after the others' findings went out, so Lambda retries."""
+
+
 class _Writes:
     """Tag writes grouped by identical tag set, so that one CreateTags call serves many resources."""
 
@@ -120,11 +125,14 @@ class TagEnforcer:
         tagging: TaggingInRegion,
         alerts: AlertsPort,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        regions: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self._settings = settings
         self._own = OwnRoles.of(settings.own_role_arns)
         self._tagging = tagging
         self._alerts = alerts
+        # The escalation sweep's regions, from the function's own (every enabled one); None: that one only.
+        self._regions = regions
         self._clock = clock
         self._rules: Mapping[str, TagRule] = settings.required_tags
         self._inherit_keys = keys_to_inherit(settings.required_tags, settings.inherit_tags)
@@ -326,10 +334,29 @@ class TagEnforcer:
         region = event.region or ""
         if not REGION.match(region):
             return Outcome.dropped(Drop("malformed-event", f"region {region!r} is not an AWS region"), event.id)
-        tagging = self._tagging(region)
         now = self._clock()
-        escalation = self._settings.tag_escalation
         findings: list[Finding] = []
+        waiting = 0
+        failed: list[str] = []
+        for swept in self._regions(region) if self._regions else [region]:
+            try:
+                waiting += self._sweep_region(self._tagging(swept), event, now, findings)
+            except ClientError as error:
+                # The other regions are still swept; what this one did before failing is still alerted.
+                failed.append(f"{swept} ({error_code(error) or error})")
+        detail = f"{len(findings)} finding(s), {waiting} AMI(s) within grace or already escalated"
+        outcome = (
+            Outcome(Status.ACTED, "swept", detail, findings=findings) if findings else Outcome.clean("swept", detail)
+        )
+        outcome.event_id = event.id
+        if failed:
+            outcome.retry_error = EscalationSweepIncomplete("escalation sweep failed in " + ", ".join(failed))
+        return outcome
+
+    def _sweep_region(self, tagging: TaggingPort, event: ScheduledEvent, now: datetime, findings: list[Finding]) -> int:
+        """One region's AMIs in violation: clear what is fixed, escalate what is overdue (findings appended);
+        returns how many are still within grace or already escalated."""
+        escalation = self._settings.tag_escalation
         waiting = 0
         for image in tagging.images_in_violation():
             evaluation = evaluate_required_tags(image.tags, self._rules)
@@ -366,12 +393,7 @@ class TagEnforcer:
             elif decision.step is Step.DEREGISTER:
                 tagging.deregister(image.image_id)
             findings.append(self._escalated(image, decision.step, decision.reason, event))
-        detail = f"{len(findings)} finding(s), {waiting} AMI(s) within grace or already escalated"
-        outcome = (
-            Outcome(Status.ACTED, "swept", detail, findings=findings) if findings else Outcome.clean("swept", detail)
-        )
-        outcome.event_id = event.id
-        return outcome
+        return waiting
 
     # --- findings ---------------------------------------------------------------------------------------
 

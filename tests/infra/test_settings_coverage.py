@@ -1,0 +1,161 @@
+"""Each function receives, from template.yaml, every setting its code reads.
+
+What a function reads is found in its code: the AST of ``functions/<name>/app.py`` and of every amiguard
+module it imports (transitively), for reads of a Settings field through a ``settings`` object
+(``settings.dr_regions``, ``self._settings.mode``, ``context.settings.required_tags``), the fields a
+Settings property reads (``settings.enforcing`` reads ``mode``) and the fields ``settings.require(...)``
+names. Each field is one ``AMIGUARD_*`` variable; the function's deployed environment (Globals + its own
+``Environment``) must carry it, bound to the same template parameter (or stack resource) everywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amiguard.models.settings import Settings, variable
+from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, parameter_values, serverless_functions
+from tests.samples import ROOT
+
+pytestmark = pytest.mark.infra
+
+LIBRARY = ROOT / "layers" / "amiguard"
+SETTINGS_MODULE = LIBRARY / "amiguard" / "models" / "settings.py"
+FIELDS = frozenset(Settings.model_fields)
+# Parameters that configure the stack itself, not a setting the code reads.
+INFRASTRUCTURE_PARAMETERS = frozenset({"SweepSchedule", "AlertEmail", "LogRetentionDays"})
+
+
+def _module_path(name: str) -> Path | None:
+    base = LIBRARY / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "amiguard":
+            found.add(node.module)
+            found.update(
+                f"{node.module}.{alias.name}" for alias in node.names if _module_path(f"{node.module}.{alias.name}")
+            )
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "amiguard")
+    return found
+
+
+@cache
+def _property_fields() -> dict[str, frozenset[str]]:
+    """Settings property -> the fields it reads (``enforcing`` -> ``mode``)."""
+    tree = ast.parse(SETTINGS_MODULE.read_text())
+    [settings] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"]
+    properties = {}
+    for node in settings.body:
+        if isinstance(node, ast.FunctionDef) and any(
+            isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list
+        ):
+            reads = {
+                n.attr
+                for n in ast.walk(node)
+                if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+            }
+            properties[node.name] = frozenset(reads & FIELDS)
+    return properties
+
+
+def fields_read(path: Path) -> set[str]:
+    """Settings fields one module reads through a ``settings`` object, or names in ``settings.require``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value).lower().endswith("settings"):
+            if node.attr in FIELDS:
+                found.add(node.attr)
+            found |= _property_fields().get(node.attr, frozenset())
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "require":
+            found.update(arg.value for arg in node.args if isinstance(arg, ast.Constant) and arg.value in FIELDS)
+    return found
+
+
+def settings_read_by(function: str) -> dict[str, set[str]]:
+    """Field -> the modules (relative paths) where ``function``'s code reads it."""
+    app = ROOT / "functions" / function / "app.py"
+    pending, seen, paths = list(_imports(app)), set(), [app]
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        if (path := _module_path(module)) is not None and path != SETTINGS_MODULE:
+            paths.append(path)
+            pending.extend(_imports(path))
+    reads: dict[str, set[str]] = {}
+    for path in paths:
+        for field in fields_read(path):
+            reads.setdefault(field, set()).add(str(path.relative_to(ROOT)))
+    return reads
+
+
+@pytest.fixture(scope="module")
+def stack(template: dict[str, Any]) -> Stack:
+    """Every parameter set to a value naming it, every resource to its logical id: a value says its source."""
+    declared = template["Parameters"]
+    values = parameter_values(template, {name: f"<parameter {name}>" for name in declared})
+    resources = {logical_id: f"<resource {logical_id}>" for logical_id in template["Resources"]}
+    return Stack(values, resources, "123456789012", "us-east-1")
+
+
+def functions(template: dict[str, Any]) -> list[str]:
+    return sorted(serverless_functions(template))
+
+
+def test_reads_are_found_when_the_code_reads_settings() -> None:
+    # The finder itself: reads known to exist are found (an empty result would make the next test vacuous).
+    assert {"trusted_principals", "public_allowlist", "mode"} <= set(settings_read_by("public_guard"))
+    assert {"dr_regions", "approval_tag", "ledger_table"} <= set(settings_read_by("dr_replicator"))
+    assert "slack_webhook_secret" in settings_read_by("notifier")
+
+
+@pytest.mark.parametrize("function", functions(load_template(ROOT / "template.yaml")))
+def test_function_receives_every_setting_it_reads_when_deployed(
+    template: dict[str, Any], stack: Stack, function: str
+) -> None:
+    environment = deployed_environment(template, function, stack)
+
+    missing = {
+        variable(field): sorted(where)
+        for field, where in settings_read_by(function).items()
+        if variable(field) not in environment
+    }
+
+    assert missing == {}, f"{function} reads these settings but template.yaml does not pass them (variable: code)"
+
+
+def test_each_setting_comes_from_one_source_when_functions_receive_it(template: dict[str, Any], stack: Stack) -> None:
+    sources: dict[str, set[str]] = {}
+    for function in functions(template):
+        for key, value in deployed_environment(template, function, stack).items():
+            if key.startswith("AMIGUARD_"):
+                sources.setdefault(key, set()).add(value)
+
+    assert {key: values for key, values in sources.items() if len(values) > 1} == {}
+    assert set(sources) <= {variable(field) for field in FIELDS}, "an AMIGUARD_ variable that is no setting"
+
+
+def test_every_parameter_reaches_a_setting_or_the_stack_when_declared(template: dict[str, Any], stack: Stack) -> None:
+    received = {
+        value
+        for function in functions(template)
+        for key, value in deployed_environment(template, function, stack).items()
+        if key.startswith("AMIGUARD_")
+    }
+
+    unused = {name for name in template["Parameters"] if f"<parameter {name}>" not in received}
+
+    assert unused == set(INFRASTRUCTURE_PARAMETERS), "a parameter no function receives (or a stack parameter to list)"
