@@ -585,7 +585,7 @@ class Sandbox:
         code, status = ACCESS_DENIED.get(service, ACCESS_DENIED_DEFAULT)
         if service == "sns" and refused.request.action.startswith("kms:"):
             code, status = "KMSAccessDenied", 400  # SNS's own error for a key its caller may not use
-        identity = function_identity(delivery.function, self.account)["arn"]
+        identity = self.function_identity(delivery.function)["arn"]
         message = (
             f"User: {identity} is not authorized to perform: {refused.request.action} on resource: "
             f"{refused.request.resource} {refused.explanation}"

@@ -179,4 +179,27 @@ def authorizations(model: Any, params: Mapping[str, Any], where: Caller) -> list
         return [Authorization(action, secret, base)]
     if service == "sts" and params.get("RoleArn"):
         return [Authorization(action, str(params["RoleArn"]), base)]
+    if resource := _named_resource(service, params, where):
+        return [Authorization(action, resource, base)]
     return [Authorization(action, ANY_RESOURCE, base)]
+
+
+def _named_resource(service: str, params: Mapping[str, Any], where: Caller) -> str | None:
+    """The ARN an EventBridge rule, Lambda function or CloudTrail trail call acts on (a name or an ARN given)."""
+    prefix = f"arn:{where.partition}"
+    if service == "events" and (rule := params.get("Name") or params.get("Rule")):
+        rule = str(rule)
+        return rule if rule.startswith("arn:") else f"{prefix}:events:{where.region}:{where.account}:rule/{rule}"
+    if service == "lambda" and (function := params.get("FunctionName")):
+        function = str(function)
+        return (
+            function
+            if function.startswith("arn:")
+            else f"{prefix}:lambda:{where.region}:{where.account}:function:{function}"
+        )
+    if service == "cloudtrail" and (trail := params.get("Name") or params.get("TrailName")):
+        trail = str(trail)
+        return (
+            trail if trail.startswith("arn:") else f"{prefix}:cloudtrail:{where.region}:{where.account}:trail/{trail}"
+        )
+    return None

@@ -82,7 +82,8 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def resolve(self, value: Any) -> Any:
-        """``value`` with every ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::Join`` and ``Fn::If`` resolved."""
+        """``value`` with every ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``
+        and ``Fn::If`` resolved."""
         if isinstance(value, list):
             return [item for item in (self.resolve(item) for item in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
@@ -105,6 +106,8 @@ class Resolver:
                 return self.resolve(when_true if self.conditions[name] else when_false)
             if key == "Fn::Select":
                 return self.resolve(argument[1])[int(self.resolve(argument[0]))]
+            if key == "Fn::Split":
+                return str(self.resolve(argument[1])).split(str(argument[0]))
             if key.startswith("Fn::"):
                 raise UnsupportedPolicy(f"{key} in a policy: the sandbox does not resolve it")
         return {key: item for key, item in ((k, self.resolve(v)) for k, v in value.items()) if item is not NO_VALUE}
