@@ -34,6 +34,7 @@ from amiguard.aws.pacing import (
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
@@ -333,6 +334,10 @@ def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport
         images=lambda region: Ec2Images(clients.ec2(region)),
         replication=lambda region: Ec2Replication(clients.ec2(region)),
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        # the stack's ledger (AMIGUARD_LEDGER_TABLE): without it tag violations are reported, never marked
+        violations=(
+            DynamoViolations(lambda: clients.dynamodb(home), settings.ledger_table) if settings.ledger_table else None
+        ),
         account=account,
         fix=args.fix,
         concurrency=args.concurrency,

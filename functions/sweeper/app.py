@@ -11,6 +11,7 @@ from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
@@ -28,6 +29,7 @@ def build_service() -> Sweeper:
         images=lambda region: Ec2Images(clients.ec2(region)),
         replication=lambda region: Ec2Replication(clients.ec2(region)),
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        violations=DynamoViolations(clients.dynamodb, settings.ledger_table) if settings.ledger_table else None,
         alerts=alert_path(settings, clients),  # ledger + de-duplication: a daily sweep re-alerts nothing known
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn),

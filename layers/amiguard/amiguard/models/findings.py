@@ -37,6 +37,7 @@ class FindingType(StrEnum):
     REPLICA_CLEANUP = "replica-cleanup"
     IMAGE_FAILED = "image-failed"
     SWEEP_SUMMARY = "sweep-summary"
+    FORGED_AMIGUARD_TAG = "forged-amiguard-tag"  # an amiguard:* tag disagrees with amiguard's own record
 
 
 class Action(StrEnum):

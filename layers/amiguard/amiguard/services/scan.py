@@ -37,9 +37,11 @@ from amiguard.policy.checks import (
     RemedyPort,
     ReplicaRemedyPort,
     TaggingRemedyPort,
+    ViolationRemedyPort,
     checks_for,
 )
 from amiguard.policy.sharing import Grant
+from amiguard.policy.tagging import ViolationRecord
 
 DEFAULT_CONCURRENCY = 8
 
@@ -74,6 +76,12 @@ class ScanPort(RemedyPort, Protocol):
     def block_public_access_state(self) -> str: ...
 
 
+class ViolationsPort(ViolationRemedyPort, Protocol):
+    """amiguard's record of tag violations (:class:`~amiguard.aws.violations.DynamoViolations`)."""
+
+    def in_region(self, account: str, region: str) -> dict[str, ViolationRecord]: ...
+
+
 ScanPortInRegion = Callable[[str], ScanPort]
 ReplicaPortInRegion = Callable[[str], ReplicaRemedyPort]
 TaggingPortInRegion = Callable[[str], TaggingRemedyPort]
@@ -86,6 +94,7 @@ class _Ports:
     images: ScanPort
     replicas: ReplicaPortInRegion | None
     tags: TaggingPortInRegion | None
+    records: ViolationsPort | None = None
 
     def replication(self, region: str) -> ReplicaRemedyPort:
         if self.replicas is None:
@@ -97,6 +106,12 @@ class _Ports:
         if self.tags is None:
             raise RuntimeError("this scan was given no tagging adapter: tag problems are report-only")
         return self.tags(self.images.region)
+
+    @property
+    def violations(self) -> ViolationRemedyPort:
+        if self.records is None:
+            raise RuntimeError("this scan was given no ledger: violations are report-only")
+        return self.records
 
 
 class Progress(Protocol):
@@ -231,6 +246,7 @@ class Scanner:
         fix: bool,
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
+        violations: ViolationsPort | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -240,6 +256,7 @@ class Scanner:
         self._images = images
         self._replication = replication
         self._tagging = tagging
+        self._violations = violations
         self._account = account
         self._fix = fix
         self._checks = checks or checks_for(settings)
@@ -352,7 +369,16 @@ class Scanner:
             except (ClientError, BotoCoreError) as error:
                 code, message = describe_error(error, port.region)
                 errors.append(ScanError(port.region, Fact.PUBLIC_SNAPSHOTS.value, message, code))
-        facts = RegionFacts(port.region, images, block_public_access=state, public_snapshots=public)
+        records: dict[str, ViolationRecord] | None = None
+        if Fact.VIOLATION_RECORDS in wanted and self._violations is not None:
+            try:
+                records = self._violations.in_region(self._account, port.region)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.VIOLATION_RECORDS.value, message, code))
+        facts = RegionFacts(
+            port.region, images, block_public_access=state, public_snapshots=public, violations=records
+        )
         problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
         return problems, errors
 
@@ -393,7 +419,7 @@ class Scanner:
                 if problem.image:
                     images_per_remedy.setdefault(problem.remedy, set()).add(problem.image.image_id)
         applied: set[Remedy] = set()
-        ports = _Ports(port, self._replication, self._tagging)
+        ports = _Ports(port, self._replication, self._tagging, self._violations)
 
         def apply(item: tuple[Remedy, Problem]) -> None:
             remedy, problem = item

@@ -22,7 +22,14 @@ from amiguard.policy.checks import checks_for
 from amiguard.policy.screening import Drop
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort
-from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport, TaggingPortInRegion
+from amiguard.services.scan import (
+    ReplicaPortInRegion,
+    Scanner,
+    ScanPortInRegion,
+    ScanReport,
+    TaggingPortInRegion,
+    ViolationsPort,
+)
 
 SCHEDULED = "Scheduled Event"
 # Finding actions that changed something (the would-* actions and none did not).
@@ -53,6 +60,7 @@ class Sweeper:
         regions: Sequence[str],
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
+        violations: ViolationsPort | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -60,6 +68,7 @@ class Sweeper:
         self._images = images
         self._replication = replication
         self._tagging = tagging
+        self._violations = violations
         self._alerts = alerts
         self._summary = summary
         self._regions = list(regions)
@@ -83,6 +92,7 @@ class Sweeper:
             images=self._images,
             replication=self._replication,
             tagging=self._tagging,
+            violations=self._violations,
             # tag_enforcer's hourly sweep escalates overdue violations in the stack: reported here, not acted on
             checks=checks_for(self._settings, escalate=False),
             account=account,
