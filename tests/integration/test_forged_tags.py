@@ -154,4 +154,3 @@ def test_honest_violation_is_deregistered_when_amiguard_recorded_it_past_the_gra
     [alert] = sandbox.alerts()
     assert (alert.message["type"], alert.message["action"]) == ("escalated", "deregistered")
     assert ledger.records(sandbox.account, sandbox.home, [image_id])[image_id].since == earlier
-
