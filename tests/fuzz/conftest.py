@@ -1,5 +1,5 @@
 """Hypothesis profiles for the fuzz suite: ``ci`` (the default, in ``make test``: a few minutes on 2 cores) and
-``nightly`` (>= 10,000 events per function: ``make fuzz-nightly``). Choose one with ``HYPOTHESIS_PROFILE``.
+``nightly`` (>= 10,000 events per function: ``make fuzz-nightly``); ``deep`` (1,000) in between. Choose one with ``HYPOTHESIS_PROFILE``.
 
 ``deadline=None``: one event goes through moto and the real handler, whose time varies with the machine's load;
 a slow example is not a failure. The sandbox is one per test module (a module-scoped fixture), so the
@@ -18,6 +18,7 @@ _COMMON = {
     "print_blob": True,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
-settings.register_profile("ci", max_examples=50, **_COMMON)
+settings.register_profile("ci", max_examples=100, **_COMMON)
+settings.register_profile("deep", max_examples=1_000, **_COMMON)  # a developer's soak before a change lands
 settings.register_profile("nightly", max_examples=10_000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

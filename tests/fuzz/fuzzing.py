@@ -4,7 +4,7 @@ that a delivery neither crashed nor made a call its function may not make on tha
 Events start from the real recordings (``tests/fixtures/cloudtrail-samples``), every file of ``events/``, a
 schedule and an SNS alert, and are mutated: a field set to a value of another type (or a huge list, a long
 unicode string, a nested structure, an AMI id of the seeded account), a key removed, a list blown up to
-thousands of items, the whole ``detail`` replaced. Any function may receive any of them: anyone who may invoke
+thousands of items, every leaf of a subtree given another type, the whole ``detail`` replaced. Any function may receive any of them: anyone who may invoke
 a function directly can send it anything, so each function is fuzzed with every shape, not only its own.
 """
 
@@ -96,10 +96,12 @@ def sns_event() -> dict[str, Any]:
     }
 
 
-def base_events() -> list[dict[str, Any]]:
-    """Every real-shaped event the project has, plus a schedule and an SNS alert."""
+def base_events(function: str) -> list[dict[str, Any]]:
+    """Every real-shaped event the project has, plus a schedule and an SNS alert; the function's own events
+    (``events/<function>/``) three times, so that most examples reach past its screening."""
+    own = [_load(path) for path in sorted((EVENTS / function).glob("*.json"))]
     paths = sorted(SAMPLES.glob("*.json")) + sorted(EVENTS.glob("*/*.json"))
-    return [_load(path) for path in paths] + [scheduled_event(), sns_event()]
+    return [_load(path) for path in paths] + [scheduled_event(), sns_event()] + own * 2
 
 
 # --- values and mutations ---------------------------------------------------------------------------------
@@ -137,6 +139,9 @@ WEIRD = st.one_of(
 )
 
 
+FOCUS = {("detail", "requestParameters"), ("detail", "responseElements")}
+
+
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield prefix
     if isinstance(node, dict):
@@ -145,6 +150,15 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]
     elif isinstance(node, list):
         for index, value in enumerate(node[:20]):
             yield from _paths(value, (*prefix, index))
+
+
+def _scrambled(draw: st.DrawFn, node: Any) -> Any:
+    """The subtree with every leaf replaced by a scalar of any type (the shape kept, the types not)."""
+    if isinstance(node, dict):
+        return {key: _scrambled(draw, value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_scrambled(draw, value) for value in node[:50]]
+    return draw(SCALARS)
 
 
 def _parent(event: Any, path: tuple[Any, ...]) -> Any:
@@ -156,18 +170,22 @@ def _parent(event: Any, path: tuple[Any, ...]) -> Any:
 
 @st.composite
 def mutated_events(draw: st.DrawFn, bases: list[dict[str, Any]], ids: st.SearchStrategy[str]) -> Any:
-    """A real-shaped event with up to four mutations (each on a path that exists when it is made); ``ids``: the
+    """A real-shaped event with one to three mutations (each on a path that exists when it is made); ``ids``: the
     seeded account's AMI ids, so that mutated events reach the paths that act on current state."""
     event: Any = copy.deepcopy(draw(st.sampled_from(bases)))
-    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
         paths = [path for path in _paths(event) if path]
         if not paths:
             break
-        path = draw(st.sampled_from(paths))
+        # half the mutations land where the ids and tags are read: the request and response of the call
+        focus = [path for path in paths if path[:2] in FOCUS]
+        path = draw(st.sampled_from(focus if focus and draw(st.booleans()) else paths))
         parent = _parent(event, path)
-        kind = draw(st.sampled_from(["set", "set", "delete", "multiply"]))
+        kind = draw(st.sampled_from(["set", "set", "delete", "multiply", "scramble", "scramble"]))
         if kind == "delete":
             del parent[path[-1]]
+        elif kind == "scramble":
+            parent[path[-1]] = _scrambled(draw, parent[path[-1]])
         elif kind == "multiply" and isinstance(parent[path[-1]], list) and parent[path[-1]]:
             parent[path[-1]] = parent[path[-1]] * draw(st.integers(min_value=100, max_value=1500))
         else:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from amiguard_cli.sandbox.account import Sandbox
 from tests.fuzz.fuzzing import PARAMETERS, Seeded, assert_survived, base_events, mutated_events, seed, seeded_ids
 
-BASES = base_events()
+FUNCTION = "notifier"
+BASES = base_events(FUNCTION)
 # On the seeded state, Slack is off and the notifier changes nothing in AWS.
 MAY = frozenset()
 
@@ -29,6 +30,6 @@ def test_notifier_neither_crashes_nor_overreaches_when_an_event_is_mutated(
     sb, seeded = account
     event = data.draw(mutated_events(BASES, seeded_ids(seeded)), label="event")
 
-    delivery = sb.invoke("notifier", event)
+    delivery = sb.invoke(FUNCTION, event)
 
     assert_survived(delivery, MAY)
