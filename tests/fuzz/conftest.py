@@ -1,5 +1,6 @@
-"""Hypothesis profiles for the fuzz suite: ``ci`` (the default, in ``make test``: a few minutes on 2 cores) and
-``nightly`` (>= 10,000 events per function: ``make fuzz-nightly``); ``deep`` (1,000) in between. Choose one with ``HYPOTHESIS_PROFILE``.
+"""Hypothesis profiles for the fuzz suite: ``ci`` (the default, in ``make test``: 100 events per function, about a
+minute on 2 cores), ``deep`` (1,000) and ``nightly`` (>= 10,000 per function: ``make fuzz-nightly``). Choose one
+with ``HYPOTHESIS_PROFILE``.
 
 ``deadline=None``: one event goes through moto and the real handler, whose time varies with the machine's load;
 a slow example is not a failure. The sandbox is one per test module (a module-scoped fixture), so the
