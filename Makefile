@@ -118,6 +118,12 @@ test: $(VENV)/.stamp $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## ruff, mypy, sa
 	$(MAKE) checkov
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
 
+# The fuzz suite's depth in `make test` is the `ci` profile (tests/fuzz/conftest.py); nightly it is >= 10,000
+# mutated events per function.
+.PHONY: fuzz-nightly
+fuzz-nightly: $(VENV)/.stamp ## Fuzz every function with >= 10,000 mutated events each (hours; not part of test)
+	HYPOTHESIS_PROFILE=nightly $(VENV)/bin/pytest -p no:cacheprovider -n 2 tests/fuzz/
+
 .PHONY: lint
 lint: $(VENV)/.stamp ## ruff and mypy (strict, library only)
 	$(VENV)/bin/ruff check .

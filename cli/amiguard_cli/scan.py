@@ -35,6 +35,7 @@ from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard.policy.checks import ReplicaRemedyPort
 from amiguard.services.dr_replicator import LedgerRecordedReplication
@@ -346,6 +347,10 @@ def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport
         replication=replication,
         replica_records=replicas,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        # the stack's ledger (AMIGUARD_LEDGER_TABLE): without it tag violations are reported, never marked
+        violations=(
+            DynamoViolations(lambda: clients.dynamodb(home), settings.ledger_table) if settings.ledger_table else None
+        ),
         account=account,
         fix=args.fix,
         concurrency=args.concurrency,

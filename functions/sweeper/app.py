@@ -14,6 +14,7 @@ from amiguard.aws.regions import enabled_regions
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
@@ -34,6 +35,7 @@ def build_service() -> Sweeper:
         replication=lambda region: LedgerRecordedReplication(Ec2Replication(clients.ec2(region)), replicas),
         replica_records=replicas,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        violations=DynamoViolations(clients.dynamodb, settings.ledger_table) if settings.ledger_table else None,
         # ledger + de-duplication: a standing finding is re-alerted at most every RealertHours
         alerts=alert_path(settings, clients, standing=True),
         # the summary is news every time: never de-duplicated

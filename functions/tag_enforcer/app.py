@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.regions import enabled_regions
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
 from amiguard.observability import handle_event, logger, metrics
 from amiguard.services.alerting import alert_path
@@ -17,11 +18,12 @@ from amiguard.services.tag_enforcer import TagEnforcer
 @cache
 def build_service() -> TagEnforcer:
     """Composition root: settings, clients and adapters, made once per execution environment."""
-    settings = load_settings().require("alert_topic_arn", "own_role_arns")
+    settings = load_settings().require("alert_topic_arn", "own_role_arns", "ledger_table")
     clients = ClientFactory()
     return TagEnforcer(
         settings=settings,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        violations=DynamoViolations(clients.dynamodb, settings.ledger_table),  # when each violation started
         alerts=alert_path(settings, clients),  # ledger + dedup, then SNS
         # the hourly escalation sweep: its own region first, then every other region the account has enabled
         regions=lambda home: list(dict.fromkeys([home, *enabled_regions(clients.ec2(home))])),

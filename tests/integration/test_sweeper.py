@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from amiguard.aws.replicas import DynamoReplicaLedger
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
@@ -179,10 +180,12 @@ def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_
 def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating_when_tags_are_required(
     sandbox: Sandbox,
 ) -> None:
-    # Given an AMI from before deployment lacking CostCenter, and one marked in 2020 (overdue)
+    # Given an AMI from before deployment lacking CostCenter, and one amiguard marked in 2020 (overdue)
     fresh = register(sandbox, "us-east-1", {"Owner": "dev"})
     marked = {"amiguard:violation": "missing:CostCenter", "amiguard:violation-since": "2020-01-01T00:00:00Z"}
     overdue = register(sandbox, "us-east-1", {"Owner": "dev"} | marked)
+    ledger = DynamoViolations(lambda: sandbox.internal_client("dynamodb"), sandbox.ledger_table)
+    ledger.record(sandbox.account, "us-east-1", overdue, "missing:CostCenter", datetime(2020, 1, 1, tzinfo=UTC))
     sandbox.alerts()
     # When
     sweep(sandbox, RequiredTags="Owner,CostCenter", TagEscalation="deprecate")
@@ -191,7 +194,8 @@ def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating
     ec2 = sandbox.internal_client("ec2")
     tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[fresh])["Images"][0]["Tags"]}
     assert tags["amiguard:violation"] == "missing:CostCenter"
-    assert "amiguard:violation-since" in tags
+    recorded = ledger.records(sandbox.account, "us-east-1", [fresh])[fresh]
+    assert tags["amiguard:violation-since"] == recorded.since.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert not ec2.describe_images(ImageIds=[overdue])["Images"][0].get("DeprecationTime")
     assert sorted((a.message["type"], a.message["image_id"], a.message["action"]) for a in alerts[:-1]) == sorted(
         [("missing-tags", fresh, "tagged"), ("missing-tags", overdue, "none"), ("escalated", overdue, "none")]

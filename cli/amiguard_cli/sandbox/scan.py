@@ -26,7 +26,9 @@ from amiguard_cli.sandbox.moto_gaps import patch_moto
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 HOME, OTHER, DR = "us-east-1", "eu-west-1", "us-west-2"
+LEDGER_TABLE = "amiguard-ledger"
 SETTINGS = {
+    "AMIGUARD_LEDGER_TABLE": LEDGER_TABLE,  # --fix records each violation it marks, as tag_enforcer does
     "AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT,
     "AMIGUARD_REQUIRED_TAGS": "Owner,CostCenter",
     "AMIGUARD_DR_REGIONS": DR,
@@ -86,6 +88,15 @@ def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
         patch_moto()
         session = boto3.Session(region_name=HOME)
         CopyImageFidelity(ACCOUNT).register(session.events)  # CopyImage tags and deprecation, as EC2 does them
+        session.client("dynamodb").create_table(
+            TableName=LEDGER_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         estate = plant(session)
         print(
             f"amiguard scan --sandbox: embedded account {ACCOUNT} seeded with {len(estate.images)} AMIs in "

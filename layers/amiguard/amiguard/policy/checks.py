@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from amiguard.models.findings import Action, FindingType, Severity
+from amiguard.models.findings import Action
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord
 from amiguard.models.settings import ReplicaCleanup, Settings, TagEscalation
@@ -65,15 +65,21 @@ from amiguard.policy.sharing import (
     snapshot_verdicts,
 )
 from amiguard.policy.tagging import (
-    CREATED_BY,
+    ESCALATION_ACTIONS,
     SETTLED_BAD,
     VIOLATION,
     VIOLATION_SINCE,
+    RecordChange,
     Step,
-    TagEvaluation,
+    ViolationChange,
+    ViolationRecord,
     decide_escalation,
     deprecation_time,
+    escalated_verdict,
     evaluate_required_tags,
+    forged_tag_verdict,
+    iso,
+    tag_violation_verdict,
     violation_change,
 )
 
@@ -91,6 +97,7 @@ class Fact(StrEnum):
     # Every owned snapshot's create-volume permissions: one DescribeSnapshotAttribute per snapshot (no bulk
     # call tells who a snapshot is shared with), paced like the per-image calls.
     SNAPSHOT_SHARES = "snapshot-shares"
+    VIOLATION_RECORDS = "violation-records"  # amiguard's record of the region's tag violations (one Query)
 
 
 class RemedyPort(Protocol):
@@ -119,6 +126,15 @@ class TaggingRemedyPort(Protocol):
     def deregister(self, image_id: str) -> None: ...
 
 
+class ViolationRemedyPort(Protocol):
+    """The record writes marking a violation (:class:`~amiguard.aws.violations.DynamoViolations`)."""
+
+    def record(
+        self, account: str, region: str, image_id: str, violation: str, since: datetime
+    ) -> ViolationRecord: ...
+    def update(self, account: str, region: str, image_id: str, violation: str) -> None: ...
+
+
 class RemedyPorts(Protocol):
     """Where remedies act: the scanned region's images and tags, and any region's replication calls."""
 
@@ -127,6 +143,9 @@ class RemedyPorts(Protocol):
 
     @property
     def tagging(self) -> TaggingRemedyPort: ...
+
+    @property
+    def violations(self) -> ViolationRemedyPort: ...
 
     def replication(self, region: str) -> ReplicaRemedyPort: ...
 
@@ -218,28 +237,39 @@ class CleanUpReplica:
 
 @dataclass(frozen=True)
 class MarkViolations:
-    """tag_enforcer's enforce-mode answer to a violation: ``amiguard:violation`` / ``-since`` tags (which start
-    the grace period), one CreateTags call for every AMI that gets the same tags."""
+    """tag_enforcer's enforce-mode answer to a violation: amiguard's record first (a new one starts the grace
+    period), then the ``amiguard:violation`` / ``-since`` tags that mirror it, one CreateTags call for every AMI
+    that gets the same tags."""
 
+    account: str
+    region: str
     image_ids: tuple[str, ...]
     tags: tuple[tuple[str, str], ...]
+    record: RecordChange
+    violation: str
+    since: datetime
     done: Action = Action.TAGGED
     would: Action = Action.WOULD_TAG
 
     def apply(self, ports: RemedyPorts) -> None:
-        ports.tagging.add_tags(self.image_ids, dict(self.tags))
-
-
-ESCALATION_ACTIONS = {
-    Step.DEPRECATE: Action.DEPRECATED,
-    Step.DISABLE: Action.DISABLED,
-    Step.DEREGISTER: Action.DEREGISTERED,
-}
+        marked = list(self.image_ids)
+        for image_id in self.image_ids:
+            if self.record is RecordChange.CREATE:
+                held = ports.violations.record(self.account, self.region, image_id, self.violation, self.since)
+                if held.since != self.since.replace(microsecond=0):  # recorded first elsewhere: mirror that one
+                    marked.remove(image_id)
+                    mirror = {VIOLATION: held.violation, VIOLATION_SINCE: iso(held.since)}
+                    ports.tagging.add_tags([image_id], mirror)
+            elif self.record is RecordChange.UPDATE:
+                ports.violations.update(self.account, self.region, image_id, self.violation)
+        if marked:
+            ports.tagging.add_tags(marked, dict(self.tags))
 
 
 @dataclass(frozen=True)
 class EscalateOverdue:
-    """TagEscalation applied to an AMI past its grace period, as tag_enforcer's hourly sweep applies it.
+    """TagEscalation applied to an AMI past its grace period (counted from amiguard's record), as tag_enforcer's
+    hourly sweep applies it.
 
     Deregistration asks first how many instances still use the AMI, and refuses (with
     :func:`~amiguard.policy.tagging.decide_escalation`'s reason) when any does.
@@ -250,6 +280,7 @@ class EscalateOverdue:
     escalation: TagEscalation
     grace_hours: int
     now: datetime
+    since: datetime
     image: Image = field(compare=False, hash=False)
     would: Action = Action.NONE
 
@@ -266,6 +297,7 @@ class EscalateOverdue:
         elif self.step is Step.DEREGISTER:
             decision = decide_escalation(
                 self.image,
+                since=self.since,
                 escalation=self.escalation,
                 grace_hours=self.grace_hours,
                 now=self.now,
@@ -322,6 +354,7 @@ class RegionFacts:
     block_public_access: str | None = None
     public_snapshots: frozenset[str] | None = None
     snapshot_grants: Mapping[str, tuple[Grant, ...]] | None = None  # snapshot id -> its create-volume grants
+    violations: Mapping[str, ViolationRecord] | None = None  # by image id; None: no record could be read
 
 
 class ImageCheck(Protocol):
@@ -638,51 +671,17 @@ class ReplicationCheck:
         return [Problem(verdict, image=replica, remedy=remedy)]
 
 
-def tag_violation_verdict(image: Image, evaluation: TagEvaluation) -> Verdict:
-    """An AMI lacking required tags, or with values a rule rejects (the evidence is tag_enforcer's)."""
-    name = f" ({image.name})" if image.name else ""
-    if evaluation.missing:
-        summary = f"AMI {image.image_id}{name} lacks required tags {', '.join(evaluation.missing)}."
-    else:
-        summary = f"AMI {image.image_id}{name} has invalid values for {', '.join(evaluation.invalid)}."
-    evidence: dict[str, object] = {"violation": evaluation.violation, "missing": list(evaluation.missing)}
-    if evaluation.rejected_values:
-        evidence["invalid"] = dict(evaluation.rejected_values)
-    return Verdict(evaluation.finding_type, Severity.MEDIUM, summary, evidence)
-
-
-def overdue_verdict(image: Image, step: Step, reason: str, settings: Settings, *, acted_by: str) -> Verdict:
-    """An AMI in violation past ``TagGraceHours``: what ``TagEscalation`` does (or why it must not)."""
-    name = f" ({image.name})" if image.name else ""
-    violation = image.tags.get(VIOLATION)
-    if step is Step.BLOCKED:
-        summary = f"AMI {image.image_id}{name} is overdue ({violation}) but must not be deregistered: {reason}."
-    else:
-        summary = f"AMI {image.image_id}{name} is overdue ({violation}): TagEscalation={step.value}, {acted_by}."
-    return Verdict(
-        FindingType.ESCALATED,
-        Severity.HIGH if step in {Step.BLOCKED, Step.DEREGISTER} else Severity.MEDIUM,
-        summary,
-        {
-            "violation": violation,
-            "violation_since": image.tags.get(VIOLATION_SINCE),
-            "escalation": settings.tag_escalation.value,
-            "grace_hours": settings.tag_grace_hours,
-            "step": step.value,
-            "created_by": image.tags.get(CREATED_BY),
-        },
-    )
-
-
 class TagCheck:
-    """Required tags (``missing-tags``, ``invalid-tags``) and overdue violations (``escalated``), from the
-    tags DescribeImages already returned: no call of its own.
+    """Required tags (``missing-tags``, ``invalid-tags``), forged violation tags (``forged-amiguard-tag``) and
+    overdue violations (``escalated``), from the tags DescribeImages already returned and amiguard's record of
+    the region's violations (one Query).
 
-    The rules are :mod:`amiguard.policy.tagging`'s: :func:`evaluate_required_tags` says what is wrong,
-    :func:`violation_change` which ``amiguard:violation*`` tags tag_enforcer would write (the remedy: they
-    start the grace period), :func:`decide_escalation` what ``TagEscalation`` does once it is over. With
-    ``escalate=False`` (the sweeper: tag_enforcer's hourly sweep escalates in the stack) overdue AMIs are
-    reported only.
+    The rules and the findings are :mod:`amiguard.policy.tagging`'s, exactly as tag_enforcer applies them:
+    :func:`violation_change` says which record and tags tag_enforcer would write (the remedy: a new record starts
+    the grace period), :func:`decide_escalation` what ``TagEscalation`` does once the recorded start is past it.
+    Without the record (no ledger, or it could not be read) violations are reported only: neither marked (a
+    mark amiguard cannot record would read as forged) nor escalated. With ``escalate=False`` (the sweeper:
+    tag_enforcer's hourly sweep escalates in the stack) overdue AMIs are reported only.
     """
 
     name = "tags"
@@ -694,37 +693,59 @@ class TagCheck:
         return frozenset()
 
     def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
-        return frozenset()
+        return frozenset({Fact.VIOLATION_RECORDS}) if images else frozenset()
 
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
-        settings = context.settings
-        problems: list[Problem] = []
-        marks: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        rules = context.settings.required_tags
+        judged: list[tuple[Image, ViolationChange, ViolationRecord | None]] = []
+        marks: dict[tuple[tuple[tuple[str, str], ...], RecordChange, str, datetime], list[Image]] = {}
         for image in sorted(facts.images, key=lambda image: image.image_id):
             if image.state in SETTLED_BAD:
                 continue
-            evaluation = evaluate_required_tags(image.tags, settings.required_tags)
+            evaluation = evaluate_required_tags(image.tags, rules)
             if evaluation.compliant:
-                continue  # stale violation tags are tag_enforcer's hourly sweep's to clear
-            change = violation_change(image.tags, evaluation, context.now)
-            if change.add:
-                marks.setdefault(tuple(sorted(change.add.items())), []).append(image)
-            else:
-                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image))
-            problems.extend(self._overdue(image, context))
-        for tags, images in marks.items():
-            remedy = MarkViolations(tuple(image.image_id for image in images), tags)
-            for image in images:
-                evaluation = evaluate_required_tags(image.tags, settings.required_tags)
-                problems.append(Problem(tag_violation_verdict(image, evaluation), image=image, remedy=remedy))
+                continue  # stale (or forged) violation tags are tag_enforcer's hourly sweep's to clear
+            record = facts.violations.get(image.image_id) if facts.violations is not None else None
+            change = violation_change(image.tags, evaluation, context.now, record)
+            judged.append((image, change, record))
+            if facts.violations is not None and (change.add or change.record is not RecordChange.NONE):
+                since = change.since or context.now
+                key = (tuple(sorted(change.add.items())), change.record, change.violation or "", since)
+                marks.setdefault(key, []).append(image)
+        remedies: dict[str, MarkViolations] = {}
+        for (tags, record_change, violation, since), images in marks.items():
+            remedy = MarkViolations(
+                context.account,
+                facts.region,
+                tuple(image.image_id for image in images),
+                tags,
+                record_change,
+                violation,
+                since,
+            )
+            remedies.update((image.image_id, remedy) for image in images)
+        problems: list[Problem] = []
+        for image, change, record in judged:
+            mark = remedies.get(image.image_id)
+            evaluation = evaluate_required_tags(image.tags, rules)
+            if change.forged and facts.violations is not None:
+                problems.append(Problem(forged_tag_verdict(image, change, record), image=image, remedy=mark))
+            verdict = tag_violation_verdict(image, evaluation, rules, change)
+            problems.append(Problem(verdict, image=image, remedy=mark))
+            if record is not None:
+                problems.extend(self._overdue(image, record, context))
         return problems
 
-    def _overdue(self, image: Image, context: CheckContext) -> list[Problem]:
+    def _overdue(self, image: Image, record: ViolationRecord, context: CheckContext) -> list[Problem]:
         settings = context.settings
         if settings.tag_escalation is TagEscalation.NONE:
             return []
         decision = decide_escalation(
-            image, escalation=settings.tag_escalation, grace_hours=settings.tag_grace_hours, now=context.now
+            image,
+            since=record.since,
+            escalation=settings.tag_escalation,
+            grace_hours=settings.tag_grace_hours,
+            now=context.now,
         )
         if decision.step in {Step.WAIT, Step.DONE}:
             return []
@@ -738,9 +759,10 @@ class TagCheck:
                 settings.tag_escalation,
                 settings.tag_grace_hours,
                 context.now,
+                record.since,
                 image=image,
             )
-        verdict = overdue_verdict(image, decision.step, decision.reason, settings, acted_by=acted_by)
+        verdict = escalated_verdict(image, decision.step, decision.reason, record, settings, acted_by=acted_by)
         return [Problem(verdict, image=image, remedy=remedy)]
 
 

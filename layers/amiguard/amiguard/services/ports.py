@@ -12,6 +12,7 @@ from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
 from amiguard.policy.coverage import DeploymentState
 from amiguard.policy.sharing import Grant
+from amiguard.policy.tagging import ViolationRecord
 from amiguard.policy.tampering import OwnResources
 
 
@@ -90,6 +91,18 @@ class TaggingPort(Protocol):
 
 
 TaggingInRegion = Callable[[str], TaggingPort]
+
+
+class ViolationLedgerPort(Protocol):
+    """amiguard's own record of tag violations (:class:`amiguard.aws.violations.DynamoViolations`)."""
+
+    def records(self, account: str, region: str, image_ids: Sequence[str]) -> dict[str, ViolationRecord]: ...
+    def in_region(self, account: str, region: str) -> dict[str, ViolationRecord]: ...
+    def record(
+        self, account: str, region: str, image_id: str, violation: str, since: datetime
+    ) -> ViolationRecord: ...
+    def update(self, account: str, region: str, image_id: str, violation: str) -> None: ...
+    def clear(self, account: str, region: str, image_id: str) -> None: ...
 
 
 class AlertLedgerPort(Protocol):

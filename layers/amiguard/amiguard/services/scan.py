@@ -39,10 +39,12 @@ from amiguard.policy.checks import (
     RemedyPort,
     ReplicaRemedyPort,
     TaggingRemedyPort,
+    ViolationRemedyPort,
     checks_for,
     replica_sources_needed,
 )
 from amiguard.policy.sharing import Grant
+from amiguard.policy.tagging import ViolationRecord
 
 DEFAULT_CONCURRENCY = 8
 
@@ -85,6 +87,12 @@ class ReplicaRecordsPort(Protocol):
     def replicas(self, source_region: str, source_image_id: str) -> dict[str, ReplicaRecord]: ...
 
 
+class ViolationsPort(ViolationRemedyPort, Protocol):
+    """amiguard's record of tag violations (:class:`~amiguard.aws.violations.DynamoViolations`)."""
+
+    def in_region(self, account: str, region: str) -> dict[str, ViolationRecord]: ...
+
+
 ScanPortInRegion = Callable[[str], ScanPort]
 ReplicaPortInRegion = Callable[[str], ReplicaRemedyPort]
 TaggingPortInRegion = Callable[[str], TaggingRemedyPort]
@@ -97,6 +105,7 @@ class _Ports:
     images: ScanPort
     replicas: ReplicaPortInRegion | None
     tags: TaggingPortInRegion | None
+    records: ViolationsPort | None = None
 
     def replication(self, region: str) -> ReplicaRemedyPort:
         if self.replicas is None:
@@ -108,6 +117,12 @@ class _Ports:
         if self.tags is None:
             raise RuntimeError("this scan was given no tagging adapter: tag problems are report-only")
         return self.tags(self.images.region)
+
+    @property
+    def violations(self) -> ViolationRemedyPort:
+        if self.records is None:
+            raise RuntimeError("this scan was given no ledger: violations are report-only")
+        return self.records
 
 
 class Progress(Protocol):
@@ -245,6 +260,7 @@ class Scanner:
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
         replica_records: ReplicaRecordsPort | None = None,
+        violations: ViolationsPort | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -255,6 +271,7 @@ class Scanner:
         self._replication = replication
         self._replica_records = replica_records
         self._tagging = tagging
+        self._violations = violations
         self._account = account
         self._fix = fix
         self._checks = checks or checks_for(settings)
@@ -396,8 +413,20 @@ class Scanner:
         grants: dict[str, tuple[Grant, ...]] | None = None
         if Fact.SNAPSHOT_SHARES in wanted:
             grants = self._snapshot_grants(port, pool, errors)
+        records: dict[str, ViolationRecord] | None = None
+        if Fact.VIOLATION_RECORDS in wanted and self._violations is not None:
+            try:
+                records = self._violations.in_region(self._account, port.region)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.VIOLATION_RECORDS.value, message, code))
         facts = RegionFacts(
-            port.region, images, block_public_access=state, public_snapshots=public, snapshot_grants=grants
+            port.region,
+            images,
+            block_public_access=state,
+            public_snapshots=public,
+            snapshot_grants=grants,
+            violations=records,
         )
         problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
         return problems, errors
@@ -471,7 +500,7 @@ class Scanner:
                 if problem.image:
                     images_per_remedy.setdefault(problem.remedy, set()).add(problem.image.image_id)
         applied: set[Remedy] = set()
-        ports = _Ports(port, self._replication, self._tagging)
+        ports = _Ports(port, self._replication, self._tagging, self._violations)
 
         def apply(item: tuple[Remedy, Problem]) -> None:
             remedy, problem = item

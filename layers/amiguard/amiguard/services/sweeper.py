@@ -36,6 +36,7 @@ from amiguard.services.scan import (
     ScanPortInRegion,
     ScanReport,
     TaggingPortInRegion,
+    ViolationsPort,
 )
 
 SCHEDULED = "Scheduled Event"
@@ -70,6 +71,7 @@ class Sweeper:
         tagging: TaggingPortInRegion | None = None,
         replica_records: ReplicaRecordsPort | None = None,
         deployment: DeploymentPort | None = None,
+        violations: ViolationsPort | None = None,
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -79,6 +81,7 @@ class Sweeper:
         self._tagging = tagging
         self._replica_records = replica_records
         self._deployment = deployment
+        self._violations = violations
         self._alerts = alerts
         self._summary = summary
         self._regions = regions  # asked at each sweep: a region enabled today is swept today
@@ -104,6 +107,7 @@ class Sweeper:
             replication=self._replication,
             tagging=self._tagging,
             replica_records=self._replica_records,
+            violations=self._violations,
             # tag_enforcer's hourly sweep escalates overdue violations in the stack: reported here, not acted on
             checks=checks_for(self._settings, escalate=False),
             account=account,
