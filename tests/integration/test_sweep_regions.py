@@ -5,11 +5,13 @@ a region the account has not opted into is not called (EC2 would refuse it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from amiguard.aws.violations import DynamoViolations
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 from tests.integration.test_sandbox_iam import deployed_with, statements
@@ -76,17 +78,23 @@ def test_public_ami_is_revoked_when_it_is_in_an_enabled_region_outside_home_and_
 
 
 def test_overdue_violation_is_escalated_when_the_ami_is_outside_the_home_region(sandbox: Sandbox) -> None:
-    # Given AMIs overdue since 2020 in an enabled non-home region and in a region not opted into
+    # Given AMIs overdue since 2020 in an enabled non-home region and in a region not opted into, as amiguard's
+    # own record says (the ledger decides when a violation started: a tag alone is never believed)
     overdue = {"amiguard:violation": "missing:Owner", "amiguard:violation-since": "2020-01-01T00:00:00Z"}
     elsewhere = seeded_image(sandbox, ELSEWHERE, overdue)
     not_enabled = seeded_image(sandbox, NOT_OPTED_IN, overdue)
+    records = DynamoViolations(lambda: sandbox.internal_client("dynamodb"), sandbox.ledger_table)
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    for region, image_id in ((ELSEWHERE, elsewhere), (NOT_OPTED_IN, not_enabled)):
+        records.record(sandbox.account, region, image_id, "missing:Owner", since)
     sandbox.reconfigure(TagEscalation="disable")
     sandbox.alerts()
     # When tag_enforcer's hourly escalation sweep runs (scheduled in the home region)
     delivery = sandbox.invoke("tag_enforcer", scheduled("amiguard-TagEnforcerFunctionEscalationSweep"))
     # Then the overdue AMI elsewhere is disabled, as the sweeper's finding says it will be
     assert delivery.error is None, delivery.error
-    state = sandbox.internal_client("ec2", ELSEWHERE).describe_images(ImageIds=[elsewhere])["Images"][0]["State"]
+    ec2 = sandbox.internal_client("ec2", ELSEWHERE)  # a disabled AMI is listed only with IncludeDisabled, as in EC2
+    state = ec2.describe_images(ImageIds=[elsewhere], IncludeDisabled=True)["Images"][0]["State"]
     assert state == "disabled"
     [alert] = sandbox.alerts()
     assert (alert.message["type"], alert.message["region"], alert.message["action"]) == (
