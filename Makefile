@@ -102,6 +102,10 @@ build: $(BUILD_DIR)/template.yaml ## sam build: the layer (arm64 wheels, cp313) 
 requirements: | python ## Regenerate layers/amiguard/requirements.txt from pyproject.toml
 	"$(PY313)" scripts/gen_layer_requirements.py --write
 
+.PHONY: docs
+docs: $(VENV)/.stamp ## Regenerate docs/parameters.md from template.yaml
+	$(VENV)/bin/python scripts/gen_docs.py
+
 .PHONY: env-json
 env-json: $(VENV)/.stamp ## Regenerate env.json (every function's environment, for sam local invoke --env-vars)
 	$(VENV)/bin/python scripts/gen_env_json.py
