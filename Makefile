@@ -114,8 +114,15 @@ env-json: $(VENV)/.stamp ## Regenerate env.json (every function's environment, f
 service-models: $(VENV)/.stamp ## Regenerate the trimmed botocore models in amiguard/aws/service_models
 	$(VENV)/bin/python scripts/gen_service_models.py --write
 
+# The HTML report's test opens the report in headless Chromium (Debian's package; installed when missing).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (Debian package) for the HTML report test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
 .PHONY: test
-test: $(VENV)/.stamp $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## ruff, mypy, sam build, checkov, then every test (unit, integration, infra)
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp chromium ## ruff, mypy, sam build, checkov, then every test (unit, integration, infra)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(MAKE) build

@@ -50,7 +50,7 @@ from amiguard.services.scan import (
 )
 from amiguard_cli.console import HelpFormatter, description, fail
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")
 CSV_COLUMNS = (
     "severity",
     "type",
@@ -272,9 +272,32 @@ def summary_line(report: ScanReport) -> str:
     return "; ".join(parts) + f" (exit {report.exit_code})"
 
 
+def render_html(report: ScanReport) -> str:
+    from amiguard_cli.report_html import render_html as page
+
+    rows = [
+        {
+            "severity": f.severity.value,
+            "account": f.account,
+            "type": f.type.value,
+            "region": f.region,
+            "image": f.image_id or "",
+            "snapshot": f.snapshot_id or "",
+            "action": f.action.value,
+            "summary": f.summary,
+        }
+        for f in report.findings
+    ]
+    columns = ("type", "region", "image", "snapshot", "action", "summary")
+    errors = [f"{error.region}: {error.message}" for error in report.errors]
+    return page(f"amiguard scan of {report.account}", rows, columns, summary=summary_line(report), errors=errors)
+
+
 def write_report(report: ScanReport, args: argparse.Namespace) -> None:
     if args.format == "json":
         text = render_json(report)
+    elif args.format == "html":
+        text = render_html(report)
     elif args.format == "csv":
         text = render_csv(report)
         for error in report.errors:

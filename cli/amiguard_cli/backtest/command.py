@@ -41,7 +41,7 @@ from amiguard_cli.history import (
 from amiguard_cli.sandbox.cfn import Route, event_routes, load_template
 
 EXIT_CLEAN, EXIT_WOULD_ACT, EXIT_ERROR = 0, 1, 2
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "html")
 COLUMNS = ("time", "account", "region", "actor", "event", "resource", "finding", "severity", "action")
 _DURATION = re.compile(r"^(?P<count>\d+)(?P<unit>[mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -317,9 +317,20 @@ def exit_code(result: Result, errors: list[SourceError]) -> int:
     return EXIT_ERROR if errors else EXIT_CLEAN
 
 
+def render_html(result: Result, errors: list[SourceError]) -> str:
+    from amiguard_cli.report_html import render_html as page
+
+    rows = [decision.as_row() for decision in result.decisions]
+    columns = ("time", "region", "actor", "event", "resource", "finding", "action", "summary")
+    problems = [f"{error.source}: {error.message}" for error in errors]
+    return page("amiguard backtest", rows, columns, summary=summary_line(result, errors), errors=problems)
+
+
 def write_report(result: Result, errors: list[SourceError], args: argparse.Namespace) -> None:
     if args.format == "json":
         text = render_json(result, errors)
+    elif args.format == "html":
+        text = render_html(result, errors)
     elif args.format == "csv":
         text = render_csv(result)
     else:
