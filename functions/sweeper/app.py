@@ -12,7 +12,7 @@ from amiguard.aws.images import Ec2Images
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.models.settings import load_settings
-from amiguard.observability import handle_event, logger, metrics
+from amiguard.observability import handle_event, invocation_deadline, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.sweeper import Sweeper, sweep_regions
 
@@ -21,7 +21,7 @@ from amiguard.services.sweeper import Sweeper, sweep_regions
 def build_service() -> Sweeper:
     """Composition root: settings, clients and adapters, made once per execution environment."""
     settings = load_settings().require("alert_topic_arn")
-    clients = ClientFactory()
+    clients = ClientFactory(deadline=invocation_deadline)  # retries end before Lambda would kill the attempt
     home = boto3.Session().region_name or "us-east-1"
     return Sweeper(
         settings=settings,
