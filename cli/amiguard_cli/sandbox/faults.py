@@ -32,7 +32,7 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
-from amiguard.aws.clients import MAX_ATTEMPTS, timeouts_for
+from amiguard.aws.clients import ATTEMPTS_PER_CALL, timeouts_for
 
 # A host no moto backend answers: a request answered by a fault is never processed by moto.
 NOWHERE = "https://fault-injected.invalid/"
@@ -47,12 +47,12 @@ class FaultKind(StrEnum):
 
 class Persistence(StrEnum):
     ONCE = "once"  # one attempt fails; botocore's retry succeeds
-    EXHAUSTING = "exhausting"  # every botocore attempt of one call fails (MAX_ATTEMPTS): the Lambda attempt fails
+    EXHAUSTING = "exhausting"  # every botocore attempt of one call fails (9): that Lambda attempt fails
     PERSISTENT = "persistent"  # until cleared: every Lambda attempt fails, the event lands in the failure queue
 
     @property
     def times(self) -> int | None:
-        return {Persistence.ONCE: 1, Persistence.EXHAUSTING: MAX_ATTEMPTS, Persistence.PERSISTENT: None}[self]
+        return {Persistence.ONCE: 1, Persistence.EXHAUSTING: ATTEMPTS_PER_CALL, Persistence.PERSISTENT: None}[self]
 
 
 @dataclass(frozen=True)

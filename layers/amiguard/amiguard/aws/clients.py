@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
-MAX_ATTEMPTS = 8  # botocore's attempts per call; the deadline usually ends a storm sooner
+# botocore's ``max_attempts`` counts retries: a call is tried up to 9 times (the deadline may end it sooner).
+MAX_ATTEMPTS = 8
+ATTEMPTS_PER_CALL = MAX_ATTEMPTS + 1
 # No timeouts here: each client takes its service's (TIMEOUTS), unless a caller's config sets its own.
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},

@@ -8,6 +8,14 @@ required tags with tag_enforcer's violation tags, so its grace period starts), i
 nothing (``would-revoke``, ``would-copy``, ``would-tag``). Overdue violations are reported, not escalated:
 tag_enforcer's hourly sweep does that. Each finding goes out on the alert path (which
 de-duplicates, so a problem that stays is not re-alerted every day), then one ``sweep-summary`` message.
+
+A sweep never reports success for what it could not check. What failed for a transient reason (throttling,
+a 5xx, a timeout, the deadline near: botocore's retries already spent) is given one more pass within the
+sweep, over every region (a check in one region reads the others' inventory); what still fails is named in
+the summary (``unchecked``) and the sweep raises :class:`SweepIncomplete` after publishing: Lambda retries the
+event and, in the end, the failure queue keeps it. Lasting causes (access denied, a region not enabled) are
+named in the summary too but not retried: another attempt would answer the same. Every finding carries the
+scheduled event's id and time, so a retried sweep's alerts have the same ids (one alert, not one per try).
 """
 
 from __future__ import annotations
@@ -22,7 +30,14 @@ from amiguard.policy.checks import checks_for
 from amiguard.policy.screening import Drop
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort
-from amiguard.services.scan import ReplicaPortInRegion, Scanner, ScanPortInRegion, ScanReport, TaggingPortInRegion
+from amiguard.services.scan import (
+    ReplicaPortInRegion,
+    ScanError,
+    Scanner,
+    ScanPortInRegion,
+    ScanReport,
+    TaggingPortInRegion,
+)
 
 SCHEDULED = "Scheduled Event"
 # Finding actions that changed something (the would-* actions and none did not).
@@ -31,8 +46,47 @@ REMEDIATED = frozenset(
 )
 
 
+RETRY_PASSES = 1  # extra passes within one sweep over what failed transiently
+# Codes that another attempt would answer the same way: reported, never retried.
+LASTING = frozenset(
+    {
+        "OptInRequired",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+
+
 class SweepFailed(RuntimeError):
     """No region could be scanned at all: raised, so Lambda retries and the failure queue keeps the event."""
+
+
+class SweepIncomplete(RuntimeError):
+    """Something could not be checked after the retry pass: raised (after publishing) so Lambda retries."""
+
+
+def transient(error: ScanError) -> bool:
+    return error.code not in LASTING
+
+
+def unchecked(errors: Sequence[ScanError]) -> list[str]:
+    """What the sweep could not check, by name: ``us-east-1/ami-0abc (launch-permissions: Throttling)``."""
+    return sorted(
+        {f"{e.region}/{e.image_id or e.snapshot_id or e.stage} ({e.stage}: {e.code or 'error'})" for e in errors}
+    )
+
+
+def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
+    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees."""
+    findings = {finding.fingerprint: finding for finding in first.findings}
+    findings.update({finding.fingerprint: finding for finding in second.findings})
+    second.findings = list(findings.values())
+    second.started_at = first.started_at
+    return second
 
 
 def sweep_regions(home: str, settings: Settings) -> list[str]:
@@ -91,6 +145,15 @@ class Sweeper:
             clock=self._clock,
         )
         report = scanner.scan(self._regions)
+        for _ in range(RETRY_PASSES):
+            if not any(transient(error) for error in report.errors):
+                break
+            report = _merge(report, scanner.scan(self._regions))
+        # The sweep's event names every finding: a retried sweep's alerts keep their ids (amiguard.aws.posted).
+        event_time = _event_time(raw_event)
+        report.findings = [
+            finding.model_copy(update={"event_id": event_id, "event_time": event_time}) for finding in report.findings
+        ]
         self.last_report = report
         if not any(region.listed for region in report.regions):
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
@@ -98,6 +161,11 @@ class Sweeper:
         status = Status.ACTED if report.findings else Status.CLEAN
         reason = "findings" if report.findings else ("clean" if report.complete else "incomplete")
         outcome = Outcome(status, reason, _describe(report), findings=list(report.findings), event_id=event_id)
+        retry = [error for error in report.errors if transient(error)]
+        if retry:
+            outcome.retry_error = SweepIncomplete(
+                f"{len(retry)} check(s) still failing after {RETRY_PASSES + 1} passes: " + "; ".join(unchecked(retry))
+            )
         return outcome
 
     def publish(self, outcome: Outcome) -> None:
@@ -109,9 +177,18 @@ class Sweeper:
             self.last_report = None
 
 
+def _event_time(raw_event: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(raw_event.get("time") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _describe(report: ScanReport) -> str:
     counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
-    errors = f"; {len(report.errors)} could not be checked" if report.errors else ""
+    names = unchecked(report.errors)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    errors = f"; {len(report.errors)} could not be checked: {shown}" if report.errors else ""
     return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
 
 
@@ -133,5 +210,7 @@ def summary_finding(report: ScanReport, home: str, settings: Settings) -> Findin
             "counts": report.counts(),
             "remediated": fixed,
             "errors": [error.to_dict() for error in report.errors],
+            "unchecked": unchecked(report.errors),
+            "complete": report.complete,
         },
     )
