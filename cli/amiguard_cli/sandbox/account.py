@@ -279,7 +279,9 @@ class Sandbox:
         The handlers' clients are made again, so each carries the hook from its first call.
         """
         injector = FaultInjector(
-            current_function=lambda: self._current.function if self._current else None, sleep=self.clock.sleep
+            current_function=lambda: self._current.function if self._current else None,
+            sleep=self.clock.sleep,
+            now=self.clock.time,
         )
         injector.register(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
         self.reconfigure()

@@ -5,11 +5,12 @@ Lambda's behaviour in time is part of what the sandbox models: each attempt has 
 minutes. With :class:`RealClock` the deadline is real and the waits between attempts are skipped (a test does
 not wait three minutes). :class:`VirtualClock` makes every wait cost nothing but virtual time: ``time.sleep``
 (botocore's backoff, slack_sdk's), botocore's adaptive token bucket, a fault's timeout and Lambda's retry
-delays advance it, and ``time.time`` and ``datetime.now`` in amiguard's modules read it, so a throttling storm
-of minutes runs in milliseconds and deadlines, claim leases and backoff all see the same time. A wait that
-crosses the running attempt's deadline raises :class:`InvocationKilled` there, as Lambda stops the attempt
-wherever it is. Sleeps in worker threads are added up one after the other: virtual time runs faster than real
-parallel time would, never slower (a deadline is reached earlier, not missed).
+delays advance it, and ``time.time`` and ``datetime.now`` in amiguard's modules and the sandbox's (its
+CloudTrail records) read it, so a throttling storm of minutes runs in milliseconds and deadlines, claim leases
+and backoff all see the same time. A wait that crosses the running attempt's deadline raises
+:class:`InvocationKilled` there, as Lambda stops the attempt wherever it is. Sleeps in worker threads are
+added up one after the other: virtual time runs faster than real parallel time would, never slower (a
+deadline is reached earlier, not missed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import botocore.retries.bucket
 _REAL_DATETIME = datetime
 _real_time = time.time
 _real_sleep = time.sleep
-PATCHED_MODULE_PREFIXES = ("amiguard.", "amiguard_function_")
+PATCHED_MODULE_PREFIXES = ("amiguard.", "amiguard_function_", "amiguard_cli.")
 
 
 # A BaseException, as Lambda's stop is: no `except Exception` in amiguard can swallow it.

@@ -71,12 +71,12 @@ class Call:
 class Fault:
     call: Call
     kind: FaultKind
-    times: int | None = 1  # None: every attempt until cleared
+    times: int | None = 1  # None: every attempt until cleared (or until ``until``)
+    until: float | None = None  # on the sandbox's clock (epoch seconds): the fault ends then
     fired: int = 0
 
-    @property
-    def active(self) -> bool:
-        return self.times is None or self.fired < self.times
+    def active(self, now: float) -> bool:
+        return (self.times is None or self.fired < self.times) and (self.until is None or now < self.until)
 
 
 # botocore's hyphenized service ids that are not the client's service name.
@@ -118,13 +118,15 @@ class FaultInjector:
 
     current_function: Callable[[], str | None]
     sleep: Callable[[float], None]
+    now: Callable[[], float]
     faults: list[Fault] = field(default_factory=list)
     seen: list[Call] = field(default_factory=list)  # every request a function sent (each attempt), in order
     injected: list[tuple[Call, FaultKind]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, call: Call, kind: FaultKind, times: int | None = 1) -> Fault:
-        fault = Fault(call, kind, times)
+    def add(self, call: Call, kind: FaultKind, times: int | None = 1, *, lasting: float | None = None) -> Fault:
+        """Fault ``call`` ``times`` times (None: until cleared), or for ``lasting`` seconds from now."""
+        fault = Fault(call, kind, None if lasting is not None else times, self.now() + lasting if lasting else None)
         self.faults.append(fault)
         return fault
 
@@ -139,7 +141,7 @@ class FaultInjector:
         with self._lock:
             self.seen.append(call)
             for fault in self.faults:
-                if fault.call == call and fault.active:
+                if fault.call == call and fault.active(self.now()):
                     fault.fired += 1
                     self.injected.append((call, fault.kind))
                     return fault
