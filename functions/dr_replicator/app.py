@@ -9,7 +9,7 @@ from amiguard.aws.clients import ClientFactory
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.models.settings import load_settings
-from amiguard.observability import handle_event, logger, metrics
+from amiguard.observability import handle_event, invocation_deadline, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.dr_replicator import DrReplicator
 
@@ -18,7 +18,7 @@ from amiguard.services.dr_replicator import DrReplicator
 def build_service() -> DrReplicator:
     """Composition root: settings, clients and adapters, made once per execution environment."""
     settings = load_settings().require("alert_topic_arn", "ledger_table", "own_role_arns")
-    clients = ClientFactory()
+    clients = ClientFactory(deadline=invocation_deadline)  # retries end before Lambda would kill the attempt
     return DrReplicator(
         settings=settings,
         replication=lambda region: Ec2Replication(clients.ec2(region)),

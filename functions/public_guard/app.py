@@ -10,7 +10,7 @@ from amiguard.aws.exposures import LedgerExposures
 from amiguard.aws.images import Ec2Images
 from amiguard.aws.ledger import DynamoLedger
 from amiguard.models.settings import load_settings
-from amiguard.observability import handle_event, logger, metrics
+from amiguard.observability import handle_event, invocation_deadline, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.public_guard import PublicGuard
 
@@ -19,7 +19,7 @@ from amiguard.services.public_guard import PublicGuard
 def build_service() -> PublicGuard:
     """Composition root: settings, clients and adapters, made once per execution environment."""
     settings = load_settings().require("alert_topic_arn", "own_role_arns")
-    clients = ClientFactory()
+    clients = ClientFactory(deadline=invocation_deadline)  # retries end before Lambda would kill the attempt
     return PublicGuard(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),

@@ -16,7 +16,7 @@ from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
-from amiguard.observability import handle_event, logger, metrics
+from amiguard.observability import handle_event, invocation_deadline, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.dr_replicator import LedgerRecordedReplication
 from amiguard.services.sweeper import Sweeper, sweep_regions
@@ -26,7 +26,7 @@ from amiguard.services.sweeper import Sweeper, sweep_regions
 def build_service() -> Sweeper:
     """Composition root: settings, clients and adapters, made once per execution environment."""
     settings = load_settings().require("alert_topic_arn", "ledger_table")
-    clients = ClientFactory()
+    clients = ClientFactory(deadline=invocation_deadline)  # retries end before Lambda would kill the attempt
     home = boto3.Session().region_name or "us-east-1"
     replicas = DynamoReplicaLedger(clients.dynamodb(), settings.ledger_table)  # which copies amiguard made
     return Sweeper(

@@ -10,7 +10,7 @@ from amiguard.aws.regions import enabled_regions
 from amiguard.aws.tags import Ec2Tagging
 from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
-from amiguard.observability import handle_event, logger, metrics
+from amiguard.observability import handle_event, invocation_deadline, logger, metrics
 from amiguard.services.alerting import alert_path
 from amiguard.services.tag_enforcer import TagEnforcer
 
@@ -19,7 +19,7 @@ from amiguard.services.tag_enforcer import TagEnforcer
 def build_service() -> TagEnforcer:
     """Composition root: settings, clients and adapters, made once per execution environment."""
     settings = load_settings().require("alert_topic_arn", "own_role_arns", "ledger_table")
-    clients = ClientFactory()
+    clients = ClientFactory(deadline=invocation_deadline)  # retries end before Lambda would kill the attempt
     return TagEnforcer(
         settings=settings,
         tagging=lambda region: Ec2Tagging(clients.ec2(region)),

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from amiguard.aws.ledger import DynamoLedger
+from amiguard.aws.posted import alert_id
 from amiguard.models.findings import Finding
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.capacity import WriteUnitMeter
@@ -71,12 +72,17 @@ def test_alert_carries_filterable_attributes_when_published(audit: Sandbox) -> N
 
     [alert] = audit.alerts()
 
+    [entry] = DynamoLedger(audit.internal_client("dynamodb"), audit.ledger_table).findings_for_image(
+        "us-east-1", image_id
+    )
     assert alert.attributes == {
         "severity": "critical",
         "type": "public-share",
         "account": "123456789012",
         "region": "us-east-1",
+        "dedup_id": alert_id(entry.finding),  # the finding's ledger key: every copy of this alert carries it
     }
+    assert alert.attributes["dedup_id"].startswith(f"IMAGE#us-east-1#{image_id}#FINDING#")
     assert alert.subject == f"[amiguard] CRITICAL public-share {image_id} (would-revoke)"
     assert alert.message["image_id"] == image_id
 

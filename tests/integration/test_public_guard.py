@@ -8,6 +8,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from amiguard.aws.posted import alert_id
+from amiguard.models.findings import Finding
 from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import STRANGER, TRUSTED_PARTNER, bake_image
 
@@ -44,6 +46,7 @@ def test_public_share_is_revoked_and_alerted_when_ami_is_made_public(sandbox):
         "type": "public-share",
         "account": "123456789012",
         "region": "us-east-1",
+        "dedup_id": alert_id(Finding.model_validate(alert.message)),
     }
     assert alert.message["exposure_seconds"] >= 0
 

@@ -29,6 +29,7 @@ from amiguard_cli.sandbox.cfn import (
     deployed_environment,
     event_routes,
     function_role,
+    function_timeout,
     load_template,
     parameter_values,
     role_arns,
@@ -36,6 +37,7 @@ from amiguard_cli.sandbox.cfn import (
     sns_subscriptions,
     table_definition,
 )
+from amiguard_cli.sandbox.clock import InvocationKilled, RealClock, SandboxClock
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard_cli.sandbox.deployment import (
     Deployed,
@@ -45,6 +47,7 @@ from amiguard_cli.sandbox.deployment import (
     deploy_trail,
     rule_name,
 )
+from amiguard_cli.sandbox.faults import FaultInjector
 from amiguard_cli.sandbox.iam import Authorization, Caller, authorizations, iam_actions
 from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard_cli.sandbox.queues import drain
@@ -69,6 +72,7 @@ ACCESS_DENIED = {
     "sqs": ("AccessDenied", 403),
 }
 ACCESS_DENIED_DEFAULT = ("AccessDeniedException", 400)  # DynamoDB, Secrets Manager, KMS and most JSON APIs
+LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # seconds Lambda waits before the first and the second retry
 
 
 class SandboxLoop(RuntimeError):
@@ -83,9 +87,11 @@ class FakeContext:
     memory_limit_in_mb: int = 256
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     invoked_function_arn: str = ""
+    deadline: float = float("inf")  # epoch seconds, on ``clock``: the function's Timeout from the attempt's start
+    clock: SandboxClock = field(default_factory=RealClock)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self.deadline - self.clock.time()) * 1000))
 
 
 @dataclass
@@ -102,6 +108,8 @@ class Delivery:
     calls: list[str] = field(default_factory=list)  # IAM actions of the AWS calls the handler made
     denied: list[str] = field(default_factory=list)  # "action on resource" its role refused (AccessDenied)
     failures: list[str] = field(default_factory=list)  # the error of each failed attempt (Lambda retries)
+    attempts: int = 0  # Lambda attempts made (1 to LAMBDA_ATTEMPTS)
+    timeouts: int = 0  # attempts Lambda stopped at their deadline ("Task timed out")
 
 
 @dataclass
@@ -221,8 +229,11 @@ class Sandbox:
         forward_regions: tuple[str, ...] = (),
         parameters: Mapping[str, str] | None = None,
         account: str = ACCOUNT,
+        clock: SandboxClock | None = None,
     ) -> None:
         self.root = repo_root(root)
+        # Lambda's time: each attempt's deadline, the waits before retries (see amiguard_cli.sandbox.clock).
+        self.clock: SandboxClock = clock or RealClock()
         self.stack_regions = stack_regions
         self.home = stack_regions[0]
         self.account = account
@@ -341,6 +352,20 @@ class Sandbox:
         self.parameters = parameter_values(self.template, {**self.parameters, **parameters})
         for module in self._functions.values():
             module.build_service.cache_clear()
+
+    def inject_faults(self) -> FaultInjector:
+        """A fault injector in front of moto on every call the functions make (amiguard_cli.sandbox.faults).
+
+        The handlers' clients are made again, so each carries the hook from its first call.
+        """
+        injector = FaultInjector(
+            current_function=lambda: self._current.function if self._current else None,
+            sleep=self.clock.sleep,
+            now=self.clock.time,
+        )
+        injector.register(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
+        self.reconfigure()
+        return injector
 
     def stack(self, region: str | None = None) -> Stack:
         """The stack as CloudFormation resolves it in ``region``: parameters, the resources the sandbox made."""
@@ -596,25 +621,44 @@ class Sandbox:
         return canned({"Error": {"Code": code, "Message": message}}, status)
 
     def _invoke(self, delivery: Delivery) -> None:
+        """Lambda's asynchronous invocation: up to LAMBDA_ATTEMPTS attempts, each with the function's Timeout,
+        1 then 2 minutes apart; what still fails goes to the failure destination (:attr:`dead_letters`)."""
         module = self._functions[delivery.function]
-        context = FakeContext(
-            function_name=f"amiguard-{delivery.function}",
-            invoked_function_arn=f"arn:aws:lambda:{delivery.region}:{self.account}:function:amiguard-{delivery.function}",
-        )
+        timeout = function_timeout(self.template, delivery.function)
         self._current = delivery
-        for _attempt in range(LAMBDA_ATTEMPTS):
+        for attempt in range(LAMBDA_ATTEMPTS):
+            if attempt:
+                self.clock.advance(LAMBDA_RETRY_DELAYS[attempt - 1])
+            delivery.attempts += 1
+            deadline = self.clock.time() + timeout
+            context = FakeContext(
+                function_name=f"amiguard-{delivery.function}",
+                invoked_function_arn=(
+                    f"arn:aws:lambda:{delivery.region}:{self.account}:function:amiguard-{delivery.function}"
+                ),
+                deadline=deadline,
+                clock=self.clock,
+            )
+            output = io.StringIO()
             try:
-                output = io.StringIO()
                 with (
                     self._deployed_environment(delivery.function, delivery.region),
                     acting_as(self.function_identity(delivery.function)),
                     redirect_stdout(output),
                     _logs_to(output),
+                    self.clock.deadline(deadline),
                 ):
-                    delivery.result = module.lambda_handler(json.loads(json.dumps(delivery.event)), context)
+                    result = module.lambda_handler(json.loads(json.dumps(delivery.event)), context)
                 delivery.output += output.getvalue()
-                delivery.error = None
+                if self.clock.time() > deadline:
+                    raise InvocationKilled("returned after the deadline")
+                delivery.result, delivery.error = result, None
                 break
+            except InvocationKilled:
+                delivery.output += output.getvalue()
+                delivery.timeouts += 1
+                delivery.error = f"Task timed out after {timeout:.2f} seconds"
+                delivery.failures.append(delivery.error)
             except Exception as error:
                 delivery.output += output.getvalue()  # the function's own account of the failure
                 delivery.error = f"{type(error).__name__}: {error}"
@@ -623,6 +667,24 @@ class Sandbox:
         if delivery.error:
             self.dead_letters.append(delivery)
         self.deliveries.append(delivery)
+
+    def redrive(self, function: str | None = None) -> list[Delivery]:
+        """Send what the failure destination holds (of ``function``, or all) back to the function, as an
+        operator does once the cause is fixed: each record's event is invoked again (asynchronously)."""
+        taken = [d for d in self.dead_letters if function is None or d.function == function]
+        self.dead_letters = [d for d in self.dead_letters if d not in taken]
+        redriven = []
+        for dead in taken:
+            delivery = Delivery(dead.function, "redrive", dead.region, dead.event)
+            self._invoke(delivery)
+            redriven.append(delivery)
+        return redriven
+
+    def redeliver(self, delivery: Delivery) -> Delivery:
+        """The same event delivered once more (EventBridge and SNS deliver at least once)."""
+        again = Delivery(delivery.function, delivery.rule, delivery.region, delivery.event)
+        self._invoke(again)
+        return again
 
     def invoke(self, function: str, event: dict[str, Any]) -> Delivery:
         """Call one function's handler directly with ``event`` (no routing)."""

@@ -391,3 +391,10 @@ def deployed_data_path(template: dict[str, Any], root: Path) -> str | None:
     if value is None:
         return None
     return value.replace(LAYER_MOUNT, str(root / "layers" / "amiguard"), 1)
+
+
+def function_timeout(template: dict[str, Any], function: str) -> int:
+    """Seconds ``function`` may run per invocation: its own ``Timeout``, else the Globals' (Lambda's default 3)."""
+    own = serverless_functions(template).get(function, {}).get("Timeout")
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    return int(own if own is not None else default)

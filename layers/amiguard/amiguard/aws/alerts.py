@@ -1,10 +1,16 @@
-"""SNS adapter: every finding is published as JSON with filterable message attributes."""
+"""SNS adapter: every finding is published as JSON with filterable message attributes.
+
+Each message carries ``dedup_id`` (:func:`amiguard.aws.posted.alert_id`, the finding's ledger key): SNS is
+at-least-once and a Publish whose answer was lost is published again, so every subscriber (the notifier, an
+e-mail rule, a SIEM) can tell a second copy of an alert from a second alert.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
+from amiguard.aws.posted import alert_id
 from amiguard.models.findings import Finding
 
 if TYPE_CHECKING:
@@ -44,5 +50,6 @@ class SnsAlerts:
                 "type": {"DataType": "String", "StringValue": finding.type.value},
                 "account": {"DataType": "String", "StringValue": finding.account},
                 "region": {"DataType": "String", "StringValue": finding.region},
+                "dedup_id": {"DataType": "String", "StringValue": alert_id(finding)},
             },
         )

@@ -37,6 +37,14 @@ def handle_cloudtrail(
         outcome = Outcome.dropped(Drop("resource-gone", str(error)))
     outcome.event_id = event_id
     outcome.event_time = event.occurred_at
+    # Every finding names the event it came from: its ledger key and alert id are then the same on every
+    # retry of that event (a finding dated only by its detection would be a new alert each time).
+    outcome.findings = [
+        finding
+        if finding.event_id
+        else finding.model_copy(update={"event_id": event_id, "event_time": finding.event_time or event.occurred_at})
+        for finding in outcome.findings
+    ]
     return outcome
 
 

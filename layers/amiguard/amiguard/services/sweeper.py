@@ -13,6 +13,14 @@ summary counts the standing findings it did not re-alert. The sweep also alerts 
 staged in the outbox and never got to alert (its event failed for good), then one ``sweep-summary`` message.
 It also reads amiguard's own deployment back (:mod:`amiguard.policy.coverage`): a rule disabled, a function
 gone or throttled to zero, a trail stopped is an ``amiguard-coverage-gap``, whoever did it.
+
+A sweep never reports success for what it could not check. What failed for a transient reason (throttling,
+a 5xx, a timeout, the deadline near: botocore's retries already spent) is given one more pass within the
+sweep, over every region (a check in one region reads the others' inventory); what still fails is named in
+the summary (``unchecked``) and the sweep raises :class:`SweepIncomplete` after publishing: Lambda retries the
+event and, in the end, the failure queue keeps it. Lasting causes (access denied, a region not enabled) are
+named in the summary too but not retried: another attempt would answer the same. Every finding carries the
+scheduled event's id and time, so a retried sweep's alerts have the same ids (one alert, not one per try).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from amiguard.services.ports import AlertResult, AlertsPort, DeploymentPort, Out
 from amiguard.services.scan import (
     ReplicaPortInRegion,
     ReplicaRecordsPort,
+    ScanError,
     Scanner,
     ScanPortInRegion,
     ScanReport,
@@ -46,8 +55,47 @@ REMEDIATED = frozenset(
 )
 
 
+RETRY_PASSES = 1  # extra passes within one sweep over what failed transiently
+# Codes that another attempt would answer the same way: reported, never retried.
+LASTING = frozenset(
+    {
+        "OptInRequired",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+
+
 class SweepFailed(RuntimeError):
     """No region could be scanned at all: raised, so Lambda retries and the failure queue keeps the event."""
+
+
+class SweepIncomplete(RuntimeError):
+    """Something could not be checked after the retry pass: raised (after publishing) so Lambda retries."""
+
+
+def transient(error: ScanError) -> bool:
+    return error.code not in LASTING
+
+
+def unchecked(errors: Sequence[ScanError]) -> list[str]:
+    """What the sweep could not check, by name: ``us-east-1/ami-0abc (launch-permissions: Throttling)``."""
+    return sorted(
+        {f"{e.region}/{e.image_id or e.snapshot_id or e.stage} ({e.stage}: {e.code or 'error'})" for e in errors}
+    )
+
+
+def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
+    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees."""
+    findings = {finding.fingerprint: finding for finding in first.findings}
+    findings.update({finding.fingerprint: finding for finding in second.findings})
+    second.findings = list(findings.values())
+    second.started_at = first.started_at
+    return second
 
 
 def sweep_regions(home: str, enabled: Sequence[str], settings: Settings) -> list[str]:
@@ -117,14 +165,32 @@ class Sweeper:
         )
         self._swept = list(self._regions())
         report = scanner.scan(self._swept)
+        for _ in range(RETRY_PASSES):
+            if not any(transient(error) for error in report.errors):
+                break
+            report = _merge(report, scanner.scan(self._swept))
         self.last_report = report
         if not any(region.listed for region in report.regions):
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
             raise SweepFailed(f"the sweep could not scan any region: {problems}")
-        findings = [*self._coverage(account), *report.findings]
+        # The sweep's event names every finding: a retried sweep's alerts keep their ids (amiguard.aws.posted).
+        event_time = _event_time(raw_event)
+        report.findings = [
+            finding.model_copy(update={"event_id": event_id, "event_time": event_time}) for finding in report.findings
+        ]
+        coverage = [
+            finding.model_copy(update={"event_id": event_id, "event_time": event_time})
+            for finding in self._coverage(account)
+        ]
+        findings = [*coverage, *report.findings]
         status = Status.ACTED if findings else Status.CLEAN
         reason = "findings" if findings else ("clean" if report.complete else "incomplete")
         outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
+        retry = [error for error in report.errors if transient(error)]
+        if retry:
+            outcome.retry_error = SweepIncomplete(
+                f"{len(retry)} check(s) still failing after {RETRY_PASSES + 1} passes: " + "; ".join(unchecked(retry))
+            )
         return outcome
 
     def _coverage(self, account: str) -> list[Finding]:
@@ -152,9 +218,18 @@ class Sweeper:
             self.last_report = None
 
 
+def _event_time(raw_event: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(raw_event.get("time") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _describe(report: ScanReport) -> str:
     counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
-    errors = f"; {len(report.errors)} could not be checked" if report.errors else ""
+    names = unchecked(report.errors)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    errors = f"; {len(report.errors)} could not be checked: {shown}" if report.errors else ""
     return f"{report.images} AMI(s) in {sum(r.listed for r in report.regions)} region(s): {counts}{errors}"
 
 
@@ -199,5 +274,7 @@ def summary_finding(report: ScanReport, home: str, settings: Settings, *, standi
             "standing_not_realerted": standing,
             "realert_hours": settings.realert_hours,
             "errors": [error.to_dict() for error in report.errors],
+            "unchecked": unchecked(report.errors),
+            "complete": report.complete,
         },
     )
