@@ -38,9 +38,21 @@ def _module_path(name: str) -> Path | None:
     return None
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node outside ``if TYPE_CHECKING:`` blocks (type-only imports run no code)."""
+    skipped = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
 def _imports(path: Path) -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "amiguard":
             found.add(node.module)
             found.update(
@@ -108,7 +120,19 @@ def stack(template: dict[str, Any]) -> Stack:
     declared = template["Parameters"]
     values = parameter_values(template, {name: f"<parameter {name}>" for name in declared})
     resources = {logical_id: f"<resource {logical_id}>" for logical_id in template["Resources"]}
-    return Stack(values, resources, "123456789012", "us-east-1")
+    attributes = {attribute: f"<attribute {attribute}>" for attribute in _get_atts(template["Resources"])}
+    return Stack(values, resources, "123456789012", "us-east-1", attributes=attributes)
+
+
+def _get_atts(node: Any) -> set[str]:
+    """Every ``!GetAtt Resource.Attribute`` the template names."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::GetAtt"}:
+            return {".".join(str(part) for part in node["Fn::GetAtt"])}
+        return set().union(*(_get_atts(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_get_atts(value) for value in node))
+    return set()
 
 
 def functions(template: dict[str, Any]) -> list[str]:
@@ -138,14 +162,31 @@ def test_function_receives_every_setting_it_reads_when_deployed(
 
 
 def test_each_setting_comes_from_one_source_when_functions_receive_it(template: dict[str, Any], stack: Stack) -> None:
+    receivers = [f for f in functions(template) if "AMIGUARD_OWN_FUNCTIONS" in _environment(template, f, stack)]
     sources: dict[str, set[str]] = {}
     for function in functions(template):
         for key, value in deployed_environment(template, function, stack).items():
+            if key in _OWN_LISTS:
+                # A function cannot name itself or its own rules in its environment (a circular dependency):
+                # the lists are compared on what none of the functions receiving them owns.
+                value = ",".join(sorted(item for item in value.split(",") if not _owned_by(item, receivers)))
             if key.startswith("AMIGUARD_"):
                 sources.setdefault(key, set()).add(value)
 
     assert {key: values for key, values in sources.items() if len(values) > 1} == {}
     assert set(sources) <= {variable(field) for field in FIELDS}, "an AMIGUARD_ variable that is no setting"
+
+
+_OWN_LISTS = frozenset({"AMIGUARD_OWN_FUNCTIONS", "AMIGUARD_OWN_RULES", "AMIGUARD_OWN_ROLES"})
+
+
+def _environment(template: dict[str, Any], function: str, stack: Stack) -> dict[str, str]:
+    return deployed_environment(template, function, stack)
+
+
+def _owned_by(item: str, functions_: list[str]) -> bool:
+    """Whether a resolved ``<resource X>``/``<attribute X.Arn>`` is one of these functions or their rules."""
+    return any(f" {''.join(part.title() for part in name.split('_'))}Function" in item for name in functions_)
 
 
 def test_every_parameter_reaches_a_setting_or_the_stack_when_declared(template: dict[str, Any], stack: Stack) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from amiguard.aws.tags import FILTER_VALUES_MAX, chunks
+from amiguard.aws.batching import FILTER_VALUES_MAX, chunks
 from amiguard.models.images import Image
 from amiguard.policy.replication import REPLICA_OF_TAG, CopyRequest, replica_of_value
 

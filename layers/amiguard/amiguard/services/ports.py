@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
-from amiguard.policy.coverage import DeploymentState
 from amiguard.policy.sharing import Grant
-from amiguard.policy.tagging import ViolationRecord
-from amiguard.policy.tampering import OwnResources
+
+if TYPE_CHECKING:  # types only: importing a port must not pull in the policy of functions that do not use it
+    from amiguard.policy.coverage import DeploymentState
+    from amiguard.policy.tagging import ViolationRecord
+    from amiguard.policy.tampering import OwnResources
 
 
 class ImagesPort(Protocol):
