@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from amiguard.models.settings import Settings, variable
-from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, parameter_values, serverless_functions
+from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, placeholder_stack, serverless_functions
 from tests.samples import ROOT
 
 pytestmark = pytest.mark.infra
@@ -117,22 +117,7 @@ def settings_read_by(function: str) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def stack(template: dict[str, Any]) -> Stack:
     """Every parameter set to a value naming it, every resource to its logical id: a value says its source."""
-    declared = template["Parameters"]
-    values = parameter_values(template, {name: f"<parameter {name}>" for name in declared})
-    resources = {logical_id: f"<resource {logical_id}>" for logical_id in template["Resources"]}
-    attributes = {attribute: f"<attribute {attribute}>" for attribute in _get_atts(template["Resources"])}
-    return Stack(values, resources, "123456789012", "us-east-1", attributes=attributes)
-
-
-def _get_atts(node: Any) -> set[str]:
-    """Every ``!GetAtt Resource.Attribute`` the template names."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::GetAtt"}:
-            return {".".join(str(part) for part in node["Fn::GetAtt"])}
-        return set().union(*(_get_atts(value) for value in node.values()))
-    if isinstance(node, list):
-        return set().union(*(_get_atts(value) for value in node))
-    return set()
+    return placeholder_stack(template, {name: f"<parameter {name}>" for name in template["Parameters"]})
 
 
 def functions(template: dict[str, Any]) -> list[str]:

@@ -593,9 +593,7 @@ class Sandbox:
         tags: dict[str, str] = ec2_backends[self.account][parts[3]].tags.get(parts[5].split("/", 1)[1], {})
         return dict(tags)
 
-    def _authorize(
-        self, model: Any, context: dict[str, Any], **_: Any
-    ) -> tuple[CannedHttp, dict[str, Any]] | None:
+    def _authorize(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[CannedHttp, dict[str, Any]] | None:
         """Refuse, as AWS would, a call the invoked function's role does not allow (before it is sent)."""
         delivery = self._current
         if delivery is None or "amiguard_iam_params" not in context:

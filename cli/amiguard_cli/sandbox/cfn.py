@@ -297,6 +297,29 @@ class Stack:
 STACK_NAME = "amiguard"  # the name the sandbox's stack is deployed under
 
 
+def get_atts(node: Any) -> set[str]:
+    """Every ``!GetAtt Resource.Attribute`` under ``node`` (a template or part of one)."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::GetAtt"}:
+            return {".".join(str(part) for part in node["Fn::GetAtt"])}
+        return set().union(*(get_atts(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(get_atts(value) for value in node))
+    return set()
+
+
+def placeholder_stack(template: dict[str, Any], parameters: Mapping[str, str]) -> Stack:
+    """A stack whose resources and attributes resolve to strings naming them (``<resource LedgerTable>``): what a
+    value is bound to, for tests that compare environments rather than run them."""
+    return Stack(
+        parameter_values(template, parameters),
+        {logical_id: f"<resource {logical_id}>" for logical_id in template["Resources"]},
+        "123456789012",
+        "us-east-1",
+        attributes={attribute: f"<attribute {attribute}>" for attribute in get_atts(template["Resources"])},
+    )
+
+
 def role_arns(template: dict[str, Any], account: str, stack_name: str = STACK_NAME) -> dict[str, str]:
     """Each ``AWS::IAM::Role``'s ARN by logical id, named as CloudFormation names a role with no ``RoleName``:
     ``<stack>-<logical id>-<suffix>`` (at most 64 characters) under the role's ``Path``."""
@@ -318,6 +341,8 @@ def function_role(template: dict[str, Any], function: str) -> str:
     if not (isinstance(role, dict) and "Fn::GetAtt" in role):
         raise UnresolvedValue(f"{function}: Role must be !GetAtt <a role of this stack>.Arn")
     return str(role["Fn::GetAtt"][0])
+
+
 def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, bool]:
     """Every entry of the template's ``Conditions``, as CloudFormation evaluates it with ``stack``'s parameters."""
     declared = template.get("Conditions") or {}
@@ -328,7 +353,7 @@ def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, boo
 
     def holds(value: Any) -> bool:
         if isinstance(value, dict) and len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Condition":
                 return condition(str(argument))
             if key == "Fn::Equals":
