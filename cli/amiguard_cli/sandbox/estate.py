@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
+
 UNTRUSTED_ACCOUNT = "999988887777"
 TRUSTED_ACCOUNT = "111122223333"
 
@@ -113,10 +115,12 @@ def plant_replication_drift(
     dr_region: str,
     approval_tag: str = "amiguard:approved",
     required_tags: Sequence[str] = ("Owner", "CostCenter"),
+    record_replica: Callable[[ReplicaRecord], object] | None = None,
 ) -> Estate:
     """An approved AMI in ``home`` that was never copied to ``dr_region``, and a replica in ``dr_region`` of an
     AMI since deregistered: a real copy (EC2 reports its source), tagged as amiguard tags its replicas (both
-    carry every required tag: they plant one problem each)."""
+    carry every required tag: they plant one problem each) and, with ``record_replica``, recorded in the ledger as
+    dr_replicator records its copies (without that record no remedy touches it: a tag alone proves nothing)."""
     tags = [{"Key": key, "Value": "planted"} for key in required_tags]
     ec2 = ec2_for(home)
     approved = str(ec2.register_image(Name="estate-approved-golden", RootDeviceName="/dev/xvda")["ImageId"])
@@ -133,6 +137,16 @@ def plant_replication_drift(
         )["ImageId"]
     )
     ec2.deregister_image(ImageId=retired)
+    if record_replica is not None:
+        record_replica(
+            ReplicaRecord(
+                source_region=home,
+                source_image_id=retired,
+                destination_region=dr_region,
+                status=ReplicaStatus.AVAILABLE,
+                replica_id=orphan,
+            )
+        )
     estate.images |= {(home, approved), (dr_region, orphan)}
     estate.not_replicated.add((home, approved))
     estate.orphaned_replicas.add((dr_region, orphan))

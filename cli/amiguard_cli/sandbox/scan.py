@@ -19,6 +19,7 @@ import boto3
 from moto import mock_aws
 
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.services.scan import ScanReport
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate, plant_replication_drift
@@ -67,7 +68,8 @@ def plant(session: boto3.Session) -> Estate:
         block_public_access_off=[OTHER],
         workers=4,
     )
-    return plant_replication_drift(ec2, estate, home=HOME, dr_region=DR)
+    replicas = DynamoReplicaLedger(session.client("dynamodb"), LEDGER_TABLE)
+    return plant_replication_drift(ec2, estate, home=HOME, dr_region=DR, record_replica=replicas.claim)
 
 
 def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
