@@ -101,6 +101,15 @@ def _tag_context(tags: Any) -> dict[str, tuple[str, ...]]:
     return context
 
 
+def _image_snapshots(account: str, region: str, image_id: str) -> list[str]:
+    """The EBS snapshots behind an AMI, from moto's state (none when the AMI is unknown)."""
+    from moto.ec2.models import ec2_backends
+
+    image = ec2_backends[account][region].amis.get(image_id)
+    mappings = getattr(image, "block_device_mappings", None) or []
+    return sorted({str(m["Ebs"]["SnapshotId"]) for m in mappings if m.get("Ebs", {}).get("SnapshotId")})
+
+
 def _ec2(
     operation: str, params: Mapping[str, Any], where: Caller, base: dict[str, tuple[str, ...]]
 ) -> list[Authorization]:
@@ -110,9 +119,11 @@ def _ec2(
     if operation in EC2_IMAGE_OPERATIONS and params.get("ImageId"):
         found.append(Authorization(action, ec2_arn(str(params["ImageId"]), where), base))
         if operation == "DeregisterImage" and params.get("DeleteAssociatedSnapshots"):
-            # EC2 deletes the snapshots with the caller's permission to do so.
-            snapshots = f"arn:{partition}:ec2:{region}:{where.account}:snapshot/*"
-            found.append(Authorization("ec2:DeleteSnapshot", snapshots, base))
+            # EC2 deletes each of the image's snapshots with the caller's permission to delete that snapshot.
+            found.extend(
+                Authorization("ec2:DeleteSnapshot", ec2_arn(sid, where), base)
+                for sid in _image_snapshots(where.account, region, str(params["ImageId"]))
+            )
     elif operation in EC2_SNAPSHOT_OPERATIONS and params.get("SnapshotId"):
         found.append(Authorization(action, ec2_arn(str(params["SnapshotId"]), where), base))
     elif operation in {"CreateTags", "DeleteTags"}:

@@ -91,6 +91,14 @@ class CopyImageFidelity:
                 tags |= {tag["Key"]: tag.get("Value", "") for tag in spec.get("Tags") or []}
         if tags:
             backend.create_tags([image_id], tags)
+        snapshot_tags = {
+            tag["Key"]: tag.get("Value", "")
+            for spec in request.get("TagSpecifications") or []
+            if spec.get("ResourceType") == "snapshot"
+            for tag in spec.get("Tags") or []
+        }
+        if snapshot_tags and ami.ebs_snapshot is not None:  # EC2 tags the copy's new snapshots as asked
+            backend.create_tags([ami.ebs_snapshot.id], snapshot_tags)
         ami.source_image_id = request.get("SourceImageId")
         ami.source_image_region = source_region
         if request.get("Encrypted"):

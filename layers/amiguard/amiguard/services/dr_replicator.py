@@ -153,7 +153,7 @@ class LedgerRecordedReplication:
 
 
 class ReplicationRetry(RuntimeError):
-    """CopyImage failed transiently in some regions: raised so that Lambda retries the event (bounded)."""
+    """A copy, lookup or cleanup failed transiently in some regions: raised so that Lambda retries the event."""
 
 
 @dataclass
@@ -194,7 +194,9 @@ class _Work:
         outcome.measurements = self.measurements
         if self.retry_regions:
             outcome.retry_error = ReplicationRetry(
-                "CopyImage failed transiently in " + ", ".join(self.retry_regions) + "; retrying the event"
+                "EC2 failed transiently in "
+                + ", ".join(sorted(set(self.retry_regions)))
+                + f"; retrying the event ({'; '.join(self.notes) or 'no detail'})"
             )
         return outcome
 
