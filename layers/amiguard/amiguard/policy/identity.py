@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from amiguard.models.events import UserIdentity
 
 SOURCE_IDENTITY = "amiguard"
-# The acting member roles (DESIGN.md, organization mode). amiguard-reader only reads: its calls change nothing.
+# The acting member roles (docs/organization.md). amiguard-reader only reads: its calls change nothing.
 MEMBER_ROLE = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:role/amiguard/amiguard-(?:public-guard|tag-enforcer|dr-replicator|sweeper)$"
 )
