@@ -16,9 +16,12 @@ ID_WIDTH = len("snap-0123456789abcdef0")  # the longest EC2 id a table shows
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "green"}
 
 
-def narrow_table(title: str) -> Table:
-    """A table with no vertical rules and no outer padding: four more columns of text at 80 columns."""
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
+def narrow_table(title: str, *, separated: bool = True) -> Table:
+    """No vertical rules, no outer padding (more room for text at 80 columns); ``separated``: a blank line
+    between rows (of several lines each)."""
+    return Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, show_lines=separated
+    )
 
 
 def add_id_column(table: Table, header: str) -> None:

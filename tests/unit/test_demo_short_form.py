@@ -92,7 +92,7 @@ def test_own_calls_and_alert_deliveries_are_counted_not_listed_when_shown_short(
     )
     # Then
     assert "CreateTags" not in text and "slack-off" not in text
-    assert "1 own calls ignored, 1 alerts to the notifier" in text
+    assert "1 own call ignored, 1 alert to the notifier" in text
 
 
 def test_a_failed_delivery_is_shown_when_shown_short() -> None:
@@ -133,3 +133,19 @@ def test_summary_counts_each_type_with_its_actions_and_longest_exposure_when_sum
         ("public-share", "critical", 2, "revoked \u00d72", "1 min 15 s"),
         ("missing-tags", "medium", 1, "reported", "\u2014"),
     ]
+
+
+def test_findings_of_one_event_are_grouped_by_action_when_a_sweep_finds_several() -> None:
+    # Given one scheduled sweep that found two types it reported and one it fixed
+    sweep = {"id": "e-5", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    found = [
+        a_finding(type="missing-tags", severity="medium", action="none").to_message(),
+        a_finding(type="missing-tags", severity="medium", action="none").to_message(),
+        a_finding(type="forged-amiguard-tag", severity="high", action="none").to_message(),
+        a_finding(type="untrusted-share", severity="high", action="revoked").to_message(),
+    ]
+    # When
+    [line] = group_events([delivered("sweeper", sweep, "acted", "findings", *found)])
+    # Then
+    assert what_happened(line) == "schedule: sweeper"
+    assert what_amiguard_did(line) == "reported missing-tags \u00d72, forged-amiguard-tag; revoked untrusted-share"

@@ -312,7 +312,7 @@ def render_table(
         console.print(table)
         facts = summary(result)
         for title, counts in (("by finding", facts["by_finding"]), ("by actor", facts["by_actor"])):
-            totals = narrow_table(title)
+            totals = narrow_table(title, separated=False)
             add_text_column(totals, title.removeprefix("by "))
             totals.add_column("count", justify="right", no_wrap=True)
             for name, count in counts.items():

@@ -103,8 +103,8 @@ def what_happened(line: EventLine, *, account: str = "", home: str = "") -> str:
         return f"{who} {detail.get('eventName')} {_target(detail)}".rstrip() + suffix
     if event.get("detail-type") == "Scheduled Event":
         return f"schedule: {delivery.function}" + suffix
-    if "ImageId" in detail:
-        return f"EC2: {detail.get('ImageId')} {detail.get('State', '')}".rstrip() + suffix
+    if "ImageId" in detail:  # EC2 AMI State Change
+        return f"{detail.get('ImageId')} {detail.get('State', '')}".rstrip() + suffix
     return f"{event.get('detail-type') or event.get('source') or 'event'}" + suffix
 
 
@@ -134,10 +134,18 @@ def what_amiguard_did(line: EventLine) -> str:
         clean = [r for d, r in zip(line.deliveries, reasons, strict=False) if (d.result or {}).get("status") == "clean"]
         return f"nothing to do ({', '.join(dict.fromkeys(clean or reasons[:1])) or 'no rule matched'})"
     groups = Counter((action_word(f.get("action")), str(f.get("type"))) for f in findings)
-    if len(groups) <= INLINE_GROUPS:
-        return ", ".join(f"{action} {kind}" + (f" {TIMES}{n}" if n > 1 else "") for (action, kind), n in groups.items())
-    actions = Counter(action_word(f.get("action")) for f in findings)
-    return f"{len(findings)} findings: " + ", ".join(f"{action} {n}" for action, n in actions.most_common())
+    if len(groups) > INLINE_GROUPS:
+        actions = Counter(action_word(f.get("action")) for f in findings)
+        return f"{len(findings)} findings: " + ", ".join(f"{action} {n}" for action, n in actions.most_common())
+    by_action: dict[str, list[str]] = {}
+    for (action, kind), n in groups.items():
+        by_action.setdefault(action, []).append(kind + (f" {TIMES}{n}" if n > 1 else ""))
+    return "; ".join(f"{action} {', '.join(kinds)}" for action, kinds in by_action.items())
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 own call``, ``2 own calls``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True)

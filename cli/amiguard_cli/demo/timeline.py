@@ -19,6 +19,7 @@ from amiguard_cli.demo.oneline import (
     SEVERITY_RANK,
     EventLine,
     group_events,
+    plural,
     summarize,
     what_amiguard_did,
     what_happened,
@@ -151,30 +152,34 @@ class Timeline:
             return
         events, self._pending = group_events(self._pending), []
         account, home = self.home
+        # A grid, so that a line too long for the terminal wraps under its text, not under the severity.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, min_width=4)
+        grid.add_column()
         for event in events:
             if event.shown:
-                self.console.print(self._event_line(event, account, home))
+                grid.add_row(*self._event_line(event, account, home))
         quiet = [event for event in events if not event.shown]
         if quiet:
             own = sum(event.own_call for event in quiet)
             alerts = sum(event.alert_delivery for event in quiet)
             other = len(quiet) - own - alerts
-            parts = [f"{own} own calls ignored"] if own else []
-            parts += [f"{alerts} alerts to the notifier"] if alerts else []
-            parts += [f"{other} quiet state changes"] if other else []
-            self.console.print(Text(f"{'':<5}{', '.join(parts)}", style="dim"))
+            parts = [plural(own, "own call") + " ignored"] if own else []
+            parts += [plural(alerts, "alert") + " to the notifier"] if alerts else []
+            parts += [plural(other, "quiet state change")] if other else []
+            grid.add_row("", Text(", ".join(parts), style="dim"))
+        self.console.print(grid)
 
     @staticmethod
-    def _event_line(event: EventLine, account: str, home: str) -> Text:
-        """Severity, what happened → what amiguard did: coloured by the most severe finding."""
+    def _event_line(event: EventLine, account: str, home: str) -> tuple[Text, Text]:
+        """Severity, then what happened → what amiguard did, coloured by the most severe finding."""
         severity = event.severity
         style = "bold red" if event.failed else SEVERITY_STYLE.get(severity or "", "dim")
         label = "FAIL" if event.failed else SEVERITY_LABEL.get(severity or "", "·")
-        line = Text(f"{label:<5}", style=style)
-        line.append(what_happened(event, account=account, home=home))
+        line = Text(what_happened(event, account=account, home=home))
         line.append(" → ", style="dim")
         line.append(what_amiguard_did(event), style=style if (severity or event.failed) else "dim")
-        return line
+        return Text(label, style=style), line
 
     def finish(self) -> None:
         """The close: (short form) one alert as it lands, then, in both forms, a table of what was found."""
@@ -197,13 +202,15 @@ def summary_table(findings: list[dict[str, Any]]) -> Table:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        show_edge=False,
     )
     table.add_column("finding", no_wrap=True)
-    table.add_column("severity", no_wrap=True)
+    table.add_column("sev", no_wrap=True)
     table.add_column("count", justify="right", no_wrap=True)
     table.add_column("action", overflow="fold")
     table.add_column("exposure", no_wrap=True)
     for row in summarize(findings):
         style = SEVERITY_STYLE.get(row.severity, "")
-        table.add_row(row.type, Text(row.severity, style=style), str(row.count), row.actions, row.exposure)
+        label = Text(SEVERITY_LABEL.get(row.severity, row.severity), style=style)
+        table.add_row(row.type, label, str(row.count), row.actions, row.exposure)
     return table
