@@ -27,10 +27,11 @@ DEMO_SETTINGS = {
 }
 
 
-INTRODUCTION = (
-    "amiguard in an embedded AWS account (moto), deployed as template.yaml says.\n"
-    "Each line: severity, what happened → what amiguard did."
-)
+INTRODUCTION = "amiguard in an embedded AWS account (moto), deployed as template.yaml says."
+HOW_TO_READ = {
+    False: "Each line: severity, what happened → what amiguard did.",
+    True: "Each step of an act, each event delivered (rule → function: outcome), every alert as it lands.",
+}
 
 
 def run_demo(console: Console | None = None, *, full: bool = False) -> int:
@@ -40,7 +41,7 @@ def run_demo(console: Console | None = None, *, full: bool = False) -> int:
     """
     with Sandbox(parameters=DEMO_SETTINGS) as sandbox:
         timeline = Timeline(sandbox, console, full=full)
-        timeline.console.print(Text(INTRODUCTION, style="dim"))
+        timeline.console.print(Text(f"{INTRODUCTION}\n{HOW_TO_READ[full]}", style="dim"))
         for act in ACTS:
             act(sandbox, timeline)
         timeline.finish()
