@@ -166,7 +166,7 @@ class Timeline:
             other = len(quiet) - own - alerts
             parts = [plural(own, "own call") + " ignored"] if own else []
             parts += [plural(alerts, "alert") + " to the notifier"] if alerts else []
-            parts += [plural(other, "other event") + " with nothing to do"] if other else []
+            parts += [f"{other} more with nothing to do"] if other else []
             grid.add_row("", Text(", ".join(parts), style="dim"))
         self.console.print(grid)
 
