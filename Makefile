@@ -141,8 +141,8 @@ lint: $(VENV)/.stamp ## ruff and mypy (strict, library only)
 	$(VENV)/bin/mypy
 
 .PHONY: demo
-demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto)
-	$(VENV)/bin/amiguard demo
+demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto); VERBOSE=1: the full timeline
+	$(VENV)/bin/amiguard demo $(if $(VERBOSE),--full)
 
 .PHONY: bench
 bench: $(VENV)/.stamp ## Cold-start and handler benchmarks

@@ -224,36 +224,47 @@ def render_csv(report: ScanReport) -> str:
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
 
-def render_table(report: ScanReport, out: IO[str], *, color: bool) -> None:
+def render_table(report: ScanReport, out: IO[str], *, color: bool, width: int | None = None) -> None:
+    """Findings most severe first, then what could not be checked; fits 80 columns (:mod:`amiguard_cli.tables`)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 160)
+    from amiguard_cli.tables import add_id_column, add_text_column, narrow_table, severity_text, stacked
+
+    if width is None and not color:
+        width = 160
+    console = Console(file=out, force_terminal=color, no_color=not color, width=width)
     if report.findings:
-        table = Table(title=f"amiguard scan: {len(report.findings)} finding(s)", show_lines=False)
-        for column in ("severity", "type", "region", "image", "snapshot", "action", "summary"):
-            table.add_column(column, overflow="fold")
+        table = narrow_table(f"amiguard scan of {report.account}: {len(report.findings)} finding(s)")
+        add_text_column(table, "finding")
+        add_id_column(table, "resource")
+        table.add_column("action", no_wrap=True)
+        add_text_column(table, "summary", ratio=2)
         ordered = sorted(
             report.findings,
             key=lambda f: (_SEVERITY_ORDER.get(f.severity.value, 9), f.type.value, f.region, f.image_id or ""),
         )
         for finding in ordered:
             table.add_row(
-                finding.severity.value,
-                finding.type.value,
-                finding.region,
-                finding.image_id or "",
-                finding.snapshot_id or "",
+                stacked(severity_text(finding.severity.value), finding.type.value),
+                stacked(
+                    finding.image_id,
+                    finding.snapshot_id,
+                    finding.account if finding.account != report.account else None,  # another account's
+                    Text(finding.region, style="dim"),
+                ),
                 finding.action.value,
                 finding.summary,
             )
         console.print(table)
     if report.errors:
-        errors = Table(title="could not check", show_lines=False)
-        for column in ("region", "stage", "resource", "problem"):
-            errors.add_column(column, overflow="fold")
+        errors = narrow_table("could not check")
+        add_id_column(errors, "resource")
+        add_text_column(errors, "stage")
+        add_text_column(errors, "problem", ratio=3)
         for error in report.errors:
-            errors.add_row(error.region, error.stage, error.image_id or error.snapshot_id or "", error.message)
+            resource = stacked(error.image_id or error.snapshot_id, Text(error.region, style="dim"))
+            errors.add_row(resource, error.stage, error.message)
         console.print(errors)
     console.print(summary_line(report))
 

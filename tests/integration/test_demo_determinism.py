@@ -3,53 +3,129 @@
 Two things made it vary: the sweeper applied its remedies on threads, so a DR copy (CopyImageTags) carried the
 violation tags marked on its source in the same sweep or not, whichever call EC2 served first (and the next
 sweep then had one region more or less to mark); and the events those threads caused were delivered in the
-order the threads happened to run.
+order the threads happened to run. What it prints (the short form: one line per event, one alert, a summary)
+is the same too, apart from ids and times.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import pytest
 from rich.console import Console
 
-from amiguard_cli.demo.scenario import ACTS, DEMO_SETTINGS
-from amiguard_cli.demo.timeline import Timeline, _event_label
-from amiguard_cli.sandbox.account import Sandbox
+from amiguard_cli.demo.scenario import run_demo
+from amiguard_cli.demo.timeline import _event_label
+from amiguard_cli.sandbox.account import Delivery, Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 
 RUNS = 3
 VOLATILE = re.compile(r"\b(?:ami|snap|i)-[0-9a-f]{8,17}\b")
+# What may differ between two runs of what the demo prints: ids, times, durations, and so where lines wrap.
+PRINTED_VOLATILE = re.compile(
+    r"\b(?:ami|snap|i|r|vol)-[0-9a-f]{8,17}\b"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{12,32}\b"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z| UTC)?"
+    r"|\b\d+(?:\.\d+)? (?:s|min|h|d)\b|\b\d+\.\d+\b"
+)
+BOX_AND_BLANKS = re.compile(r"[\s\u2500-\u257f]+")
 
 
-def demo_events() -> list[tuple[str, str, str, str]]:
+@dataclass
+class DemoRun:
+    printed: str  # what ``amiguard demo`` prints (the short form), at 80 columns
+    deliveries: list[Delivery]
+
+
+def play(*, full: bool = False) -> DemoRun:
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    deliveries: list[Delivery] = []
+    original = Sandbox.__exit__
+
+    def keep_deliveries(sandbox: Sandbox, *exc: Any) -> Any:
+        deliveries.extend(sandbox.deliveries)
+        return original(sandbox, *exc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sandbox, "__exit__", keep_deliveries)
+        run_demo(console, full=full)
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(printed, str)
+    return DemoRun(printed, deliveries)
+
+
+def outcomes(run: DemoRun) -> list[tuple[str, str, str, str]]:
     """(function, rule, event, outcome) of every delivery of one demo run, AMI and snapshot ids masked."""
-    with Sandbox(parameters=DEMO_SETTINGS) as sandbox:
-        with open("/dev/null", "w") as silent:
-            timeline = Timeline(sandbox, Console(file=silent))
-            for act in ACTS:
-                act(sandbox, timeline)
-        return [
-            (
-                delivery.function,
-                delivery.rule,
-                VOLATILE.sub("#", _event_label(delivery.event)),
-                f"{(delivery.result or {}).get('status')}:{(delivery.result or {}).get('reason')}:{delivery.error}",
-            )
-            for delivery in sandbox.deliveries
-        ]
+    return [
+        (
+            delivery.function,
+            delivery.rule,
+            VOLATILE.sub("#", _event_label(delivery.event)),
+            f"{(delivery.result or {}).get('status')}:{(delivery.result or {}).get('reason')}:{delivery.error}",
+        )
+        for delivery in run.deliveries
+    ]
 
 
-def test_demo_delivers_the_same_events_when_run_again() -> None:
+def stable_text(printed: str) -> str:
+    return BOX_AND_BLANKS.sub(" ", PRINTED_VOLATILE.sub("#", printed))
+
+
+@pytest.fixture(scope="module")
+def demo_runs() -> list[DemoRun]:
+    return [play() for _ in range(RUNS)]
+
+
+def test_demo_delivers_the_same_events_when_run_again(demo_runs: list[DemoRun]) -> None:
     # Given / When
-    runs = [demo_events() for _ in range(RUNS)]
+    runs = [outcomes(run) for run in demo_runs]
     # Then
     assert all(outcome.endswith(":None") for *_, outcome in runs[0])  # no delivery failed
     for run in runs[1:]:
         assert len(run) == len(runs[0])
         assert run == runs[0]
+
+
+def test_demo_prints_the_same_story_when_run_again(demo_runs: list[DemoRun]) -> None:
+    # Given / When the demo ran several times; Then it printed the same, apart from ids and times
+    first = stable_text(demo_runs[0].printed)
+    assert first and all(stable_text(run.printed) == first for run in demo_runs[1:])
+
+
+def test_demo_prints_one_line_per_event_then_one_alert_and_a_summary_when_run_by_default(
+    demo_runs: list[DemoRun],
+) -> None:
+    # Given / When
+    printed = demo_runs[0].printed
+    lines = printed.splitlines()
+    # Then the first screen says what amiguard does: a person's call, what amiguard did about it
+    assert any(
+        line.startswith("CRIT dev-bob ModifyImageAttribute ami-") and "→ revoked public-share" in line
+        for line in lines[:10]
+    )
+    # one Slack message and one SNS message as examples, then the summary table
+    assert printed.count("Subject: [amiguard]") == 1 and printed.count("╭─ Slack") == 1
+    summary = printed.split("What amiguard found and did", 1)[1]
+    for kind in ("public-share", "untrusted-share", "missing-tags", "replication-complete", "amiguard-tampered"):
+        assert kind in summary
+    # and amiguard's own calls and the notifier's deliveries are counted, not listed
+    assert "own calls ignored" in printed and "amiguard-own-action" not in printed
+    assert all(len(line) <= 80 for line in lines)
+
+
+def test_demo_prints_every_step_delivery_and_alert_when_run_in_full(demo_runs: list[DemoRun]) -> None:
+    # Given / When
+    full = play(full=True).printed
+    # Then every delivery shows its rule, every alert its Slack message, and the short form is far shorter
+    short = demo_runs[0].printed
+    assert sum(line.startswith("  event ") for line in full.splitlines()) == len(demo_runs[0].deliveries)
+    assert full.count("╭─ Slack") > 10
+    assert len(short.splitlines()) * 5 < len(full.splitlines())
 
 
 def test_dr_copy_does_not_carry_violation_tags_when_the_sweep_marks_its_source_while_copying() -> None:

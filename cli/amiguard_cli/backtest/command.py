@@ -277,24 +277,44 @@ def render_csv(result: Result) -> str:
     return buffer.getvalue()
 
 
-def render_table(result: Result, errors: list[SourceError], out: IO[str], *, color: bool) -> None:
+def render_table(
+    result: Result, errors: list[SourceError], out: IO[str], *, color: bool, width: int | None = None
+) -> None:
+    """What amiguard would have done, then counts by finding and actor; fits 80 columns (:mod:`..tables`)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 160)
+    from amiguard_cli.tables import add_id_column, add_text_column, narrow_table, severity_text, stacked
+
+    if width is None and not color:
+        width = 160
+    console = Console(file=out, force_terminal=color, no_color=not color, width=width)
     if result.decisions:
-        table = Table(title=f"amiguard backtest: {len(result.decisions)} decision(s)")
-        for column in COLUMNS:
-            table.add_column(column, overflow="fold", no_wrap=column in {"resource", "account"})
+        table = narrow_table(f"amiguard backtest: {len(result.decisions)} decision(s)")
+        table.add_column("when (UTC), where", no_wrap=True)
+        add_text_column(table, "actor, event")
+        add_id_column(table, "resource")
+        add_text_column(table, "finding, action")
         for decision in result.decisions:
-            row = decision.as_row()
-            table.add_row(*[str(row[column] or "") for column in COLUMNS])
+            moment = decision.time
+            table.add_row(
+                stacked(
+                    f"{moment:%Y-%m-%d}" if moment else "",
+                    f"{moment:%H:%M:%S}" if moment else "",
+                    decision.account,
+                    Text(decision.region, style="dim"),
+                ),
+                # The user or session name (the "by actor" table and the JSON output have the whole ARN).
+                stacked((decision.actor or "").rsplit("/", 1)[-1], Text(decision.event, style="dim")),
+                decision.resource,
+                stacked(severity_text(decision.severity.value), decision.finding.value, f"→ {decision.action.value}"),
+            )
         console.print(table)
         facts = summary(result)
         for title, counts in (("by finding", facts["by_finding"]), ("by actor", facts["by_actor"])):
-            totals = Table(title=title)
-            totals.add_column(title.removeprefix("by "), overflow="fold")
-            totals.add_column("count", justify="right")
+            totals = narrow_table(title, separated=False)
+            add_text_column(totals, title.removeprefix("by "))
+            totals.add_column("count", justify="right", no_wrap=True)
             for name, count in counts.items():
                 totals.add_row(name, str(count))
             console.print(totals)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.text import Text
 
 from amiguard_cli.demo import replication, sharing, sweep, tagging, tamper
 from amiguard_cli.demo.timeline import Timeline
@@ -26,15 +27,28 @@ DEMO_SETTINGS = {
 }
 
 
-def run_demo(console: Console | None = None) -> int:
-    """Play every act; return the number of events that failed (0 when all went well)."""
+INTRODUCTION = "amiguard in an embedded AWS account (moto), deployed as template.yaml says."
+HOW_TO_READ = {
+    False: "Each line: severity, what happened → what amiguard did.",
+    True: "Each step of an act, each event delivered (rule → function: outcome), every alert as it lands.",
+}
+
+
+def run_demo(console: Console | None = None, *, full: bool = False) -> int:
+    """Play every act; return the number of events that failed (0 when all went well).
+
+    ``full`` prints every step, delivery and alert as it happens; otherwise one line per event and a summary.
+    """
     with Sandbox(parameters=DEMO_SETTINGS) as sandbox:
-        timeline = Timeline(sandbox, console)
+        timeline = Timeline(sandbox, console, full=full)
+        timeline.console.print(Text(f"{INTRODUCTION}\n{HOW_TO_READ[full]}", style="dim"))
         for act in ACTS:
             act(sandbox, timeline)
-        timeline.console.rule("[bold]Done")
+        timeline.finish()
         timeline.console.print(
-            f"{len(sandbox.deliveries)} events delivered, {len(sandbox.dead_letters)} failed; "
-            f"{len(sandbox.recorder.records)} CloudTrail records written."
+            f"{len(sandbox.deliveries)} deliveries ({len(sandbox.dead_letters)} failed), {len(timeline.alerts)} "
+            f"alerts, {len(sandbox.recorder.records)} CloudTrail records."
         )
+        if not full:
+            timeline.console.print("Every step, delivery and alert: amiguard demo --full (make demo VERBOSE=1)")
         return len(sandbox.dead_letters)
