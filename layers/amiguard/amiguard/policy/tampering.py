@@ -134,15 +134,15 @@ def tampering(record: CloudTrailRecord, own: OwnResources) -> Tampering | None:
         return None
     kind, parameter = watched
     params: dict[str, Any] = record.params
-    if kind is ResourceKind.RULE and str(params.get("eventBusName") or DEFAULT_BUS) != DEFAULT_BUS:
-        bus = str(params["eventBusName"])
-        # amiguard's rules are on the default bus; a bus given by ARN ends in /default for the same bus.
-        if not bus.endswith(f":event-bus/{DEFAULT_BUS}"):
-            return None
     reference = params.get(parameter)
     if not isinstance(reference, str) or not reference:
         return None
     name = referenced_name(kind, reference)
+    if kind is ResourceKind.RULE:
+        # A bus is named or given by ARN; a rule of a custom bus (organization mode's central bus) is <bus>/<rule>.
+        bus = str(params.get("eventBusName") or DEFAULT_BUS).rsplit(":event-bus/", 1)[-1]
+        if bus != DEFAULT_BUS:
+            name = f"{bus}/{name}"
     if not own.owns(kind, name):
         return None
     invoked_by = record.user_identity.invoked_by if record.user_identity else None
