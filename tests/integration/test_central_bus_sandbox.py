@@ -32,8 +32,11 @@ def rules_on(sb: Sandbox, bus: str) -> dict[str, dict[str, Any]]:
 def test_ami_rules_listen_on_the_central_bus_when_organization_id_is_set(sandbox: Sandbox) -> None:
     central, default = rules_on(sandbox, CENTRAL_BUS), rules_on(sandbox, "default")
 
-    for logical_id in ("PublicGuardFunctionSharingChanged", "TagEnforcerFunctionImagesAndTags",
-                       "DrReplicatorFunctionImageStateChanged"):
+    for logical_id in (
+        "PublicGuardFunctionSharingChanged",
+        "TagEnforcerFunctionImagesAndTags",
+        "DrReplicatorFunctionImageStateChanged",
+    ):
         rule = sandbox.stack().ref(logical_id)
         assert rule in central and rule not in default, logical_id
     # the guard of amiguard's own resources and the schedules stay on the default bus, with the forwarder's rules
