@@ -124,8 +124,8 @@ def set_image_block_public_access_by_declarative_policy(account: str, region: st
     from moto.ec2.models import ec2_backends
 
     backend = ec2_backends[account][region]
-    backend.amiguard_image_block_public_access = state
-    backend.amiguard_image_block_public_access_managed_by = "declarative-policy"
+    setattr(backend, "amiguard_image_block_public_access", state)  # noqa: B010 (attributes moto's class lacks)
+    setattr(backend, "amiguard_image_block_public_access_managed_by", "declarative-policy")  # noqa: B010
 
 
 def _enable_image_block_public_access(self: EC2Response) -> ActionResult:
