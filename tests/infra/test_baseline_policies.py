@@ -31,6 +31,7 @@ def _denied(scp: dict[str, Any], action: str, resource: str, principal: str) -> 
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         exempt = statement.get("Condition", {}).get("ArnNotLike", {}).get("aws:PrincipalArn", [])
+        exempt = exempt if isinstance(exempt, list) else [exempt]
         if (
             statement["Effect"] == "Deny"
             and action in actions
@@ -64,8 +65,16 @@ def test_scp_protects_the_member_roles_the_forwarding_rules_and_the_functions_wh
         arn = f"arn:aws:events:eu-west-1:444455556666:rule/{rule['Properties']['Name']}"
         for action in ("events:DisableRule", "events:DeleteRule", "events:RemoveTargets", "events:PutTargets"):
             assert _denied(scp, action, arn, someone), (action, arn)
+            assert not _denied(scp, action, arn, STACKSETS_EXECUTION), "the StackSet must still deploy it"
+    bus = "arn:aws:events:us-east-1:111122223333:event-bus/amiguard-amiguard-central"
+    assert _denied(scp, "events:RemovePermission", bus, someone)
+    source_identity = [s for s in scp["Statement"] if s["Action"] == "sts:SetSourceIdentity"]
+    assert source_identity and source_identity[0]["Condition"]["StringEquals"] == {"sts:SourceIdentity": "amiguard"}
     function = "arn:aws:lambda:us-east-1:111122223333:function:amiguard-PublicGuardFunction-AbC123"
     assert _denied(scp, "lambda:PutFunctionConcurrency", function, someone)
+    assert _denied(scp, "lambda:InvokeFunction", function, someone)
+    deployer = "arn:aws:iam::111122223333:role/AmiguardDeployer"
+    assert not _denied(scp, "lambda:UpdateFunctionCode", function, deployer)
     assert not _denied(scp, "iam:PutRolePolicy", "arn:aws:iam::444455556666:role/team/app", someone)
 
 
