@@ -13,6 +13,7 @@ from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import bake_image
 from tests.integration.test_sweeper import SCHEDULED_EVENT
+from tests.integration.test_tamper_guard import cloudtrail_call
 
 ORGANIZATION = "o-a1b2c3d4e5"
 CENTRAL_BUS = "amiguard-amiguard-central"  # ${AWS::StackName}-amiguard-central, the sandbox's stack is "amiguard"
@@ -84,3 +85,17 @@ def test_sweep_raises_a_gap_when_a_central_bus_rule_is_disabled(sandbox: Sandbox
     [gap] = [alert.message for alert in sandbox.alerts() if alert.message["type"] == "amiguard-coverage-gap"]
     assert gap["evidence"]["resource"] == f"{CENTRAL_BUS}/{rule}"
     assert "disabled" in gap["evidence"]["problem"]
+
+
+def test_removing_the_central_bus_policy_is_a_critical_tamper_alert_when_organization_mode(sandbox: Sandbox) -> None:
+    # Given the central bus's policy statement, removed (every member's events would then be refused)
+    statement = {"statementId": "AmiguardForwardersOfTheOrganization", "eventBusName": CENTRAL_BUS}
+
+    # When CloudTrail's record of that call reaches the default bus
+    sandbox.put_event(cloudtrail_call("events", "RemovePermission", statement))
+    sandbox.run()
+
+    # Then
+    [alert] = [a.message for a in sandbox.alerts() if a.message["type"] == "amiguard-tampered"]
+    assert alert["severity"] == "critical"
+    assert (alert["evidence"]["resource_type"], alert["evidence"]["resource"]) == ("event-bus", CENTRAL_BUS)

@@ -95,6 +95,18 @@ def record(source: str, name: str, request: dict[str, Any], **identity: Any) -> 
             },
             "rule",
         ),
+        (
+            "events",
+            "RemovePermission",
+            {"statementId": "AmiguardForwardersOfTheOrganization", "eventBusName": "amiguard-amiguard-central"},
+            "event-bus",
+        ),
+        (
+            "events",
+            "DeleteEventBus",
+            {"name": "arn:aws:events:us-east-1:123456789012:event-bus/amiguard-amiguard-central"},
+            "event-bus",
+        ),
     ],
 )
 def test_call_is_tampering_when_it_names_an_own_resource(
@@ -114,6 +126,8 @@ def test_call_is_tampering_when_it_names_an_own_resource(
         ("events", "EnableRule", {"name": "amiguard-SweeperFunctionSweep-XyZ789"}),
         # the central bus's rule, named on the default bus (where amiguard has no such rule)
         ("events", "DisableRule", {"name": "amiguard-PublicGuardFunctionSharingChanged-Q1"}),
+        ("events", "RemovePermission", {"statementId": "team", "eventBusName": "team-bus"}),
+        ("events", "PutPermission", {"action": "events:PutEvents", "principal": "111122223333"}),  # the default bus
         ("iam", "PutRolePolicy", {"roleName": "amiguard-public-guard"}),
         ("cloudtrail", "StopLogging", {"name": "team-scratch"}),
         ("lambda", "GetFunction20150331v2", {"functionName": "amiguard-PublicGuardFunction-AbC123"}),
