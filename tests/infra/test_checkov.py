@@ -17,7 +17,12 @@ from .sam_tools import BUILD_DIR, REPO_ROOT
 pytestmark = pytest.mark.infra
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
-TEMPLATES = (REPO_ROOT / "template.yaml", REPO_ROOT / "region-forwarder.yaml")
+TEMPLATES = (
+    REPO_ROOT / "template.yaml",
+    REPO_ROOT / "region-forwarder.yaml",
+    REPO_ROOT / "org" / "member-roles.yaml",
+    REPO_ROOT / "org" / "member-forwarder.yaml",
+)
 
 
 def _skips(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

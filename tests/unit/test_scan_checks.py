@@ -22,7 +22,7 @@ from amiguard.policy.checks import (
     RevokeLaunchPermissions,
     SnapshotShareCheck,
 )
-from amiguard.policy.sharing import Grant, GrantKind
+from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind
 from amiguard.services.scan import RegionResult, ScanError, ScanReport
 
 OWN = "123456789012"
@@ -175,10 +175,26 @@ def test_snapshot_shared_with_a_stranger_is_an_untrusted_share_when_it_backs_an_
 )
 def test_block_public_access_finding_only_when_it_is_off(state: str | None, expected: list[FindingType]) -> None:
     # Given / When
-    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=state), context())
+    access = BlockPublicAccess(state) if state else None
+    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=access), context())
     # Then
     assert [p.verdict.type for p in problems] == expected
     assert all(p.remedy == BlockNewPublicSharing() for p in problems)
+
+
+@pytest.mark.parametrize(("state", "found"), [("unblocked", True), ("block-new-sharing", False)])
+def test_block_public_access_is_reported_without_remedy_when_a_declarative_policy_manages_it(
+    state: str, found: bool
+) -> None:
+    # Given: the organization's EC2 declarative policy sets the region's state (the account cannot change it)
+    access = BlockPublicAccess(state, managed_by="declarative-policy")
+    # When
+    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=access), context())
+    # Then: a finding that says so, and nothing for scan --fix or the sweeper to try
+    assert len(problems) == int(found)
+    for problem in problems:
+        assert problem.remedy is None
+        assert problem.verdict.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
 
 
 def _report(*, findings: bool, errors: bool, listed: bool = True) -> ScanReport:

@@ -18,9 +18,10 @@ from amiguard.policy.coverage import (
 )
 from amiguard.policy.tampering import OwnResources, ResourceKind, api_name, tampering
 
+CENTRAL_RULE = "amiguard-amiguard-central/amiguard-PublicGuardFunctionSharingChanged-Q1"  # organization mode
 OWN = OwnResources(
     functions=frozenset({"amiguard-PublicGuardFunction-AbC123"}),
-    rules=frozenset({"amiguard-SweeperFunctionSweep-XyZ789"}),
+    rules=frozenset({"amiguard-SweeperFunctionSweep-XyZ789", CENTRAL_RULE}),
     roles=frozenset({"amiguard-PublicGuardRole-1Q2W3E"}),
     trails=frozenset({"management-events"}),
 )
@@ -79,6 +80,33 @@ def record(source: str, name: str, request: dict[str, Any], **identity: Any) -> 
             "trail",
         ),
         ("cloudtrail", "PutEventSelectors", {"trailName": "management-events"}, "trail"),
+        (
+            "events",
+            "DisableRule",
+            {"name": "amiguard-PublicGuardFunctionSharingChanged-Q1", "eventBusName": "amiguard-amiguard-central"},
+            "rule",
+        ),
+        (
+            "events",
+            "RemoveTargets",
+            {
+                "rule": "amiguard-PublicGuardFunctionSharingChanged-Q1",
+                "eventBusName": "arn:aws:events:us-east-1:123456789012:event-bus/amiguard-amiguard-central",
+            },
+            "rule",
+        ),
+        (
+            "events",
+            "RemovePermission",
+            {"statementId": "AmiguardForwardersOfTheOrganization", "eventBusName": "amiguard-amiguard-central"},
+            "event-bus",
+        ),
+        (
+            "events",
+            "DeleteEventBus",
+            {"name": "arn:aws:events:us-east-1:123456789012:event-bus/amiguard-amiguard-central"},
+            "event-bus",
+        ),
     ],
 )
 def test_call_is_tampering_when_it_names_an_own_resource(
@@ -96,6 +124,10 @@ def test_call_is_tampering_when_it_names_an_own_resource(
         ("lambda", "DeleteFunction20150331", {"functionName": "amiguard-PublicGuardFunction-AbC123-copy"}),
         ("events", "DisableRule", {"name": "amiguard-SweeperFunctionSweep-XyZ789", "eventBusName": "team-bus"}),
         ("events", "EnableRule", {"name": "amiguard-SweeperFunctionSweep-XyZ789"}),
+        # the central bus's rule, named on the default bus (where amiguard has no such rule)
+        ("events", "DisableRule", {"name": "amiguard-PublicGuardFunctionSharingChanged-Q1"}),
+        ("events", "RemovePermission", {"statementId": "team", "eventBusName": "team-bus"}),
+        ("events", "PutPermission", {"action": "events:PutEvents", "principal": "111122223333"}),  # the default bus
         ("iam", "PutRolePolicy", {"roleName": "amiguard-public-guard"}),
         ("cloudtrail", "StopLogging", {"name": "team-scratch"}),
         ("lambda", "GetFunction20150331v2", {"functionName": "amiguard-PublicGuardFunction-AbC123"}),

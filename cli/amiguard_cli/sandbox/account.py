@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +27,7 @@ from amiguard_cli.sandbox.cfn import (
     Subscription,
     deployed_data_path,
     deployed_environment,
+    evaluate_conditions,
     event_routes,
     function_role,
     function_timeout,
@@ -40,11 +41,14 @@ from amiguard_cli.sandbox.cfn import (
 from amiguard_cli.sandbox.clock import InvocationKilled, RealClock, SandboxClock
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
 from amiguard_cli.sandbox.deployment import (
+    DEFAULT_BUS,
     Deployed,
+    deploy_event_buses,
     deploy_functions,
     deploy_roles,
     deploy_schedules,
     deploy_trail,
+    rule_bus,
     rule_name,
 )
 from amiguard_cli.sandbox.faults import FaultInjector
@@ -256,8 +260,11 @@ class Sandbox:
         self._queues: list[tuple[str, Route, str]] = []  # (region, route, queue url)
         self._sns_queues: list[tuple[Subscription, str, str]] = []  # (subscription, queue url, subscription arn)
         self.copy_fidelity = CopyImageFidelity(account)
-        # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged.
-        self.forwarding = RegionForwarding(self.root, self.home)
+        # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged. Organization
+        # mode: org/member-forwarder.yaml in every region, the home region too, to the central bus.
+        self.organization_mode = bool(self.parameters.get("OrganizationId"))
+        self.forwarding = RegionForwarding(self.root, self.home, organization=self.organization_mode)
+        self._forwarded_routes: list[Route] = []  # the routes on the bus the forwarders target
         self._initial_forward_regions = forward_regions
         self._functions: dict[str, ModuleType] = {}
         self._roles = Deployed()  # IAM is global; functions and rules are per stack region
@@ -321,6 +328,8 @@ class Sandbox:
         for session in (boto3.DEFAULT_SESSION, self._people):
             self.recorder.register(session.events)  # type: ignore[union-attr]
             self.copy_fidelity.register(session.events)  # type: ignore[union-attr]
+        if self.organization_mode:
+            self.forwarding.deploy(self._internal, self.home)
         self.forward_from(*self._initial_forward_regions)
         handler_events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         handler_events.register("provide-client-params.*.*", self._note_call)
@@ -349,6 +358,8 @@ class Sandbox:
 
     def reconfigure(self, **parameters: str) -> None:
         """Change template parameters (``Mode="audit"``) as a stack update would: handlers rebuild."""
+        if "OrganizationId" in parameters and bool(parameters["OrganizationId"]) != self.organization_mode:
+            raise ValueError("OrganizationId moves the rules to another bus: start a Sandbox with it instead")
         self.parameters = parameter_values(self.template, {**self.parameters, **parameters})
         for module in self._functions.values():
             module.build_service.cache_clear()
@@ -378,7 +389,8 @@ class Sandbox:
         }
         resources |= self._roles.refs | deployed.refs
         attributes = self._roles.attributes | deployed.attributes
-        return Stack(self.parameters, resources, self.account, region, attributes=attributes)
+        stack = Stack(self.parameters, resources, self.account, region, attributes=attributes)
+        return replace(stack, conditions=evaluate_conditions(self.template, stack))
 
     def function_identity(self, function: str) -> dict[str, Any]:
         """How CloudTrail records ``function``'s calls: a session of exactly the role the template gives it."""
@@ -449,12 +461,19 @@ class Sandbox:
         events = self._internal.client("events", region_name=region)
         sqs = self._internal.client("sqs", region_name=region)
         deployed = self._deployed.setdefault(region, Deployed())
+        buses = deploy_event_buses(events, self.template, self.stack(region))
+        deployed.refs |= buses.refs
+        deployed.attributes |= buses.attributes
+        forwarded_to = next(iter(buses.refs.values()), DEFAULT_BUS) if self.organization_mode else DEFAULT_BUS
         for index, route in enumerate(self.routes):
             url = sqs.create_queue(QueueName=f"amiguard-{route.function}-{index}")["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             rule = rule_name(route, self.stack(region))
-            rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern))["RuleArn"]
-            events.put_targets(Rule=rule, Targets=[{"Id": route.function, "Arn": arn}])
+            bus = rule_bus(route, self.stack(region))
+            if region == self.home and bus == forwarded_to:
+                self._forwarded_routes.append(route)
+            rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern), EventBusName=bus)["RuleArn"]
+            events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": route.function, "Arn": arn}])
             deployed.refs[route.logical_id] = rule
             deployed.attributes[f"{route.logical_id}.Arn"] = rule_arn
             self._queues.append((region, route, url))
@@ -531,7 +550,7 @@ class Sandbox:
         batch = [
             Delivery(route.function, route.rule, self.home, event)
             for event in canonical_order(self.forwarding.receive(self._internal, self.account))
-            for route in self.routes
+            for route in self._forwarded_routes
             if self.forwarding.matches(route.pattern, event)
         ]
         for region, route, url in self._queues:

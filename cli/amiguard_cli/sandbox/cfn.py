@@ -64,6 +64,7 @@ class Route:
     rule: str  # "<FunctionLogicalId>.<EventName>"
     pattern: dict[str, Any]
     name: Any = None  # the event's RuleName as written (a literal or an intrinsic), None: CloudFormation names it
+    bus: Any = None  # the event's EventBusName as written (organization mode: !If to the central bus), None: default
 
     @property
     def logical_id(self) -> str:
@@ -99,7 +100,9 @@ def function_events(template: dict[str, Any], event_type: str) -> Iterator[Funct
 def event_routes(template: dict[str, Any]) -> list[Route]:
     """Every ``EventBridgeRule`` event of every ``AWS::Serverless::Function``."""
     return [
-        Route(e.function, e.rule, e.properties["Pattern"], e.properties.get("RuleName"))
+        Route(
+            e.function, e.rule, e.properties["Pattern"], e.properties.get("RuleName"), e.properties.get("EventBusName")
+        )
         for e in function_events(template, "EventBridgeRule")
     ]
 
@@ -254,6 +257,18 @@ class Stack:
     region: str
     partition: str = "aws"
     attributes: Mapping[str, str] = field(default_factory=dict)  # "LogicalId.Attribute" -> what !GetAtt returns
+    conditions: Mapping[str, bool] = field(default_factory=dict)  # the template's Conditions, for !If
+
+    def resolve_optional(self, value: Any) -> str | None:
+        """As :meth:`resolve`, where ``!If`` may choose ``!Ref AWS::NoValue`` (None: the property is left out)."""
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] == "AWS::NoValue":
+            return None
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            if name not in self.conditions:
+                raise UnresolvedValue(f"!If {name}: no such condition in the sandbox's stack")
+            return self.resolve_optional(when_true if self.conditions[name] else when_false)
+        return self.resolve(value)
 
     def ref(self, name: str) -> str:
         pseudo = {
@@ -283,6 +298,10 @@ class Stack:
         if isinstance(value, dict) and set(value) == {"Fn::Join"}:
             separator, items = value["Fn::Join"]
             return str(separator).join(self.resolve(item) for item in items)
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            if (chosen := self.resolve_optional(value)) is None:
+                raise UnresolvedValue(f"{value!r} chose AWS::NoValue where a value is needed")
+            return chosen
         if isinstance(value, dict) and set(value) == {"Fn::Select"}:
             index, listed = value["Fn::Select"]
             if not (isinstance(listed, dict) and set(listed) == {"Fn::Split"}):

@@ -13,6 +13,7 @@ from typing import Any
 
 from amiguard_cli.sandbox.cfn import Route, Stack, function_events, resources_of_type
 
+DEFAULT_BUS = "default"
 TRAIL_NAME = "amiguard-sandbox-trail"  # the account's trail (not part of the stack): EventBridge's CloudTrail feed
 
 
@@ -69,6 +70,28 @@ def deploy_functions(lambda_: Any, template: dict[str, Any], stack: Stack) -> De
         deployed.refs[logical_id] = name
         deployed.attributes[f"{logical_id}.Arn"] = created["FunctionArn"]
     return deployed
+
+
+def deploy_event_buses(events: Any, template: dict[str, Any], stack: Stack) -> Deployed:
+    """Every ``AWS::Events::EventBus`` whose ``Condition`` holds (organization mode's central bus), by its ``Name``.
+
+    moto does not enforce its policy (``AWS::Events::EventBusPolicy``): the infra tests check it on the template.
+    """
+    deployed = Deployed()
+    for logical_id, resource in resources_of_type(template, "AWS::Events::EventBus").items():
+        if "Condition" in resource and not stack.conditions.get(resource["Condition"], False):
+            continue
+        name = stack.resolve(resource["Properties"]["Name"])
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+        deployed.refs[logical_id] = name
+        deployed.attributes[f"{logical_id}.Arn"] = arn
+        deployed.attributes[f"{logical_id}.Name"] = name
+    return deployed
+
+
+def rule_bus(route: Route, stack: Stack) -> str:
+    """The bus ``route``'s rule is on: its ``EventBusName`` as resolved in ``stack`` (``default`` when left out)."""
+    return (stack.resolve_optional(route.bus) if route.bus is not None else None) or DEFAULT_BUS
 
 
 def rule_name(route: Route, stack: Stack) -> str:

@@ -11,7 +11,8 @@
   the enabled regions unless ``AllRegions``, and an account has none of the opt-in regions until it opts in.
 - Image block public access (Get/Enable/DisableImageBlockPublicAccess): per-region state, the three
   operations added to moto's EC2 responses with the shapes EC2 documents (in process, and in the moto
-  server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP).
+  server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP); ``ManagedBy`` is ``account``
+  unless a test sets the region as an organization's declarative policy would.
 
 Tests of the adapters that call these use botocore's ``Stubber``; this module only keeps the demo and
 ``replay`` running end to end.
@@ -113,7 +114,18 @@ _BPA_DEFAULT = "block-new-sharing"
 
 def _get_image_block_public_access_state(self: EC2Response) -> ActionResult:
     state = getattr(self.ec2_backend, "amiguard_image_block_public_access", _BPA_DEFAULT)
-    return ActionResult({"ImageBlockPublicAccessState": state})
+    managed_by = getattr(self.ec2_backend, "amiguard_image_block_public_access_managed_by", "account")
+    return ActionResult({"ImageBlockPublicAccessState": state, "ManagedBy": managed_by})
+
+
+def set_image_block_public_access_by_declarative_policy(account: str, region: str, state: str) -> None:
+    """What an attached EC2 declarative policy does to the region: its state, ``ManagedBy=declarative-policy``
+    (the sandbox's stand-in for the management account; moto has no declarative policies)."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account][region]
+    setattr(backend, "amiguard_image_block_public_access", state)  # noqa: B010 (attributes moto's class lacks)
+    setattr(backend, "amiguard_image_block_public_access_managed_by", "declarative-policy")  # noqa: B010
 
 
 def _enable_image_block_public_access(self: EC2Response) -> ActionResult:

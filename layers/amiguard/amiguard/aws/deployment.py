@@ -55,13 +55,16 @@ class AwsDeployment:
         return DeploymentState(rules=rules, functions=functions, trails=trails, unverified=unverified)
 
     def _rule(self, name: str) -> RuleState:
+        # <bus>/<rule>: a rule of a custom bus (organization mode's central bus); a plain name: the default bus.
+        bus, _, rule_name = name.rpartition("/")
+        on_bus = {"EventBusName": bus} if bus else {}
         try:
-            rule = self._events.describe_rule(Name=name)
+            rule = self._events.describe_rule(Name=rule_name, **on_bus)
         except ClientError as error:
             if error_code(error) in NOT_FOUND:
                 return RuleState(exists=False)
             raise
-        targets = self._events.list_targets_by_rule(Rule=name).get("Targets", [])
+        targets = self._events.list_targets_by_rule(Rule=rule_name, **on_bus).get("Targets", [])
         return RuleState(exists=True, enabled=rule.get("State") == "ENABLED", targets=len(targets))
 
     def _function(self, name: str) -> FunctionState:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from amiguard.models.images import Image, Snapshot
-from amiguard.policy.sharing import Grant, GrantKind, grants_from_api
+from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind, grants_from_api
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -85,9 +85,12 @@ class Ec2Images:
         )
         return sorted(image["ImageId"] for page in pages for image in page["Images"])
 
-    def block_public_access_state(self) -> str:
-        """``block-new-sharing`` or ``unblocked`` for this region."""
-        return str(self._ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"])
+    def block_public_access_state(self) -> BlockPublicAccess:
+        """``block-new-sharing`` or ``unblocked`` for this region, and who manages it (the account or a declarative
+        policy of the organization)."""
+        response = self._ec2.get_image_block_public_access_state()
+        state, managed_by = response["ImageBlockPublicAccessState"], response.get("ManagedBy") or "account"
+        return BlockPublicAccess(str(state), str(managed_by))
 
     def block_new_public_sharing(self) -> None:
         self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")

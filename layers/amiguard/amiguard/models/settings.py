@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_PREFIX = "AMIGUARD_"
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 ORGANIZATION_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
 OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 IMAGE_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
@@ -28,6 +29,8 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # Lambda function, EventBridge rule and IAM role names (their character sets but the comma that separates them).
 RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_.+=@-]{1,64}$")
 RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule/")
+# A rule on a custom bus (organization mode's central bus) is named <bus>/<rule>, as its ARN ends.
+BUS_RULE = re.compile(r"^[A-Za-z0-9_.-]{1,256}/[A-Za-z0-9_.-]{1,64}$")
 TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 TRAIL_ARN = re.compile(r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
@@ -133,6 +136,8 @@ class Settings(BaseModel):
     own_rules: tuple[str, ...] = ()
     own_roles: tuple[str, ...] = ()
     trail: str = ""
+    # Organization mode (parameter OrganizationId): the organization the stack governs; empty: this account only.
+    organization_id: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -175,11 +180,19 @@ class Settings(BaseModel):
     @classmethod
     def _parse_rules(cls, value: Any) -> Any:
         # The template passes rule ARNs (GetAtt Arn); a rule of the default bus is named by its last part.
+        # A rule of a custom bus (organization mode's central bus) is <bus>/<rule>, as its ARN ends.
         names = tuple(RULE_ARN.sub("", item) for item in _comma_list(value))
         for name in names:
-            if not RESOURCE_NAME.match(name):
-                raise ValueError(f"{name!r} is not an EventBridge rule name or ARN on the default bus")
+            if not (RESOURCE_NAME.match(name) or BUS_RULE.match(name)):
+                raise ValueError(f"{name!r} is not an EventBridge rule name or ARN")
         return names
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id(cls, value: str) -> str:
+        if value and not ORGANIZATION_ID.match(value):
+            raise ValueError(f"{value!r} is not an AWS Organizations id (o- and 10 to 32 lowercase letters or digits)")
+        return value
 
     @field_validator("trail")
     @classmethod

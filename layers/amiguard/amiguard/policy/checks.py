@@ -56,6 +56,7 @@ from amiguard.policy.replication import (
     source_candidates,
 )
 from amiguard.policy.sharing import (
+    BlockPublicAccess,
     Grant,
     GrantKind,
     Verdict,
@@ -84,7 +85,6 @@ from amiguard.policy.tagging import (
 )
 
 PUBLIC = Grant(GrantKind.GROUP, "all")
-BLOCKED = "block-new-sharing"
 # A disabled AMI cannot be shared (EC2 makes it private when it is disabled); a failed one never existed.
 NOT_SHAREABLE = frozenset({"disabled", "failed", "error", "invalid", "deregistered"})
 
@@ -351,7 +351,7 @@ class RegionFacts:
 
     region: str
     images: Sequence[Image]
-    block_public_access: str | None = None
+    block_public_access: BlockPublicAccess | None = None  # None: not read
     public_snapshots: frozenset[str] | None = None
     snapshot_grants: Mapping[str, tuple[Grant, ...]] | None = None  # snapshot id -> its create-volume grants
     violations: Mapping[str, ViolationRecord] | None = None  # by image id; None: no record could be read
@@ -503,10 +503,12 @@ class BlockPublicAccessCheck:
         return frozenset({Fact.BLOCK_PUBLIC_ACCESS})
 
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
-        state = facts.block_public_access
-        if state is None or state == BLOCKED:
+        access = facts.block_public_access
+        if access is None or access.blocked:
             return []
-        return [Problem(block_public_access_verdict(facts.region, state), remedy=BlockNewPublicSharing())]
+        verdict = block_public_access_verdict(facts.region, access.state, managed_by=access.managed_by)
+        # A declarative policy's setting cannot be changed from the account: reported, never "fixed".
+        return [Problem(verdict, remedy=None if access.by_declarative_policy else BlockNewPublicSharing())]
 
 
 class _Inventory:

@@ -261,8 +261,42 @@ def snapshot_verdicts(snapshot_id: str, backed_images: Sequence[str], exposure: 
     return verdicts
 
 
-def block_public_access_verdict(region: str, state: str) -> Verdict:
-    """Image block public access off in a region: any AMI there can be made public again."""
+BLOCK_NEW_SHARING = "block-new-sharing"
+DECLARATIVE_POLICY = "declarative-policy"  # GetImageBlockPublicAccessState's ManagedBy: the organization decides
+
+
+@dataclass(frozen=True)
+class BlockPublicAccess:
+    """Image block public access in one region, as ``GetImageBlockPublicAccessState`` answers it."""
+
+    state: str  # block-new-sharing | unblocked
+    managed_by: str = "account"  # account | declarative-policy
+
+    @property
+    def blocked(self) -> bool:
+        return self.state == BLOCK_NEW_SHARING
+
+    @property
+    def by_declarative_policy(self) -> bool:
+        """An AWS Organizations declarative policy sets it: nobody in the account can change it, amiguard included."""
+        return self.managed_by == DECLARATIVE_POLICY
+
+
+def block_public_access_verdict(region: str, state: str, *, managed_by: str = "account") -> Verdict:
+    """Image block public access off in a region: any AMI there can be made public again.
+
+    Managed by a declarative policy, amiguard cannot turn it back on (EC2 refuses the account's change): the finding
+    says so and names the place to fix it, the organization's EC2 declarative policy.
+    """
+    if managed_by == DECLARATIVE_POLICY:
+        return Verdict(
+            FindingType.BLOCK_PUBLIC_ACCESS_DISABLED,
+            Severity.CRITICAL,
+            f"Image block public access is off in {region} and an AWS Organizations declarative policy manages it: "
+            "AMIs there can be made public, and amiguard does not try to turn it back on (only the organization's "
+            "EC2 declarative policy, image_block_public_access, can).",
+            {"state": state, "managed_by": DECLARATIVE_POLICY},
+        )
     return Verdict(
         FindingType.BLOCK_PUBLIC_ACCESS_DISABLED,
         Severity.CRITICAL,

@@ -33,6 +33,7 @@ class ResourceKind(StrEnum):
     FUNCTION = "function"
     ROLE = "role"
     TRAIL = "trail"
+    BUS = "event-bus"  # organization mode's central bus: its policy admits the organization's forwarders
 
 
 # (eventSource, API name) → what it changes and which request parameter names it.
@@ -42,6 +43,10 @@ WATCHED_CALLS: dict[tuple[str, str], tuple[ResourceKind, str]] = {
     ("events.amazonaws.com", "PutRule"): (ResourceKind.RULE, "name"),
     ("events.amazonaws.com", "RemoveTargets"): (ResourceKind.RULE, "rule"),
     ("events.amazonaws.com", "PutTargets"): (ResourceKind.RULE, "rule"),
+    ("events.amazonaws.com", "PutPermission"): (ResourceKind.BUS, "eventBusName"),
+    ("events.amazonaws.com", "RemovePermission"): (ResourceKind.BUS, "eventBusName"),
+    ("events.amazonaws.com", "DeleteEventBus"): (ResourceKind.BUS, "name"),
+    ("events.amazonaws.com", "UpdateEventBus"): (ResourceKind.BUS, "name"),
     ("lambda.amazonaws.com", "DeleteFunction"): (ResourceKind.FUNCTION, "functionName"),
     ("lambda.amazonaws.com", "PutFunctionConcurrency"): (ResourceKind.FUNCTION, "functionName"),
     ("lambda.amazonaws.com", "DeleteFunctionConcurrency"): (ResourceKind.FUNCTION, "functionName"),
@@ -75,12 +80,18 @@ class OwnResources:
     roles: frozenset[str]
     trails: frozenset[str] = frozenset()
 
+    @property
+    def buses(self) -> frozenset[str]:
+        """The custom buses amiguard's own rules are on (``<bus>/<rule>``): organization mode's central bus."""
+        return frozenset(rule.rsplit("/", 1)[0] for rule in self.rules if "/" in rule)
+
     def owns(self, kind: ResourceKind, name: str) -> bool:
         names = {
             ResourceKind.RULE: self.rules,
             ResourceKind.FUNCTION: self.functions,
             ResourceKind.ROLE: self.roles,
             ResourceKind.TRAIL: self.trails,
+            ResourceKind.BUS: self.buses,
         }[kind]
         return name in names or (kind is ResourceKind.TRAIL and not names)
 
@@ -118,6 +129,8 @@ def referenced_name(kind: ResourceKind, reference: str) -> str:
         return match.group(1)
     if kind is ResourceKind.TRAIL and reference.startswith("arn:") and ":trail/" in reference:
         return reference.rsplit(":trail/", 1)[1]
+    if kind is ResourceKind.BUS:
+        return reference.rsplit(":event-bus/", 1)[-1]
     return reference
 
 
@@ -134,15 +147,15 @@ def tampering(record: CloudTrailRecord, own: OwnResources) -> Tampering | None:
         return None
     kind, parameter = watched
     params: dict[str, Any] = record.params
-    if kind is ResourceKind.RULE and str(params.get("eventBusName") or DEFAULT_BUS) != DEFAULT_BUS:
-        bus = str(params["eventBusName"])
-        # amiguard's rules are on the default bus; a bus given by ARN ends in /default for the same bus.
-        if not bus.endswith(f":event-bus/{DEFAULT_BUS}"):
-            return None
     reference = params.get(parameter)
     if not isinstance(reference, str) or not reference:
         return None
     name = referenced_name(kind, reference)
+    if kind is ResourceKind.RULE:
+        # A bus is named or given by ARN; a rule of a custom bus (organization mode's central bus) is <bus>/<rule>.
+        bus = str(params.get("eventBusName") or DEFAULT_BUS).rsplit(":event-bus/", 1)[-1]
+        if bus != DEFAULT_BUS:
+            name = f"{bus}/{name}"
     if not own.owns(kind, name):
         return None
     invoked_by = record.user_identity.invoked_by if record.user_identity else None

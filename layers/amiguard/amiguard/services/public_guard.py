@@ -173,14 +173,19 @@ class PublicGuard:
     # --- account-level image block public access -------------------------------------------------------
 
     def _guard_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
-        state = images.block_public_access_state()
-        if state == "block-new-sharing":
+        access = images.block_public_access_state()
+        if access.blocked:
             return Outcome.clean("already-blocked", "image block public access is on again")
         finding = self._finding(
             event,
-            block_public_access_verdict(event.detail.aws_region, state),
+            block_public_access_verdict(event.detail.aws_region, access.state, managed_by=access.managed_by),
             image_id=None,
         )
+        if access.by_declarative_policy:
+            # EC2 refuses the account's change to a setting a declarative policy manages: nothing to try, say so.
+            finding = finding.model_copy(update={"action": Action.NONE, "exposure_seconds": None})
+            stage_findings(self._alerts, [finding])
+            return Outcome(Status.ACTED, "managed-by-declarative-policy", finding.summary, findings=[finding])
         stage_findings(self._alerts, [finding])
         if self._settings.enforcing:
             images.block_new_public_sharing()

@@ -43,7 +43,7 @@ from amiguard.policy.checks import (
     checks_for,
     replica_sources_needed,
 )
-from amiguard.policy.sharing import Grant
+from amiguard.policy.sharing import BlockPublicAccess, Grant
 from amiguard.policy.tagging import ViolationRecord
 
 DEFAULT_CONCURRENCY = 8
@@ -78,7 +78,7 @@ class ScanPort(RemedyPort, Protocol):
     def public_snapshot_ids(self) -> set[str]: ...
     def owned_snapshot_ids(self) -> list[str]: ...
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]: ...
-    def block_public_access_state(self) -> str: ...
+    def block_public_access_state(self) -> BlockPublicAccess: ...
 
 
 class ReplicaRecordsPort(Protocol):
@@ -396,7 +396,7 @@ class Scanner:
         for check in self._checks.region:
             wanted |= check.needs(images, context)
         errors: list[ScanError] = []
-        state: str | None = None
+        state: BlockPublicAccess | None = None
         public: frozenset[str] | None = None
         if Fact.BLOCK_PUBLIC_ACCESS in wanted:
             try:
