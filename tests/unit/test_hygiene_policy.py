@@ -8,7 +8,14 @@ import pytest
 
 from amiguard.models.images import Image
 from amiguard.models.settings import Settings
-from amiguard.policy.checks import CheckContext, ImageHygieneCheck, ImageLifecycleCheck, RegionFacts
+from amiguard.policy.checks import (
+    CheckContext,
+    DeprecateIdleImage,
+    ImageHygieneCheck,
+    ImageLifecycleCheck,
+    RegionFacts,
+    RemedyRefused,
+)
 from amiguard.policy.hygiene import (
     idle_findings,
     legacy_platform_verdict,
@@ -167,3 +174,34 @@ def test_shared_snapshot_use_is_high_unless_the_account_is_trusted(trusted, seve
     assert verdict.type == "shared-snapshot-used" and verdict.severity == severity
     assert verdict.evidence["used_by"] == "222233334444"
     assert "222233334444 copied snapshot snap-0abcdef1234567890" in verdict.summary
+
+
+class _Tagging:
+    def __init__(self, instances: int) -> None:
+        self.instances = instances
+        self.deprecated: list[str] = []
+
+    def instances_using(self, image_id: str) -> int:
+        return self.instances
+
+    def deprecate(self, image_id: str, at: datetime) -> None:
+        self.deprecated.append(image_id)
+
+
+class _Ports:
+    def __init__(self, tagging: _Tagging) -> None:
+        self.tagging = tagging
+
+
+@pytest.mark.parametrize(("instances", "deprecated"), [(0, ["ami-0123456789abcdef0"]), (1, [])])
+def test_deprecation_is_refused_when_an_instance_was_launched_since_the_scan(instances, deprecated):
+    tagging = _Tagging(instances)
+    remedy = DeprecateIdleImage("ami-0123456789abcdef0", NOW)
+
+    if instances:
+        with pytest.raises(RemedyRefused):
+            remedy.apply(_Ports(tagging))
+    else:
+        remedy.apply(_Ports(tagging))
+
+    assert tagging.deprecated == deprecated
