@@ -99,3 +99,17 @@ def test_sweeper_only_reports_the_stale_ami_when_the_action_is_none():
         assert "DeprecationTime" not in sb.internal_client("ec2").describe_images(ImageIds=[old])["Images"][0]
         [stale] = [alert.message for alert in sb.alerts() if alert.message["type"] == "ami-stale"]
     assert stale["action"] == "none" and stale["evidence"]["days"] == 400
+
+
+def test_public_guard_turns_snapshot_block_public_access_back_on_when_someone_disables_it():
+    with Sandbox(parameters={"Mode": "enforce"} | NO_TAGS) as sb:
+        with acting_as(iam_user("dev-bob")):
+            sb.client("ec2").disable_snapshot_block_public_access()
+
+        sb.run()
+
+        assert sb.internal_client("ec2").get_snapshot_block_public_access_state()["State"] == "block-new-sharing"
+        [alert] = sb.alerts()
+    assert alert.message["type"] == "snapshot-block-public-access-disabled"
+    assert alert.message["action"] == "revoked"
+    assert alert.message["actor"] == "arn:aws:iam::123456789012:user/dev-bob"
