@@ -189,10 +189,14 @@ def plant_hygiene(
     stale = register("estate-stale")
     unused = register("estate-unused")
     amis = ec2_backends[account][region].amis
-    amis[stale].creation_date = now - timedelta(days=stale_days + 30)
-    amis[stale].last_launched_time = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    amis[unused].creation_date = now - timedelta(days=unused_days + 30)
-    amis[unused].last_launched_time = (now - timedelta(days=unused_days + 10)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def backdate(image_id: str, *, created: int, launched: int) -> None:
+        ami: Any = amis[image_id]  # moto's AMI has no LastLaunchedTime of its own; set, DescribeImages returns it
+        ami.creation_date = now - timedelta(days=created)
+        ami.last_launched_time = (now - timedelta(days=launched)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    backdate(stale, created=stale_days + 30, launched=1)
+    backdate(unused, created=unused_days + 30, launched=unused_days + 10)
     estate.stale.add((region, stale))
     estate.unused.add((region, unused))
     if stale_days < unused_days + 30:
