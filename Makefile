@@ -103,7 +103,7 @@ requirements: | python ## Regenerate layers/amiguard/requirements.txt from pypro
 	"$(PY313)" scripts/gen_layer_requirements.py --write
 
 .PHONY: docs
-docs: $(VENV)/.stamp ## Regenerate docs/parameters.md from template.yaml
+docs: $(VENV)/.stamp ## Regenerate docs/parameters.md (template.yaml) and docs/findings.md (the finding catalogue)
 	$(VENV)/bin/python scripts/gen_docs.py
 
 .PHONY: env-json

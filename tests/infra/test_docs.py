@@ -41,3 +41,11 @@ def test_every_doc_link_in_the_readme_and_docs_points_at_a_file_when_followed() 
             if not (page.parent / target).exists():
                 broken.append(f"{page.name} -> {target}")
     assert not broken, broken
+
+
+def test_findings_doc_matches_the_catalogue_when_generated() -> None:
+    generator = sam_tools.script("gen_docs")
+
+    assert (DOCS / "findings.md").read_text(encoding="utf-8") == generator.findings_markdown(), (
+        "docs/findings.md is stale: run `make docs`"
+    )

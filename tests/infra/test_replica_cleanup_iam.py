@@ -72,7 +72,7 @@ def granted(role: str, parameters: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def params(dr_regions: str = "us-west-2,eu-west-1", cleanup: str = "deprecate") -> dict[str, str]:
-    return {"DrRegions": dr_regions, "ReplicaCleanup": cleanup, "OrganizationId": ""}
+    return {"DrRegions": dr_regions, "ReplicaCleanup": cleanup, "OrganizationId": "", "StaleImageAction": "none"}
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -31,6 +31,11 @@ class Estate:
     block_public_access_off: set[str] = field(default_factory=set)
     not_replicated: set[tuple[str, str]] = field(default_factory=set)  # approved, no replica in a DR region
     orphaned_replicas: set[tuple[str, str]] = field(default_factory=set)  # replicas whose source is gone
+    unencrypted: set[tuple[str, str]] = field(default_factory=set)  # registered from an unencrypted snapshot
+    legacy_platform: set[tuple[str, str]] = field(default_factory=set)  # paravirtual
+    stale: set[tuple[str, str]] = field(default_factory=set)  # created long ago, no deprecation time
+    unused: set[tuple[str, str]] = field(default_factory=set)  # not launched for long
+    snapshot_block_public_access_off: set[str] = field(default_factory=set)
 
 
 def _category(index: int, bounds: Sequence[tuple[str, int]]) -> str:
@@ -150,4 +155,65 @@ def plant_replication_drift(
     estate.images |= {(home, approved), (dr_region, orphan)}
     estate.not_replicated.add((home, approved))
     estate.orphaned_replicas.add((dr_region, orphan))
+    return estate
+
+
+def plant_hygiene(
+    ec2_for: Callable[[str], Any],
+    estate: Estate,
+    *,
+    region: str,
+    account: str,
+    stale_days: int,
+    unused_days: int,
+    snapshot_block_public_access_off: Sequence[str] = (),
+    required_tags: Sequence[str] = ("Owner", "CostCenter"),
+) -> Estate:
+    """One AMI per hygiene problem in ``region`` (each registered from a snapshot of its own, every required tag
+    carried): unencrypted, paravirtual, older than ``stale_days`` and last launched more than ``unused_days``
+    ago; and EBS snapshot block public access turned off in the regions given.
+
+    No API makes an old AMI: its creation and last launch dates are written into moto's record of it.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_for(region)
+    tags = [{"Key": key, "Value": "planted"} for key in required_tags]
+
+    def register(name: str, *, encrypted: bool = True, virtualization: str = "hvm") -> str:
+        volume = ec2.create_volume(Size=8, AvailabilityZone=f"{region}a", Encrypted=encrypted)["VolumeId"]
+        snapshot = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+        mapping = [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot}}]
+        image_id = str(
+            ec2.register_image(
+                Name=name, RootDeviceName="/dev/xvda", VirtualizationType=virtualization, BlockDeviceMappings=mapping
+            )["ImageId"]
+        )
+        ec2.create_tags(Resources=[image_id], Tags=tags)
+        estate.images.add((region, image_id))
+        return image_id
+
+    estate.unencrypted.add((region, register("estate-unencrypted", encrypted=False)))
+    estate.legacy_platform.add((region, register("estate-paravirtual", virtualization="paravirtual")))
+    now = datetime.now(UTC)
+    stale = register("estate-stale")
+    unused = register("estate-unused")
+    amis = ec2_backends[account][region].amis
+
+    def backdate(image_id: str, *, created: int, launched: int) -> None:
+        ami: Any = amis[image_id]  # moto's AMI has no LastLaunchedTime of its own; set, DescribeImages returns it
+        ami.creation_date = now - timedelta(days=created)
+        ami.last_launched_time = (now - timedelta(days=launched)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    backdate(stale, created=stale_days + 30, launched=1)
+    backdate(unused, created=unused_days + 30, launched=unused_days + 10)
+    estate.stale.add((region, stale))
+    estate.unused.add((region, unused))
+    if stale_days < unused_days + 30:
+        estate.stale.add((region, unused))  # as old as that, it is stale too
+    for off in snapshot_block_public_access_off:
+        ec2_for(off).disable_snapshot_block_public_access()
+        estate.snapshot_block_public_access_off.add(off)
     return estate

@@ -13,6 +13,11 @@
   operations added to moto's EC2 responses with the shapes EC2 documents (in process, and in the moto
   server ``amiguard scan`` and ``scripts/bench_scan.py`` talk to over HTTP); ``ManagedBy`` is ``account``
   unless a test sets the region as an organization's declarative policy would.
+- EBS snapshot block public access (Get/Enable/DisableSnapshotBlockPublicAccess), the same way.
+- RegisterImage ``BlockDeviceMappings``, ``VirtualizationType`` and ``RootDeviceName`` (moto ignores them and
+  backs the AMI with a snapshot of its own): an AMI registered from a snapshot is backed by that snapshot, and its
+  mapping reports ``Encrypted`` as the snapshot is, as DescribeImages does. An AMI registered without mappings
+  keeps moto's own (which reports no ``Encrypted``: amiguard judges no encryption from it).
 
 Tests of the adapters that call these use botocore's ``Stubber``; this module only keeps the demo and
 ``replay`` running end to end.
@@ -34,6 +39,8 @@ _original_filter = Ami.get_filter_value
 _original_image_attribute = AmiBackend.describe_image_attribute
 _original_describe_images = AmisResponse.describe_images
 _original_disable_image = AmiBackend.disable_image
+_original_register_image = AmisResponse.register_image
+_original_mappings = Ami.block_device_mappings
 
 
 def _get_filter_value(self: Ami, filter_name: str, method_name: str | None = None) -> Any:
@@ -139,6 +146,65 @@ def _disable_image_block_public_access(self: EC2Response) -> ActionResult:
     return ActionResult({"ImageBlockPublicAccessState": "unblocked"})
 
 
+_SNAPSHOT_BPA_DEFAULT = "block-new-sharing"  # on in the sandbox, as image block public access (EC2: off)
+
+
+def _get_snapshot_block_public_access_state(self: EC2Response) -> ActionResult:
+    state = getattr(self.ec2_backend, "amiguard_snapshot_block_public_access", _SNAPSHOT_BPA_DEFAULT)
+    return ActionResult({"State": state, "ManagedBy": "account"})
+
+
+def _enable_snapshot_block_public_access(self: EC2Response) -> ActionResult:
+    state = self._get_param("State") or "block-new-sharing"
+    self.ec2_backend.amiguard_snapshot_block_public_access = state
+    return ActionResult({"State": state})
+
+
+def _disable_snapshot_block_public_access(self: EC2Response) -> ActionResult:
+    self.ec2_backend.amiguard_snapshot_block_public_access = "unblocked"
+    return ActionResult({"State": "unblocked"})
+
+
+def _register_image(self: AmisResponse) -> ActionResult:
+    result = _original_register_image(self)
+    ami = self.ec2_backend.amis[cast(dict[str, str], result.result)["ImageId"]]
+    mappings = self._get_param("BlockDeviceMappings") or []
+    if self._get_param("VirtualizationType"):
+        ami.virtualization_type = self._get_param("VirtualizationType")
+    if self._get_param("RootDeviceName"):
+        ami.root_device_name = self._get_param("RootDeviceName")
+    given = []
+    for mapping in mappings:
+        snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
+        if snapshot_id:
+            snapshot = self.ec2_backend.get_snapshot(snapshot_id)
+            given.append((str(mapping.get("DeviceName")), snapshot))
+    if given:
+        ami.root_device_type = "ebs"
+        ami.ebs_snapshot = given[0][1]
+        ami.amiguard_mappings = given
+    return result
+
+
+def _block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    given = getattr(self, "amiguard_mappings", None)
+    if not given:
+        return cast(list[dict[str, Any]], _original_mappings.fget(self))  # type: ignore[attr-defined]
+    return [
+        {
+            "DeviceName": device,
+            "Ebs": {
+                "SnapshotId": snapshot.id,
+                "VolumeSize": snapshot.volume.size,
+                "DeleteOnTermination": True,
+                "VolumeType": "gp3",
+                "Encrypted": bool(snapshot.encrypted),
+            },
+        }
+        for device, snapshot in given
+    ]
+
+
 def patch_moto() -> None:
     Ami.get_filter_value = _get_filter_value  # type: ignore[method-assign]
     AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
@@ -149,6 +215,11 @@ def patch_moto() -> None:
     EC2Response.get_image_block_public_access_state = _get_image_block_public_access_state  # type: ignore[attr-defined]
     EC2Response.enable_image_block_public_access = _enable_image_block_public_access  # type: ignore[attr-defined]
     EC2Response.disable_image_block_public_access = _disable_image_block_public_access  # type: ignore[attr-defined]
+    EC2Response.get_snapshot_block_public_access_state = _get_snapshot_block_public_access_state  # type: ignore[attr-defined]
+    EC2Response.enable_snapshot_block_public_access = _enable_snapshot_block_public_access  # type: ignore[attr-defined]
+    EC2Response.disable_snapshot_block_public_access = _disable_snapshot_block_public_access  # type: ignore[attr-defined]
+    AmisResponse.register_image = _register_image  # type: ignore[method-assign]
+    Ami.block_device_mappings = property(_block_device_mappings)  # type: ignore[method-assign,assignment]
 
 
 class CannedHttp:

@@ -6,10 +6,15 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from amiguard.models.images import Image, Snapshot
+from amiguard.policy.hygiene import SNAPSHOT_RESTORED_STATE
 from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind, grants_from_api
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+# Instances that still use their AMI (a terminated one does not); DescribeInstances takes 200 filter values.
+IN_USE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+FILTER_VALUES_MAX = 200
 
 
 class Ec2Images:
@@ -94,3 +99,27 @@ class Ec2Images:
 
     def block_new_public_sharing(self) -> None:
         self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")
+
+    def snapshot_block_public_access_state(self) -> str:
+        """``block-all-sharing``, ``block-new-sharing`` or ``unblocked`` for this region."""
+        return str(self._ec2.get_snapshot_block_public_access_state()["State"])
+
+    def block_new_public_snapshot_sharing(self) -> None:
+        self._ec2.enable_snapshot_block_public_access(State=SNAPSHOT_RESTORED_STATE)
+
+    def instances_by_image(self, image_ids: Sequence[str]) -> dict[str, int]:
+        """How many instances not terminated use each of these AMIs (DescribeInstances, filter ``image-id``)."""
+        counts: dict[str, int] = {}
+        paginator = self._ec2.get_paginator("describe_instances")
+        ids = sorted(set(image_ids))
+        for start in range(0, len(ids), FILTER_VALUES_MAX):
+            filters = [
+                {"Name": "image-id", "Values": ids[start : start + FILTER_VALUES_MAX]},
+                {"Name": "instance-state-name", "Values": IN_USE_STATES},
+            ]
+            for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}):  # type: ignore[arg-type]
+                for reservation in page["Reservations"]:
+                    for instance in reservation.get("Instances", []):
+                        image_id = instance.get("ImageId", "")
+                        counts[image_id] = counts.get(image_id, 0) + 1
+        return counts

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# What CloudTrail records that a service did (not an API call): SharedSnapshotVolumeCreated, ...
+CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE = "AWS Service Event via CloudTrail"
 AMI_STATE_CHANGE_DETAIL_TYPE = "EC2 AMI State Change"
 
 
@@ -87,6 +89,8 @@ class CloudTrailRecord(_Input):
     response_elements: dict[str, Any] | None = Field(None, alias="responseElements")
     error_code: str | None = Field(None, alias="errorCode")
     error_message: str | None = Field(None, alias="errorMessage")
+    event_type: str | None = Field(None, alias="eventType")  # AwsApiCall | AwsServiceEvent | ...
+    service_event_details: dict[str, Any] | None = Field(None, alias="serviceEventDetails")
 
     @field_validator("event_time")
     @classmethod
@@ -136,6 +140,21 @@ class CloudTrailEvent(_EventBridgeEnvelope):
     """An "AWS API Call via CloudTrail" event as EventBridge delivers it."""
 
     detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+    detail: CloudTrailRecord
+
+    @property
+    def account_id(self) -> str | None:
+        return self.detail.recipient_account_id or self.account
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        return self.detail.event_time or self.time
+
+
+class CloudTrailServiceEvent(_EventBridgeEnvelope):
+    """An "AWS Service Event via CloudTrail" event: the record has ``serviceEventDetails``, no request."""
+
+    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")
     detail: CloudTrailRecord
 
     @property

@@ -43,6 +43,13 @@ class FindingType(StrEnum):
     FORGED_AMIGUARD_TAG = "forged-amiguard-tag"  # an amiguard:* tag its records (or EC2) contradict
     TAMPERED = "amiguard-tampered"  # someone changed one of amiguard's own rules, functions, roles or its trail
     COVERAGE_GAP = "amiguard-coverage-gap"  # a sweep found amiguard's deployment not as deployed (rule off, ...)
+    # AMI hygiene and snapshot exposure checks (docs/checks.md)
+    UNENCRYPTED_AMI = "unencrypted-ami"  # an EBS snapshot of the AMI is not encrypted
+    AMI_STALE = "ami-stale"  # older than MaxImageAgeDays, no deprecation time set
+    AMI_UNUSED = "ami-unused"  # not launched for UnusedImageDays
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED = "snapshot-block-public-access-disabled"
+    AMI_LEGACY_PLATFORM = "ami-legacy-platform"  # paravirtual or instance-store-backed
+    SHARED_SNAPSHOT_USED = "shared-snapshot-used"  # another account created a volume from or copied a snapshot
 
 
 class Action(StrEnum):

@@ -64,6 +64,13 @@ class TagEscalation(StrEnum):
     DEREGISTER = "deregister"  # DeregisterImage, snapshots kept
 
 
+class StaleImageAction(StrEnum):
+    """What happens to an AMI found ``ami-stale`` or ``ami-unused`` (never one that instances use)."""
+
+    NONE = "none"  # report only
+    DEPRECATE = "deprecate"  # EnableImageDeprecation: still launchable by id, hidden from listings
+
+
 TAG_KEY_MAX = 128
 
 
@@ -138,6 +145,11 @@ class Settings(BaseModel):
     trail: str = ""
     # Organization mode (parameter OrganizationId): the organization the stack governs; empty: this account only.
     organization_id: str = ""
+    # Image lifecycle checks (0: off): an AMI older than this many days with no deprecation time is
+    # ``ami-stale``; one not launched for this many days is ``ami-unused``; StaleImageAction says what is done.
+    max_image_age_days: int = Field(0, ge=0, le=36500)
+    unused_image_days: int = Field(0, ge=0, le=36500)
+    stale_image_action: StaleImageAction = StaleImageAction.NONE
 
     @field_validator("required_tags", mode="before")
     @classmethod

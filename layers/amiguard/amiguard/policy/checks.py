@@ -30,7 +30,15 @@ from typing import Protocol
 from amiguard.models.findings import Action
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord
-from amiguard.models.settings import ReplicaCleanup, Settings, TagEscalation
+from amiguard.models.settings import ReplicaCleanup, Settings, StaleImageAction, TagEscalation
+from amiguard.policy.hygiene import (
+    SNAPSHOT_BLOCKED_STATES,
+    idle_findings,
+    idle_verdict,
+    legacy_platform_verdict,
+    snapshot_block_public_access_verdict,
+    unencrypted_verdict,
+)
 from amiguard.policy.replication import (
     LIVE_STATUSES,
     REPLICA_OF_TAG,
@@ -98,6 +106,9 @@ class Fact(StrEnum):
     # call tells who a snapshot is shared with), paced like the per-image calls.
     SNAPSHOT_SHARES = "snapshot-shares"
     VIOLATION_RECORDS = "violation-records"  # amiguard's record of the region's tag violations (one Query)
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS = "snapshot-block-public-access"  # GetSnapshotBlockPublicAccessState
+    # How many instances use each stale or unused AMI (DescribeInstances, filter image-id): never touch those.
+    IMAGES_IN_USE = "images-in-use"
 
 
 class RemedyPort(Protocol):
@@ -106,6 +117,7 @@ class RemedyPort(Protocol):
     def revoke_launch_permissions(self, image_id: str, grants: Sequence[Grant]) -> None: ...
     def revoke_create_volume_permissions(self, snapshot_id: str, grants: Sequence[Grant]) -> None: ...
     def block_new_public_sharing(self) -> None: ...
+    def block_new_public_snapshot_sharing(self) -> None: ...
 
 
 class ReplicaRemedyPort(Protocol):
@@ -129,9 +141,7 @@ class TaggingRemedyPort(Protocol):
 class ViolationRemedyPort(Protocol):
     """The record writes marking a violation (:class:`~amiguard.aws.violations.DynamoViolations`)."""
 
-    def record(
-        self, account: str, region: str, image_id: str, violation: str, since: datetime
-    ) -> ViolationRecord: ...
+    def record(self, account: str, region: str, image_id: str, violation: str, since: datetime) -> ViolationRecord: ...
     def update(self, account: str, region: str, image_id: str, violation: str) -> None: ...
 
 
@@ -199,6 +209,34 @@ class BlockNewPublicSharing:
 
     def apply(self, ports: RemedyPorts) -> None:
         ports.images.block_new_public_sharing()
+
+
+@dataclass(frozen=True)
+class BlockNewPublicSnapshotSharing:
+    """EBS snapshot block public access back on (``block-new-sharing``), as public_guard restores it."""
+
+    done: Action = Action.REVOKED
+    would: Action = Action.WOULD_REVOKE
+
+    def apply(self, ports: RemedyPorts) -> None:
+        ports.images.block_new_public_snapshot_sharing()
+
+
+@dataclass(frozen=True)
+class DeprecateIdleImage:
+    """``StaleImageAction=deprecate`` on a stale or unused AMI. Asks first how many instances use it, and refuses
+    when any does (one launched since the scan looked)."""
+
+    image_id: str
+    at: datetime
+    done: Action = Action.DEPRECATED
+    would: Action = Action.NONE  # opt-in and enforce-only, as TagEscalation: nothing to announce in audit mode
+
+    def apply(self, ports: RemedyPorts) -> None:
+        tagging = ports.tagging
+        if tagging.instances_using(self.image_id):
+            raise RemedyRefused(f"{self.image_id} not deprecated: instances launched from it are in use")
+        tagging.deprecate(self.image_id, self.at)
 
 
 @dataclass(frozen=True)
@@ -355,6 +393,8 @@ class RegionFacts:
     public_snapshots: frozenset[str] | None = None
     snapshot_grants: Mapping[str, tuple[Grant, ...]] | None = None  # snapshot id -> its create-volume grants
     violations: Mapping[str, ViolationRecord] | None = None  # by image id; None: no record could be read
+    snapshot_block_public_access: str | None = None
+    images_in_use: Mapping[str, int] | None = None  # image id -> instances using it (asked-for AMIs only)
 
 
 class ImageCheck(Protocol):
@@ -509,6 +549,86 @@ class BlockPublicAccessCheck:
         verdict = block_public_access_verdict(facts.region, access.state, managed_by=access.managed_by)
         # A declarative policy's setting cannot be changed from the account: reported, never "fixed".
         return [Problem(verdict, remedy=None if access.by_declarative_policy else BlockNewPublicSharing())]
+
+
+class SnapshotBlockPublicAccessCheck:
+    """EBS snapshot block public access off in a region (``snapshot-block-public-access-disabled``)."""
+
+    name = "snapshot-block-public-access"
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset({Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS})
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        state = facts.snapshot_block_public_access
+        if state is None or state in SNAPSHOT_BLOCKED_STATES:
+            return []
+        verdict = snapshot_block_public_access_verdict(facts.region, state)
+        return [Problem(verdict, remedy=BlockNewPublicSnapshotSharing())]
+
+
+class ImageHygieneCheck:
+    """Unencrypted (``unencrypted-ami``) and legacy-platform (``ami-legacy-platform``) AMIs, from what
+    DescribeImages returned: no call of its own, nothing to fix automatically (a human re-builds the image)."""
+
+    name = "image-hygiene"
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset()
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        problems = []
+        for image in sorted(facts.images, key=lambda image: image.image_id):
+            if image.state in NOT_SHAREABLE:
+                continue
+            for verdict in (unencrypted_verdict(image), legacy_platform_verdict(image)):
+                if verdict is not None:
+                    problems.append(Problem(verdict, image=image))
+        return problems
+
+
+def idle_candidates(images: Sequence[Image], context: CheckContext) -> list[str]:
+    """Ids of the AMIs past ``MaxImageAgeDays`` or ``UnusedImageDays``: whose instances the scan counts."""
+    return sorted(i.image_id for i in images if idle_findings(i, context.settings, context.now))
+
+
+class ImageLifecycleCheck:
+    """Stale (``ami-stale``) and unused (``ami-unused``) AMIs; with ``StaleImageAction=deprecate`` the remedy
+    sets their deprecation time (enforce mode), never on an AMI instances use (counted first, asked again just
+    before acting)."""
+
+    name = "image-lifecycle"
+
+    def regions_needed(self, scanned: Mapping[str, Sequence[Image]], context: CheckContext) -> frozenset[str]:
+        return frozenset()
+
+    def needs(self, images: Sequence[Image], context: CheckContext) -> frozenset[Fact]:
+        return frozenset({Fact.IMAGES_IN_USE}) if idle_candidates(images, context) else frozenset()
+
+    def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
+        settings = context.settings
+        problems = []
+        for image in sorted(facts.images, key=lambda image: image.image_id):
+            found = idle_findings(image, settings, context.now)
+            if not found:
+                continue
+            in_use = facts.images_in_use.get(image.image_id, 0) if facts.images_in_use is not None else None
+            remedy: Remedy | None = None
+            action = settings.stale_image_action.value
+            if settings.stale_image_action is StaleImageAction.DEPRECATE and in_use == 0:
+                remedy = DeprecateIdleImage(image.image_id, deprecation_time(context.now))
+            elif in_use is None:
+                action = "none (instances using it could not be counted)"
+            for idle in found:
+                verdict = idle_verdict(image, idle, instances=in_use or 0, action=action)
+                problems.append(Problem(verdict, image=image, remedy=remedy))
+        return problems
 
 
 class _Inventory:
@@ -784,6 +904,9 @@ def checks_for(settings: Settings, *, escalate: bool = True) -> Checks:
             PublicSnapshotCheck(),
             SnapshotShareCheck(),
             BlockPublicAccessCheck(),
+            SnapshotBlockPublicAccessCheck(),
+            ImageHygieneCheck(),
+            ImageLifecycleCheck(),
             ReplicationCheck(),
             TagCheck(escalate=escalate),
         ),

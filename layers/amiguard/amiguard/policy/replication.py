@@ -163,7 +163,7 @@ def replication_blocker(image: Image, account: str) -> Blocker | None:
     if image.product_codes:
         return Blocker.PRODUCT_CODES
     if image.owner_id != account:
-        return Blocker.ENCRYPTED_SHARED if image.encrypted else Blocker.NOT_OWNED
+        return Blocker.ENCRYPTED_SHARED if image.encrypted or image.any_encrypted else Blocker.NOT_OWNED
     return None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from amiguard.models.events import CloudTrailEvent
+from amiguard.models.events import CloudTrailEvent, CloudTrailServiceEvent
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 from amiguard.policy.identity import OwnRoles, is_own_call
 
@@ -79,6 +79,26 @@ def screen_cloudtrail(event: CloudTrailEvent, *, expected_names: frozenset[str],
     account = event.account_id
     if not account or not ACCOUNT_ID.match(account):
         return Drop("malformed-event", f"account {account!r} is not a 12-digit account id")
+    return None
+
+
+def screen_service_event(event: CloudTrailServiceEvent, *, expected_names: frozenset[str]) -> Drop | None:
+    """The checks an "AWS Service Event via CloudTrail" record passes: EC2's, one of ``expected_names``, a real
+    region, and both accounts (the owner that receives it, the other account the service acted for) well formed.
+    """
+    record = event.detail
+    if record.event_source != "ec2.amazonaws.com" or record.event_name not in expected_names:
+        return Drop("unhandled-event", f"{record.event_source} {record.event_name} is not handled here")
+    if not REGION.match(record.aws_region):
+        return Drop("malformed-event", f"awsRegion {record.aws_region!r} is not an AWS region")
+    account = event.account_id
+    if not account or not ACCOUNT_ID.match(account):
+        return Drop("malformed-event", f"account {account!r} is not a 12-digit account id")
+    other = record.user_identity.account_id if record.user_identity else None
+    if not other or not ACCOUNT_ID.match(other):
+        return Drop("malformed-event", f"userIdentity.accountId {other!r} is not a 12-digit account id")
+    if other == account:
+        return Drop("own-account", f"{record.event_name} by the snapshot's own account: nothing was shared")
     return None
 
 

@@ -1,7 +1,10 @@
 """public_guard: revoke public and untrusted sharing of AMIs and their snapshots, within seconds.
 
-Triggered by ModifyImageAttribute, ModifySnapshotAttribute and DisableImageBlockPublicAccess (successful
-calls only). The event says where to look; current state (Describe*) decides. In ``audit`` mode the same
+Triggered by ModifyImageAttribute, ModifySnapshotAttribute, DisableImageBlockPublicAccess and
+DisableSnapshotBlockPublicAccess (successful calls only), and by the "AWS Service Event via CloudTrail" records
+SharedSnapshotVolumeCreated / SharedSnapshotCopyInitiated (another account used one of this account's snapshots:
+``shared-snapshot-used``, alerted, nothing to undo). The event says where to look; current state (Describe*)
+decides. In ``audit`` mode the same
 findings are raised with action ``would-revoke`` and nothing changes. An exposure the event records but current
 state no longer shows, and that amiguard's ledger has not already reported, is ``exposure-ended-before-check``.
 """
@@ -13,13 +16,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
-from amiguard.models.events import CloudTrailEvent
+from amiguard.models.events import CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE, CloudTrailEvent, CloudTrailServiceEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
+from amiguard.policy.hygiene import (
+    SHARED_SNAPSHOT_EVENTS,
+    SNAPSHOT_BLOCKED_STATES,
+    shared_snapshot_used_verdict,
+    snapshot_block_public_access_verdict,
+)
 from amiguard.policy.identity import OwnRoles
-from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id
+from amiguard.policy.screening import (
+    Drop,
+    check_image_id,
+    check_snapshot_id,
+    malformed_event,
+    screen_service_event,
+)
 from amiguard.policy.sharing import (
     ChangeKind,
     Exposure,
@@ -47,7 +63,14 @@ def _unless_gone[T](describe: Callable[[], T | None]) -> T | None:
         raise
 
 
-EVENT_NAMES = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})
+EVENT_NAMES = frozenset(
+    {
+        "ModifyImageAttribute",
+        "ModifySnapshotAttribute",
+        "DisableImageBlockPublicAccess",
+        "DisableSnapshotBlockPublicAccess",
+    }
+)
 
 
 class PublicGuard:
@@ -71,6 +94,8 @@ class PublicGuard:
 
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
+        if isinstance(raw_event, dict) and raw_event.get("detail-type") == CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE:
+            return self._on_shared_snapshot_used(raw_event)
         return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, own=self._own, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
@@ -82,6 +107,8 @@ class PublicGuard:
             return self._guard_image(event, images)
         if event.detail.event_name == "ModifySnapshotAttribute":
             return self._guard_snapshot(event, images)
+        if event.detail.event_name == "DisableSnapshotBlockPublicAccess":
+            return self._guard_snapshot_block_public_access(event, images)
         return self._guard_block_public_access(event, images)
 
     # --- AMIs -------------------------------------------------------------------------------------------
@@ -191,6 +218,66 @@ class PublicGuard:
             images.block_new_public_sharing()
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
 
+    # --- account-level EBS snapshot block public access -------------------------------------------------
+
+    def _guard_snapshot_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        state = images.snapshot_block_public_access_state()
+        if state in SNAPSHOT_BLOCKED_STATES:
+            return Outcome.clean("already-blocked", f"EBS snapshot block public access is on again ({state})")
+        verdict = snapshot_block_public_access_verdict(event.detail.aws_region, state)
+        finding = self._finding(event, verdict, image_id=None)
+        stage_findings(self._alerts, [finding])
+        if self._settings.enforcing:
+            images.block_new_public_snapshot_sharing()
+        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
+
+    # --- another account used a shared snapshot (a CloudTrail service event) ----------------------------
+
+    def _on_shared_snapshot_used(self, raw_event: dict[str, Any]) -> Outcome:
+        """``shared-snapshot-used``: who used which snapshot, whether that account is trusted, whether it is
+        still shared. Alert only: the data is in the other account; the share itself is revoked on its own
+        event (ModifySnapshotAttribute) or by the sweep."""
+        try:
+            event = CloudTrailServiceEvent.model_validate(raw_event)
+        except ValidationError as error:
+            return Outcome.dropped(malformed_event(error))
+        record = event.detail
+        event_id = record.event_id or event.id
+        if drop := screen_service_event(event, expected_names=SHARED_SNAPSHOT_EVENTS):
+            return Outcome.dropped(drop, event_id)
+        snapshot_id = (record.service_event_details or {}).get("snapshotId")
+        if drop := check_snapshot_id(snapshot_id):
+            return Outcome.dropped(drop, event_id)
+        used_by = str(record.user_identity.account_id if record.user_identity else "")
+        images = self._images(record.aws_region)
+        still_shared: bool | None
+        try:
+            snapshot = images.owned_snapshot(str(snapshot_id))
+        except ClientError as error:
+            if not is_gone(error):
+                raise
+            snapshot, still_shared = None, None  # deleted since: the event is all that is left of the use
+        else:
+            if snapshot is None:
+                return Outcome.dropped(Drop("not-owned", f"{snapshot_id} is not owned by this account"), event_id)
+            grants = images.create_volume_permissions(snapshot.snapshot_id)
+            still_shared = any(grant.is_public or grant.value == used_by for grant in grants)
+        verdict = shared_snapshot_used_verdict(
+            str(snapshot_id),
+            event_name=record.event_name,
+            used_by=used_by,
+            own_account=event.account_id or "",
+            trusted_principals=self._settings.trusted_principals,
+            backed_images=images.images_backed_by(str(snapshot_id)) if snapshot is not None else [],
+            still_shared=still_shared,
+        )
+        finding = self._finding(event, verdict, image_id=None, snapshot_id=str(snapshot_id))
+        finding = finding.model_copy(update={"action": Action.NONE, "exposure_seconds": None, "actor": used_by})
+        outcome = Outcome(Status.ACTED, "shared-snapshot-used", verdict.summary, findings=[finding])
+        outcome.event_id = event_id
+        outcome.event_time = event.occurred_at
+        return outcome
+
     # --- exposure the event records but current state no longer shows ----------------------------------
 
     def _ended_exposure(
@@ -228,7 +315,7 @@ class PublicGuard:
 
     # --- findings ---------------------------------------------------------------------------------------
 
-    def _finding(self, event: CloudTrailEvent, verdict: Verdict, **resource: Any) -> Finding:
+    def _finding(self, event: CloudTrailEvent | CloudTrailServiceEvent, verdict: Verdict, **resource: Any) -> Finding:
         enforcing = self._settings.enforcing
         occurred = event.occurred_at
         exposure = (self._clock() - occurred).total_seconds() if enforcing and occurred else None

@@ -41,6 +41,7 @@ from amiguard.policy.checks import (
     TaggingRemedyPort,
     ViolationRemedyPort,
     checks_for,
+    idle_candidates,
     replica_sources_needed,
 )
 from amiguard.policy.sharing import BlockPublicAccess, Grant
@@ -79,6 +80,8 @@ class ScanPort(RemedyPort, Protocol):
     def owned_snapshot_ids(self) -> list[str]: ...
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]: ...
     def block_public_access_state(self) -> BlockPublicAccess: ...
+    def snapshot_block_public_access_state(self) -> str: ...
+    def instances_by_image(self, image_ids: Sequence[str]) -> dict[str, int]: ...
 
 
 class ReplicaRecordsPort(Protocol):
@@ -150,7 +153,7 @@ class ScanError:
 
     region: str
     # list-images, reference-images, launch-permissions, public-snapshots, snapshot-shares, block-public-access,
-    # fix, region
+    # snapshot-block-public-access, images-in-use, fix, region
     stage: str
     message: str
     code: str = ""
@@ -410,6 +413,20 @@ class Scanner:
             except (ClientError, BotoCoreError) as error:
                 code, message = describe_error(error, port.region)
                 errors.append(ScanError(port.region, Fact.PUBLIC_SNAPSHOTS.value, message, code))
+        snapshot_state: str | None = None
+        if Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS in wanted:
+            try:
+                snapshot_state = port.snapshot_block_public_access_state()
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS.value, message, code))
+        in_use: dict[str, int] | None = None
+        if Fact.IMAGES_IN_USE in wanted:
+            try:
+                in_use = port.instances_by_image(idle_candidates(images, context))
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.IMAGES_IN_USE.value, message, code))
         grants: dict[str, tuple[Grant, ...]] | None = None
         if Fact.SNAPSHOT_SHARES in wanted:
             grants = self._snapshot_grants(port, pool, errors)
@@ -427,6 +444,8 @@ class Scanner:
             public_snapshots=public,
             snapshot_grants=grants,
             violations=records,
+            snapshot_block_public_access=snapshot_state,
+            images_in_use=in_use,
         )
         problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
         return problems, errors

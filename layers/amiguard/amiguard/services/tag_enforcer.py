@@ -1,6 +1,7 @@
 """tag_enforcer: every new AMI answers "whose is it, what is it for, who pays".
 
-Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``), by
+Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``; an unencrypted
+or legacy-platform one is reported too, :mod:`amiguard.policy.hygiene`), by
 CreateTags / DeleteTags naming ``ami-*`` ids (re-evaluation), by "EC2 AMI State Change" to ``available``
 (snapshots EC2 had not yet listed on the pending AMI get their tags), and by an hourly schedule (the
 escalation sweep, in every region the account has enabled). Current tags (DescribeImages) decide;
@@ -39,6 +40,7 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION, Settings, TagEscalation, TagRule
+from amiguard.policy.hygiene import legacy_platform_verdict, unencrypted_verdict
 from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import Drop, check_image_id, malformed_event
 from amiguard.policy.sharing import Verdict
@@ -226,6 +228,11 @@ class TagEnforcer:
         findings = self._findings_for(
             event, marked, evaluation, change, held or recorded, inherited=inherited, notes=notes
         )
+        # What the new AMI is made of, from the same DescribeImages: reported, never acted on (a human re-builds it).
+        for verdict in (unencrypted_verdict(image), legacy_platform_verdict(image)):
+            if verdict is not None:
+                finding = self._finding(verdict, image, account, actor=record.actor, action=Action.NONE, event=event)
+                findings.append(finding)
         # Staged before tagging: a retry finds the violation already marked and would not alert on its own.
         stage_findings(self._alerts, findings)
         if self._settings.enforcing:

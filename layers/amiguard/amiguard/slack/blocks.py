@@ -14,6 +14,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from amiguard.models.catalogue import entry_for
 from amiguard.models.findings import Action, Finding, Severity
 from amiguard.models.settings import IMAGE_ID, REGION
 from amiguard.policy.screening import SNAPSHOT_ID
@@ -166,6 +167,7 @@ def finding_blocks(finding: Finding) -> dict[str, Any]:
     """The whole webhook payload for one finding."""
     marker = MARKERS[finding.severity]
     link = console_url(finding)
+    entry = entry_for(finding.type)
     header = f"{marker} {finding.severity.value.capitalize()} \u00b7 {finding.type.value.replace('-', ' ')}"
 
     # Every value below may come from an alert anyone able to publish wrote: escaped, clipped, linked only
@@ -192,6 +194,12 @@ def finding_blocks(finding: Finding) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": clip(header, HEADER_LIMIT), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(finding.summary), SECTION_LIMIT)}},
         {"type": "section", "fields": fields[:MAX_FIELDS]},
+        # What it is and what is done about it, from the finding catalogue (the e-mail's and docs/findings.md's
+        # words too).
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(f"*{entry.title}*\n{escape(entry.remedy)}", SECTION_LIMIT)},
+        },
     ]
     if finding.evidence:
         text, _ = evidence_text(finding.evidence)
