@@ -132,7 +132,7 @@ def findings_markdown() -> str:
     for entry in CATALOGUE.values():
         types = "<br>".join(f"`{kind}`" for kind in entry.asff_types)
         closes = f"; closes {', '.join(f'`{kind.value}`' for kind in entry.closes)}" if entry.closes else ""
-        imported = ("yes" if entry.security_hub else "no (a report, not a finding)") + closes
+        imported = ("yes" if entry.security_hub else "no") + closes
         lines.append(f"| `{entry.type.value}` | {types} | {entry.compliance.value} | {imported} |")
     return "\n".join(lines) + "\n"
 

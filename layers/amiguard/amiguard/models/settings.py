@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from amiguard.models.exceptions import FindingException, parse_exceptions
+
 ENV_PREFIX = "AMIGUARD_"
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -59,6 +61,13 @@ class TagEscalation(StrEnum):
     DEPRECATE = "deprecate"  # EnableImageDeprecation: still launchable by id, hidden from listings
     DISABLE = "disable"  # DisableImage: nobody can launch it until it is enabled again
     DEREGISTER = "deregister"  # DeregisterImage, snapshots kept
+
+
+class SecurityHub(StrEnum):
+    """Whether findings are also imported into AWS Security Hub (docs/security-hub.md)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
 
 
 TAG_KEY_MAX = 128
@@ -133,6 +142,15 @@ class Settings(BaseModel):
     own_rules: tuple[str, ...] = ()
     own_roles: tuple[str, ...] = ()
     trail: str = ""
+    # Every finding also imported into Security Hub in its AMI's account and region (BatchImportFindings).
+    security_hub: SecurityHub = SecurityHub.DISABLED
+    # Reviewed exceptions (parameter Exceptions, JSON): findings they cover are recorded, not alerted.
+    exceptions: tuple[FindingException, ...] = ()
+
+    @field_validator("exceptions", mode="before")
+    @classmethod
+    def _parse_exceptions(cls, value: Any) -> Any:
+        return parse_exceptions(value)
 
     @field_validator("required_tags", mode="before")
     @classmethod
