@@ -301,6 +301,7 @@ class Sandbox:
 
         mock_random.seed(0)
         patch_moto()
+        securityhub_gaps.patch_moto_securityhub()
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")

@@ -2,6 +2,9 @@
 
 - BatchImportFindings where Security Hub is not enabled: moto imports anyway; Security Hub answers
   ``InvalidAccessException`` ("Account ... is not subscribed to AWS Security Hub").
+- BatchImportFindings of a finding Security Hub holds: moto replaces it whole; Security Hub keeps what
+  import cannot change once a finding exists (``Workflow``, ``Note``, ``UserDefinedFields``,
+  ``VerificationState``).
 - BatchUpdateFindings: not in moto. Here it sets ``Workflow`` and ``Note`` of the findings moto holds and
   answers ``ProcessedFindings`` / ``UnprocessedFindings`` (``FindingNotFound``) as Security Hub does.
 
@@ -13,9 +16,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.securityhub.models import securityhub_backends
+from moto.securityhub.models import SecurityHubBackend, securityhub_backends
 
 from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned
+
+KEPT_ON_IMPORT = ("Workflow", "Note", "UserDefinedFields", "VerificationState")
+_original_import = SecurityHubBackend.batch_import_findings
+
+
+def _batch_import_findings(self: SecurityHubBackend, findings: list[dict[str, Any]]) -> Any:
+    held = {finding.id: finding for finding in self.findings}
+    kept = {
+        found["Id"]: {key: held[found["Id"]].data[key] for key in KEPT_ON_IMPORT if key in held[found["Id"]].data}
+        for found in findings
+        if found.get("Id") in held
+    }
+    answer = _original_import(self, findings)
+    for finding in self.findings:
+        finding.data.update(kept.get(finding.id, {}))
+    return answer
+
+
+def patch_moto_securityhub() -> None:
+    """Install the import semantics above (idempotent)."""
+    SecurityHubBackend.batch_import_findings = _batch_import_findings  # type: ignore[method-assign]
 
 
 def _backend(account: str, region: str) -> Any:
