@@ -316,5 +316,5 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for issue in error.errors():
             field = str(issue["loc"][0]) if issue["loc"] else "?"
-            problems.append(f"{variable(field)}: {issue['msg']}")
+            problems.append(f"{variable(field)}: {str(issue['msg']).removeprefix('Value error, ')}")
         raise SettingsError("invalid amiguard settings: " + "; ".join(problems)) from None
