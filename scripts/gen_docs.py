@@ -31,8 +31,9 @@ Every alert, ledger row, Security Hub finding and report line is one `Finding`
 AMI (id and name) or snapshot, the `actor` (the principal from the CloudTrail event), the event id and time, the
 `action` taken, the `evidence`, and for remediations the exposure time. SNS messages carry `type`, `severity`,
 `account` and `region` as message attributes, so subscribers can filter. What each type means comes from one
-place, the finding catalogue (`amiguard.models.catalogue`): alerts, Slack, the ledger, Security Hub and this
-page read it.
+place, the finding catalogue (`amiguard.models.catalogue`): alerts, Slack, the ledger, Security Hub
+([security-hub.md](security-hub.md)) and this page read it. A finding a reviewed exception covers is
+recorded, not alerted ([exceptions.md](exceptions.md)).
 
 Actions: `revoked` (`would-revoke` in audit mode), `tagged` (`would-tag`), `copied` (`would-copy`),
 `deprecated`, `disabled`, `deregistered`, `none`.
