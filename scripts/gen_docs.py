@@ -31,8 +31,9 @@ Every alert, ledger row, Security Hub finding and report line is one `Finding`
 AMI (id and name) or snapshot, the `actor` (the principal from the CloudTrail event), the event id and time, the
 `action` taken, the `evidence`, and for remediations the exposure time. SNS messages carry `type`, `severity`,
 `account` and `region` as message attributes, so subscribers can filter. What each type means comes from one
-place, the finding catalogue (`amiguard.models.catalogue`): alerts, Slack, the ledger, Security Hub and this
-page read it.
+place, the finding catalogue (`amiguard.models.catalogue`): alerts, Slack, the ledger, Security Hub
+([security-hub.md](security-hub.md)) and this page read it. A finding a reviewed exception covers is
+recorded, not alerted ([exceptions.md](exceptions.md)).
 
 Actions: `revoked` (`would-revoke` in audit mode), `tagged` (`would-tag`), `copied` (`would-copy`),
 `deprecated`, `disabled`, `deregistered`, `none`.
@@ -132,7 +133,7 @@ def findings_markdown() -> str:
     for entry in CATALOGUE.values():
         types = "<br>".join(f"`{kind}`" for kind in entry.asff_types)
         closes = f"; closes {', '.join(f'`{kind.value}`' for kind in entry.closes)}" if entry.closes else ""
-        imported = ("yes" if entry.security_hub else "no (a report, not a finding)") + closes
+        imported = ("yes" if entry.security_hub else "no") + closes
         lines.append(f"| `{entry.type.value}` | {types} | {entry.compliance.value} | {imported} |")
     return "\n".join(lines) + "\n"
 

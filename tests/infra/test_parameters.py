@@ -98,6 +98,8 @@ def test_settings_reach_every_function_when_set_as_parameters(template: dict[str
         "AMIGUARD_TRUSTED_PRINCIPALS": {"Ref": "TrustedPrincipals"},
         "AMIGUARD_PUBLIC_ALLOWLIST": {"Ref": "PublicAllowlist"},
         "AMIGUARD_ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "AMIGUARD_SECURITY_HUB": {"Ref": "SecurityHub"},
+        "AMIGUARD_EXCEPTIONS": {"Ref": "Exceptions"},
         "AMIGUARD_OWN_ROLE_ARNS": {"Fn::Join": [",", [{"Fn::GetAtt": [role, "Arn"]} for role in ROLES]]},
     }
 

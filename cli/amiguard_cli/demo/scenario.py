@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.text import Text
 
-from amiguard_cli.demo import replication, sharing, sweep, tagging, tamper
+from amiguard_cli.demo import replication, securityhub, sharing, sweep, tagging, tamper
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 
@@ -19,6 +19,7 @@ ACTS: list[Act] = [
     replication.act,
     sweep.act,
     tamper.act,
+    securityhub.act,
 ]
 
 DEMO_SETTINGS = {

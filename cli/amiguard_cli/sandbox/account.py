@@ -20,6 +20,7 @@ import boto3
 import botocore.session
 from moto import mock_aws
 
+from amiguard_cli.sandbox import securityhub_gaps
 from amiguard_cli.sandbox.cfn import (
     LAYER_MOUNT,
     Route,
@@ -307,6 +308,7 @@ class Sandbox:
 
         mock_random.seed(0)
         patch_moto()
+        securityhub_gaps.patch_moto_securityhub()
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
@@ -335,6 +337,7 @@ class Sandbox:
         handler_events.register("provide-client-params.*.*", self._note_call)
         # First of all before-call hooks (the moto gaps answer some calls there): a refused call is never sent.
         handler_events.register_first("before-call.*.*", self._authorize)  # type: ignore[arg-type]
+        handler_events.register("before-call.securityhub.*", securityhub_gaps.answer)
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -708,6 +711,17 @@ class Sandbox:
         delivery = Delivery(function, "direct", self.home, event)
         self._invoke(delivery)
         return delivery
+
+    def enable_security_hub(self, *regions: str) -> None:
+        """Turn Security Hub on in ``regions`` (default: the home region), as an account administrator would."""
+        for region in regions or (self.home,):
+            self._internal.client("securityhub", region_name=region).enable_security_hub(EnableDefaultStandards=False)
+
+    def security_hub_findings(self, region: str | None = None) -> list[dict[str, Any]]:
+        """The findings Security Hub holds in ``region`` (default: home), as GetFindings returns them."""
+        client = self._internal.client("securityhub", region_name=region or self.home)
+        findings: list[dict[str, Any]] = [dict(found) for found in client.get_findings(MaxResults=100)["Findings"]]
+        return findings
 
     def alerts(self) -> list[Alert]:
         """Alerts published to the SNS topic since the last call, as an SQS subscriber receives them."""

@@ -188,6 +188,13 @@ def authorizations(model: Any, params: Mapping[str, Any], where: Caller) -> list
         if not secret.startswith("arn:"):
             secret = f"arn:{where.partition}:secretsmanager:{where.region}:{where.account}:secret:{secret}-??????"
         return [Authorization(action, secret, base)]
+    if service == "securityhub" and operation == "BatchImportFindings":
+        products = sorted({str(finding.get("ProductArn")) for finding in params.get("Findings", [])})
+        return [Authorization(action, product, base) for product in products]
+    if service == "securityhub" and operation == "BatchUpdateFindings":
+        return [
+            Authorization(action, f"arn:{where.partition}:securityhub:{where.region}:{where.account}:hub/default", base)
+        ]
     if service == "sts" and params.get("RoleArn"):
         return [Authorization(action, str(params["RoleArn"]), base)]
     if resource := _named_resource(service, params, where):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_securityhub import SecurityHubClient
     from mypy_boto3_sns import SNSClient
 
 # botocore's ``max_attempts`` counts retries: a call is tried up to 9 times (the deadline may end it sooner).
@@ -74,7 +75,11 @@ TIMEOUTS: dict[str, Timeouts] = {
     "sns": Timeouts(connect=2, read=5),
     "secretsmanager": Timeouts(connect=2, read=5),
     "sts": Timeouts(connect=2, read=5),
+    "securityhub": Timeouts(connect=2, read=5),
 }
+# Fewer attempts than MAX_ATTEMPTS where a call comes after the alert and failing it loses no alert: a throttled
+# Security Hub (10 TPS per account and region) is retried a few times, not for the rest of the invocation.
+ATTEMPTS: dict[str, int] = {"securityhub": 3}
 DEFAULT_TIMEOUTS = Timeouts(connect=5, read=20)
 
 
@@ -201,6 +206,8 @@ class ClientFactory:
     def _make(self, service: str, region: str | None) -> Any:
         timeouts = timeouts_for(service)
         config = Config(connect_timeout=timeouts.connect, read_timeout=timeouts.read).merge(self._config)
+        if service in ATTEMPTS:
+            config = config.merge(Config(retries={"mode": "adaptive", "max_attempts": ATTEMPTS[service]}))
         maker = self._session.client if self._session is not None else boto3.client
         client = maker(service, region_name=region, config=config)  # type: ignore[call-overload]
         client = bound_by_deadline(client, service, self._deadline)
@@ -219,6 +226,10 @@ class ClientFactory:
 
     def dynamodb(self, region: str | None = None) -> DynamoDBClient:
         client: DynamoDBClient = self._client("dynamodb", region)
+        return client
+
+    def securityhub(self, region: str | None = None) -> SecurityHubClient:
+        client: SecurityHubClient = self._client("securityhub", region)
         return client
 
     def secretsmanager(self, region: str | None = None) -> SecretsManagerClient:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
+from amiguard.models.exceptions import FindingException
 from amiguard.models.findings import Finding
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class AlertState(StrEnum):
     PENDING = "pending"  # staged (before the remediation), not yet alerted: the outbox
     SENT = "sent"
     SUPPRESSED = "suppressed"  # a duplicate of an alert sent inside its window
+    EXCEPTED = "excepted"  # covered by a reviewed exception (parameter Exceptions): recorded, not alerted
 
 
 def iso(moment: datetime) -> str:
@@ -193,6 +195,7 @@ class LedgerEntry:
     alerted: bool
     suppressed_duplicates: int
     state: AlertState = AlertState.SENT
+    excepted_by: str | None = None  # the exception that covered it (state ``excepted``)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
@@ -202,6 +205,7 @@ class LedgerEntry:
             alerted=state is AlertState.SENT,
             suppressed_duplicates=int(item.get("suppressed_duplicates", {}).get("N", "0")),
             state=state,
+            excepted_by=item.get("excepted_by", {}).get("S"),
         )
 
 
@@ -425,6 +429,27 @@ class DynamoLedger:
             UpdateExpression="SET alert = :sent, alerted_at = :now",
             ExpressionAttributeValues={":sent": _s(AlertState.SENT.value), ":now": now},
         )
+
+    def mark_excepted(self, key: tuple[str, str], exception: FindingException) -> None:
+        """Settle a pending row as ``excepted``: which exception covered it, why, until when (the audit trail)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(*key),
+                UpdateExpression="SET alert = :excepted, excepted_by = :name, exception_reason = :reason,"
+                " exception_expires = :expires",
+                ConditionExpression="alert = :pending",
+                ExpressionAttributeValues={
+                    ":excepted": _s(AlertState.EXCEPTED.value),
+                    ":pending": _s(AlertState.PENDING.value),
+                    ":name": _s(exception.name),
+                    ":reason": _s(exception.reason),
+                    ":expires": _s(exception.expires.isoformat()),
+                },
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":  # settled before (a redelivery)
+                raise
 
     def release(self, claim: Claim) -> None:
         """Give a claim back (its alert could not be sent), so the retry of the event alerts.

@@ -65,7 +65,8 @@ class CatalogueEntry:
     raised_by: tuple[str, ...]  # functions (and `scan`) that raise it, as docs/functions.md names them
     compliance: Compliance = Compliance.FAILED
     severity_note: str = ""
-    # Security Hub: a report about amiguard's own run is not a finding about a resource, so it is not imported.
+    # Imported into Security Hub as a finding of its own (a report about amiguard's run is not, nor is a
+    # ``resolved``, which closes the violation's finding instead).
     security_hub: bool = True
     # Finding types this one closes for the same resource (a ``resolved`` violation closes the violation).
     closes: tuple[FindingType, ...] = ()
@@ -175,6 +176,7 @@ _ENTRIES = (
         frozenset({EVENT, SWEEPER}),
         ("tag_enforcer", "sweeper"),
         compliance=Compliance.PASSED,
+        security_hub=False,  # not a finding of its own: it closes the violation's
         closes=(FindingType.MISSING_TAGS, FindingType.INVALID_TAGS, FindingType.ESCALATED),
     ),
     CatalogueEntry(

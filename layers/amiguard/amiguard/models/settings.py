@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from amiguard.models.exceptions import FindingException, parse_exceptions
+
 ENV_PREFIX = "AMIGUARD_"
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -69,6 +71,13 @@ class StaleImageAction(StrEnum):
 
     NONE = "none"  # report only
     DEPRECATE = "deprecate"  # EnableImageDeprecation: still launchable by id, hidden from listings
+
+
+class SecurityHub(StrEnum):
+    """Whether findings are also imported into AWS Security Hub (docs/security-hub.md)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
 
 
 TAG_KEY_MAX = 128
@@ -150,6 +159,15 @@ class Settings(BaseModel):
     max_image_age_days: int = Field(0, ge=0, le=36500)
     unused_image_days: int = Field(0, ge=0, le=36500)
     stale_image_action: StaleImageAction = StaleImageAction.NONE
+    # Every finding also imported into Security Hub in its AMI's account and region (BatchImportFindings).
+    security_hub: SecurityHub = SecurityHub.DISABLED
+    # Reviewed exceptions (parameter Exceptions, JSON): findings they cover are recorded, not alerted.
+    exceptions: tuple[FindingException, ...] = ()
+
+    @field_validator("exceptions", mode="before")
+    @classmethod
+    def _parse_exceptions(cls, value: Any) -> Any:
+        return parse_exceptions(value)
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -323,5 +341,5 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for issue in error.errors():
             field = str(issue["loc"][0]) if issue["loc"] else "?"
-            problems.append(f"{variable(field)}: {issue['msg']}")
+            problems.append(f"{variable(field)}: {str(issue['msg']).removeprefix('Value error, ')}")
         raise SettingsError("invalid amiguard settings: " + "; ".join(problems)) from None

@@ -16,6 +16,11 @@ publishing fails the claim is given back and the error raised: Lambda retries th
 Two concurrent publishers of one finding are kept apart by the claim's lease (:class:`~amiguard.aws.ledger.
 AlertInFlight`).
 
+Before claiming, a finding covered by a reviewed exception (parameter ``Exceptions``,
+:mod:`amiguard.policy.exceptions`) is settled ``excepted`` in the ledger and not alerted. After the alert is
+published (never before, and never instead: a Security Hub that is off, throttled or failing is logged and
+counted, the alert stands), the finding is imported into Security Hub when ``SecurityHub=enabled``.
+
 Plug-in points for other delivery guarantees: :meth:`LedgeredAlerts.publish` hands the publisher the
 finding only after the claim is taken, and the claim's ``token``/``dedup_key`` (``Claim``) are stable for
 one alert across retries of one claimant, usable as an SNS deduplication id.
@@ -23,20 +28,29 @@ one alert across retries of one claimant, usable as an SNS deduplication id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.image_tags import current_image_tags
 from amiguard.aws.ledger import STALE_CLAIM, DynamoLedger, finding_key
 from amiguard.aws.secrets import SecretKey, secret_region
+from amiguard.aws.securityhub import HubErrors, SecurityHubExport, hub_unavailable
+from amiguard.models.exceptions import FindingException
 from amiguard.models.findings import Finding
-from amiguard.models.settings import Settings
+from amiguard.models.settings import SecurityHub, Settings
 from amiguard.observability import invocation_deadline, logger, metrics
-from amiguard.services.ports import AlertLedgerPort, AlertResult, AlertsPort, OutboxPort
+from amiguard.policy.exceptions import covering_exception
+from amiguard.services.ports import AlertLedgerPort, AlertResult, AlertsPort, FindingsHubPort, OutboxPort
+
+# (service, account, region) -> a client acting in that account: the functions' own in one account; in
+# organization mode one made with the member role of the AMI's account.
+AccountRegionClient = Callable[[str, str, str], Any]
 
 # How far back the sweeper looks for rows left pending: longer than Lambda's retries (6 h of event age) plus a
 # day between sweeps.
@@ -46,7 +60,9 @@ OUTBOX_LOOKBACK = timedelta(days=2)
 class LedgeredAlerts:
     """An :class:`~amiguard.services.ports.OutboxPort`: stages, de-duplicates and records before publishing.
 
-    ``window``: how long an alert suppresses the same finding (None: the ledger's dedup window).
+    ``window``: how long an alert suppresses the same finding (None: the ledger's dedup window);
+    ``exceptions``: the reviewed exceptions, matched by AMI id or by the AMI's current tags (``image_tags(finding)``,
+    looked up only for a tag exception); ``hub``: Security Hub, or None when it is disabled.
     """
 
     def __init__(
@@ -56,11 +72,17 @@ class LedgeredAlerts:
         *,
         window: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        exceptions: Sequence[FindingException] = (),
+        image_tags: Callable[[Finding], Mapping[str, str] | None] = lambda _finding: None,
+        hub: FindingsHubPort | None = None,
     ) -> None:
         self._ledger = ledger
         self._alerts = alerts
         self._window = window
         self._clock = clock
+        self._exceptions = tuple(exceptions)
+        self._image_tags = image_tags
+        self._hub = hub
         self._staged: set[tuple[str, str]] = set()  # rows this environment staged and has not published yet
 
     def stage(self, findings: Sequence[Finding]) -> None:
@@ -93,7 +115,17 @@ class LedgeredAlerts:
         return [self._alert(_left_pending(row.finding), row.fingerprint, row.key) for row in rows]
 
     def _alert(self, finding: Finding, fingerprint: str, key: tuple[str, str]) -> AlertResult:
-        """Claim, publish, confirm the finding whose row is ``key`` (staged)."""
+        """Claim, publish, confirm the finding whose row is ``key`` (staged); then Security Hub."""
+        excepted = self._exception_for(finding)
+        if excepted is not None:
+            self._ledger.mark_excepted(key, excepted)
+            logger.info(
+                "finding covered by an exception: recorded, not alerted",
+                extra={"type": finding.type, "image_id": finding.image_id, "exception": excepted.name},
+            )
+            metrics.add_metric(name="FindingsExcepted", unit=MetricUnit.Count, value=1)
+            self._export(finding, excepted)
+            return AlertResult.EXCEPTED
         claim = self._ledger.claim(finding, window=self._window, fingerprint=fingerprint, key=key)
         if not claim.first:
             logger.info(
@@ -108,7 +140,47 @@ class LedgeredAlerts:
             self._ledger.release(claim)
             raise
         self._ledger.confirm_sent(claim)
+        self._export(finding, None)
         return AlertResult.SENT
+
+    def _exception_for(self, finding: Finding) -> FindingException | None:
+        if not self._exceptions:
+            return None
+        active, expired = covering_exception(
+            finding,
+            self._exceptions,
+            today=self._clock().astimezone(UTC).date(),
+            image_tags=lambda: self._image_tags(finding),
+        )
+        if active is None and expired:
+            names = [entry.name for entry in expired]
+            logger.warning("exception expired: the finding is alerted again", extra={"exceptions": names})
+            metrics.add_metric(name="ExceptionsExpired", unit=MetricUnit.Count, value=1)
+        return active
+
+    def _export(self, finding: Finding, excepted: FindingException | None) -> None:
+        """Security Hub after the alert: whatever it answers, the alert stands (logged and counted, not raised)."""
+        if self._hub is None:
+            return
+        extra = {"type": finding.type, "account": finding.account, "region": finding.region}
+        try:
+            outcome = self._hub.export(finding, excepted=excepted)
+        except HubErrors as error:
+            if hub_unavailable(error):
+                logger.warning(
+                    "Security Hub is not enabled for this account and region: finding not imported",
+                    extra=extra | {"error": str(error)},
+                )
+                metrics.add_metric(name="SecurityHubUnavailable", unit=MetricUnit.Count, value=1)
+            else:
+                logger.error(
+                    "Security Hub import failed after its retries: the alert was sent, the import is lost",
+                    extra=extra | {"error": str(error)},
+                )
+                metrics.add_metric(name="SecurityHubImportsFailed", unit=MetricUnit.Count, value=1)
+            return
+        logger.info("finding exported to Security Hub", extra=extra | {"outcome": outcome})
+        metrics.add_metric(name="SecurityHubExports", unit=MetricUnit.Count, value=1)
 
 
 def _left_pending(finding: Finding) -> Finding:
@@ -140,17 +212,27 @@ class DeferredAlerts:
         return path.publish_stale_pending() if isinstance(path, OutboxPort) else []
 
 
-def alert_path(settings: Settings, clients: ClientFactory, *, standing: bool = False) -> DeferredAlerts:
+def alert_path(
+    settings: Settings,
+    clients: ClientFactory,
+    *,
+    standing: bool = False,
+    account_clients: AccountRegionClient | None = None,
+) -> DeferredAlerts:
     """What every function's ``build_service()`` passes as ``alerts``: SNS behind the ledger, made on first use.
 
     ``standing``: the findings are re-found on a schedule (the sweeper), so an alert suppresses the same
     finding for ``RealertHours``, not the dedup window. Without a ledger table (a partial local set-up) alerts
-    go straight to SNS, un-deduplicated.
+    go straight to SNS, un-deduplicated. ``account_clients(service, account, region)``: clients acting in
+    the finding's account (Security Hub imports there; a tag exception reads the AMI's tags there); None:
+    ``clients``, this account's.
     """
-    return DeferredAlerts(lambda: _ledgered_sns(settings, clients, standing=standing))
+    return DeferredAlerts(lambda: _ledgered_sns(settings, clients, standing=standing, account_clients=account_clients))
 
 
-def _ledgered_sns(settings: Settings, clients: ClientFactory, *, standing: bool) -> AlertsPort:
+def _ledgered_sns(
+    settings: Settings, clients: ClientFactory, *, standing: bool, account_clients: AccountRegionClient | None
+) -> AlertsPort:
     # SNS and Secrets Manager clients at the first alert; only the ledger's is needed before the remediation.
     sns = DeferredAlerts(
         lambda: SnsAlerts(clients.sns(topic_region(settings.alert_topic_arn)), settings.alert_topic_arn)
@@ -159,6 +241,13 @@ def _ledgered_sns(settings: Settings, clients: ClientFactory, *, standing: bool)
         return sns
     realert = timedelta(hours=settings.realert_hours)
     key = settings.dedup_key_secret
+    hub = None
+    if settings.security_hub is SecurityHub.ENABLED:
+        hub = SecurityHubExport(
+            (lambda account, region: account_clients("securityhub", account, region))
+            if account_clients
+            else (lambda _account, region: clients.securityhub(region))
+        )
     ledger = DynamoLedger(
         clients.dynamodb(),
         settings.ledger_table,
@@ -167,4 +256,15 @@ def _ledgered_sns(settings: Settings, clients: ClientFactory, *, standing: bool)
         realert_window=realert,
         deadline=invocation_deadline,
     )
-    return LedgeredAlerts(ledger, sns, window=realert if standing else None)
+    return LedgeredAlerts(
+        ledger,
+        sns,
+        window=realert if standing else None,
+        exceptions=settings.exceptions,
+        # Only for a tag exception; in the AMI's own account (organization mode: through its member role).
+        image_tags=lambda finding: current_image_tags(
+            account_clients("ec2", finding.account, finding.region) if account_clients else clients.ec2(finding.region),
+            finding.image_id or "",
+        ),
+        hub=hub,
+    )

@@ -43,6 +43,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     ),
     "sns": ("Publish",),
     "dynamodb": ("BatchGetItem", "PutItem", "Query", "UpdateItem"),
+    "securityhub": ("BatchImportFindings", "BatchUpdateFindings"),
 }
 
 # Services whose entries the trimmed endpoints.json keeps (the partitions and regions are kept whole), by client
