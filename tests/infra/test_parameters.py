@@ -100,11 +100,12 @@ def test_settings_reach_every_function_when_set_as_parameters(template: dict[str
         "AMIGUARD_ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
         "AMIGUARD_SECURITY_HUB": {"Ref": "SecurityHub"},
         "AMIGUARD_EXCEPTIONS": {"Ref": "Exceptions"},
+        "AMIGUARD_ORGANIZATION_ID": {"Ref": "OrganizationId"},
         "AMIGUARD_OWN_ROLE_ARNS": {"Fn::Join": [",", [{"Fn::GetAtt": [role, "Arn"]} for role in ROLES]]},
     }
 
 
-ROLES = ["PublicGuardRole", "TagEnforcerRole", "NotifierRole", "DrReplicatorRole", "SweeperRole"]
+ROLES = ["PublicGuardRole", "TagEnforcerRole", "NotifierRole", "DrReplicatorRole", "SweeperRole", "TamperGuardRole"]
 
 
 def test_own_role_arns_name_every_function_role_when_deployed(template: dict[str, Any]) -> None:

@@ -59,6 +59,8 @@ def _name_text(value: Any) -> str:
         return str(sub if isinstance(sub, str) else sub[0])
     if isinstance(value, dict) and "Ref" in value:
         return "${" + str(value["Ref"]) + "}"
+    if isinstance(value, dict) and "Fn::Select" in value and "AWS::StackId" in repr(value):
+        return "${AWS::StackId}"  # the stack id's UUID (a name within a length limit): unique per stack and region
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(_name_text(part) for part in parts)
@@ -81,6 +83,8 @@ def named_resources(template: dict[str, Any]) -> list[tuple[str, str, str, bool]
 def collisions(template: dict[str, Any]) -> list[str]:
     problems = []
     for logical_id, prop, name, is_global in named_resources(template):
+        if "${AWS::StackId}" in name:
+            continue  # unique to this stack, in every account and region
         if not re.search(r"\$\{AWS::StackName\}", name):
             problems.append(f"{logical_id}.{prop} = {name!r}: a second stack of this template would take it too")
         elif is_global and not re.search(r"\$\{AWS::Region\}", name):
