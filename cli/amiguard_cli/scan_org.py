@@ -25,7 +25,7 @@ from amiguard.models.settings import SettingsError, load_settings
 from amiguard.services.scan import RegionResult, ScanError, ScanReport
 from amiguard_cli.console import fail
 from amiguard_cli.org import Account, accounts_from_args, describe_refusal, for_each_account, member_sessions
-from amiguard_cli.scan import ScanSessions, scan_account
+from amiguard_cli.scan import ORG_REGION_CONCURRENCY, ScanSessions, scan_account
 
 # With --fix, each part of the scan acts through the member role of the function that does it in the stack.
 ACTING_ROLES = {
@@ -55,6 +55,7 @@ def scan_organization(args: argparse.Namespace, session: boto3.Session) -> ScanR
         fail("scan --org: no active account matches --ou, --accounts and --exclude-accounts")
         return None
     started = datetime.now(UTC)
+    args.concurrency = args.concurrency or ORG_REGION_CONCURRENCY
     cap = InFlightCap(max(1, args.max_in_flight))
     roles = dict(ACTING_ROLES) if args.fix else {"read": args.role_name}
     members = {part: member_sessions(session, role, purpose="scan") for part, role in roles.items()}
