@@ -52,6 +52,8 @@ def test_lists_and_json_are_parsed_when_given_in_contract_form(monkeypatch):
         ("AMIGUARD_REQUIRED_TAGS", "amiguard:violation"),
         ("AMIGUARD_ALERT_TOPIC_ARN", "amiguard-alerts"),
         ("AMIGUARD_SLACK_WEBHOOK_SECRET", "https://hooks.slack.com/services/T000/B000/XXXX"),
+        ("AMIGUARD_ORGANIZATION_ID", "o-short"),
+        ("AMIGUARD_ORGANIZATION_ID", "arn:aws:organizations::111122223333:organization/o-abcdefghij"),
     ],
 )
 def test_start_up_fails_naming_the_variable_when_value_is_bad(monkeypatch, variable, value):

@@ -30,6 +30,7 @@ RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_.+=@-]{1,64}$")
 RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule/")
 TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 TRAIL_ARN = re.compile(r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$")
+ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -133,6 +134,9 @@ class Settings(BaseModel):
     own_rules: tuple[str, ...] = ()
     own_roles: tuple[str, ...] = ()
     trail: str = ""
+    # Organization mode (parameter OrganizationId): the organization the stack governs; each function acts in an
+    # event's account through that account's amiguard member role. Empty: this account only.
+    organization_id: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -186,6 +190,13 @@ class Settings(BaseModel):
     def _trail_name_or_arn(cls, value: str) -> str:
         if value and not (TRAIL_NAME.match(value) or TRAIL_ARN.match(value)):
             raise ValueError(f"{value!r} is not a CloudTrail trail name or ARN")
+        return value
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id(cls, value: str) -> str:
+        if value and not ORGANIZATION_ID.match(value):
+            raise ValueError(f"{value!r} is not an AWS Organizations organization id (o- and 10 to 32 characters)")
         return value
 
     @field_validator("trusted_principals", mode="before")
@@ -277,6 +288,11 @@ class Settings(BaseModel):
     @property
     def enforcing(self) -> bool:
         return self.mode is Mode.ENFORCE
+
+    @property
+    def organization(self) -> bool:
+        """Organization mode: every account is acted on through its amiguard member role."""
+        return bool(self.organization_id)
 
 
 def variable(field: str) -> str:
