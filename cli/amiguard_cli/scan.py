@@ -375,8 +375,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if args.sandbox:
         if args.org:
-            fail("scan --org --sandbox needs the sandbox organization, which this build does not have yet")
-            return EXIT_ERROR
+            from amiguard_cli.sandbox.scan_org import run_org_in_sandbox
+
+            return run_org_in_sandbox(args)
         from amiguard_cli.sandbox.scan import run_in_sandbox
 
         return run_in_sandbox(args, scan_account)

@@ -75,6 +75,7 @@ from amiguard_cli.sandbox.roles import RolePermissions, role_of, role_permission
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
 DEDUP_KEY_ID = "AlertDedupKey"
+SWEEP_QUEUE_ID = "SweepQueue"  # organization mode's queue of account sweeps
 # What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
 FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
@@ -346,6 +347,7 @@ class Sandbox:
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
         self._deploy_ledger()
+        self._deploy_sweep_queue()
         self._deploy_subscriptions()
         self._roles = deploy_roles(self._internal.client("iam"), self.template, self.role_arns)
         if self.org is not None:
@@ -433,8 +435,10 @@ class Sandbox:
             LEDGER_TABLE_ID: self.ledger_table,
             DEDUP_KEY_ID: self.dedup_key_arn,
         }
+        if self.sweep_queue_url:
+            resources[SWEEP_QUEUE_ID] = self.sweep_queue_url
         resources |= self._roles.refs | deployed.refs
-        attributes = self._roles.attributes | deployed.attributes
+        attributes = self._roles.attributes | deployed.attributes | self._sweep_queue_attributes
         return Stack(self.parameters, resources, self.account, region, attributes=attributes)
 
     def function_identity(self, function: str) -> dict[str, Any]:
@@ -486,6 +490,17 @@ class Sandbox:
                 Name="amiguard-alert-dedup-key", SecretString=uuid.uuid4().hex + uuid.uuid4().hex
             )
             self.dedup_key_arn = secret["ARN"]
+
+    def _deploy_sweep_queue(self) -> None:
+        """The template's ``SweepQueue`` (organization mode's account sweeps), when it declares one."""
+        self.sweep_queue_url = ""
+        self._sweep_queue_attributes: dict[str, str] = {}
+        if SWEEP_QUEUE_ID not in (self.template.get("Resources") or {}):
+            return
+        sqs = self._internal.client("sqs")
+        self.sweep_queue_url = sqs.create_queue(QueueName="amiguard-sweep-queue")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.sweep_queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self._sweep_queue_attributes = {f"{SWEEP_QUEUE_ID}.Arn": arn["QueueArn"]}
 
     def _deploy_subscriptions(self) -> None:
         """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""
@@ -637,6 +652,7 @@ class Sandbox:
         if key not in self._permissions:
             table = f"arn:aws:dynamodb:{self.home}:{self.account}:table/{self.ledger_table}"
             attributes = {f"{LEDGER_TABLE_ID}.Arn": table, f"{ALERT_TOPIC_ID}.TopicArn": self.topic_arn}
+            attributes |= self._sweep_queue_attributes
             if alert_key := self._alert_key():
                 attributes[f"{alert_key[0]}.Arn"] = alert_key[1]
             role = role_of(self.template, function)

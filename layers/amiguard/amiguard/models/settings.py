@@ -31,6 +31,7 @@ RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule/")
 TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 TRAIL_ARN = re.compile(r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$")
 ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+SQS_QUEUE_URL = re.compile(r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\d{12}/[A-Za-z0-9_-]{1,80}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -137,6 +138,8 @@ class Settings(BaseModel):
     # Organization mode (parameter OrganizationId): the organization the stack governs; each function acts in an
     # event's account through that account's amiguard member role. Empty: this account only.
     organization_id: str = ""
+    # Organization mode: the stack's SweepQueue, one message per account to sweep (the sweeper sends and works them).
+    sweep_queue_url: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -190,6 +193,13 @@ class Settings(BaseModel):
     def _trail_name_or_arn(cls, value: str) -> str:
         if value and not (TRAIL_NAME.match(value) or TRAIL_ARN.match(value)):
             raise ValueError(f"{value!r} is not a CloudTrail trail name or ARN")
+        return value
+
+    @field_validator("sweep_queue_url")
+    @classmethod
+    def _sweep_queue_url(cls, value: str) -> str:
+        if value and not SQS_QUEUE_URL.match(value):
+            raise ValueError(f"{value!r} is not an SQS queue URL")
         return value
 
     @field_validator("organization_id")

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.models.findings import Finding
 from amiguard.models.images import Image, Snapshot
-from amiguard.policy.coverage import DeploymentState
+from amiguard.policy.coverage import DeploymentState, RuleState
 from amiguard.policy.sharing import Grant
 from amiguard.policy.tagging import ViolationRecord
 from amiguard.policy.tampering import OwnResources
@@ -127,3 +127,22 @@ class DeploymentPort(Protocol):
     """amiguard's own rules, functions and trail as AWS reports them (see amiguard.aws.deployment)."""
 
     def read(self, own: OwnResources) -> DeploymentState: ...
+
+
+class OrganizationPort(Protocol):
+    """The organization's accounts (:class:`~amiguard.aws.fanout.OrganizationAccounts`): ``(id, name)`` of each
+    ACTIVE one."""
+
+    def active_accounts(self) -> list[tuple[str, str]]: ...
+
+
+class SweepQueuePort(Protocol):
+    """The sweeper's queue of accounts to sweep (:class:`~amiguard.aws.fanout.SqsSweepQueue`)."""
+
+    def send(self, body: str) -> None: ...
+
+
+class ForwardingPort(Protocol):
+    """A member account's forwarding rules, region by region (:class:`~amiguard.aws.fanout.ForwardingRules`)."""
+
+    def rules(self, region: str, names: Sequence[str]) -> Mapping[str, RuleState]: ...

@@ -58,5 +58,6 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
     "organizations",
     "secretsmanager",
     "securityhub",
+    "sqs",
     "sts",
 )
