@@ -91,7 +91,7 @@ def build_service() -> Sweeper:
 @cache
 def build_dispatcher() -> SweepDispatcher:
     central = central_clients()
-    return SweepDispatcher(organization=OrganizationAccounts(central.client("organizations")), queue=sweep_queue())
+    return SweepDispatcher(organization=OrganizationAccounts(central), queue=sweep_queue())
 
 
 @cache

@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from amiguard.aws.clients import ClientFactory
 from amiguard.aws.errors import error_code
 from amiguard.policy.coverage import RuleState
 
@@ -19,8 +20,8 @@ def is_active(account: Mapping[str, Any]) -> bool:
 class OrganizationAccounts:
     """Organizations ``ListAccounts`` (every page), from the management account or the delegated administrator."""
 
-    def __init__(self, organizations: Any) -> None:
-        self._organizations = organizations
+    def __init__(self, clients: ClientFactory) -> None:
+        self._organizations = clients.client("organizations")
 
     def active_accounts(self) -> list[tuple[str, str]]:
         pages = self._organizations.get_paginator("list_accounts").paginate()
