@@ -205,3 +205,19 @@ def test_narrowing_options_are_refused_when_org_is_not_given(capsys: pytest.Capt
     # Then
     assert code == 2
     assert "--accounts narrows --org" in capsys.readouterr().err
+
+
+def test_sandbox_organization_of_three_accounts_is_scanned_when_run_with_org_and_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no AWS account at all
+    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+    out = tmp_path / "report.json"
+    # When
+    code = cli.main(["scan", "--org", "--sandbox", "--format", "json", "--output", str(out)])
+    # Then the three accounts of the embedded organization were scanned, each with its planted problems
+    report = json.loads(out.read_text())
+    assert code == 1
+    assert sorted(account["name"] for account in report["accounts"]) == ["dev", "prod", "security"]
+    assert {f["account_name"] for f in report["findings"] if f["type"] == "public-share"} == {"dev", "prod", "security"}
+    assert report["errors"] == []
