@@ -152,6 +152,10 @@ bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
 bench-backtest: $(VENV)/.stamp ## amiguard backtest: records/s from trail files, LookupEvents time vs its 2 req/s floor
 	$(VENV)/bin/python scripts/bench_backtest.py
 
+.PHONY: bench-org
+bench-org: $(VENV)/.stamp ## amiguard scan --org (20 accounts x 2 regions x 300 AMIs) vs its bucket floor and c7n-org's model
+	$(VENV)/bin/python scripts/bench_org.py
+
 C7N_VENV := .venv-c7n
 
 $(C7N_VENV)/.stamp: | python

@@ -55,6 +55,7 @@ def test_lists_and_json_are_parsed_when_given_in_contract_form(monkeypatch):
         ("AMIGUARD_ORGANIZATION_ID", "o-short"),
         ("AMIGUARD_ORGANIZATION_ID", "arn:aws:organizations::111122223333:organization/o-abcdefghij"),
         ("AMIGUARD_OWN_RULES", "arn:aws:events:us-east-1:123456789012:rule/a/b/c"),
+        ("AMIGUARD_SWEEP_QUEUE_URL", "arn:aws:sqs:us-east-1:111122223333:amiguard-sweep"),
     ],
 )
 def test_start_up_fails_naming_the_variable_when_value_is_bad(monkeypatch, variable, value):

@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.models.settings import REGION, SettingsError, load_settings
+from amiguard_cli import org
 from amiguard_cli.backtest.decide import Backtest, Result, WouldDo
 from amiguard_cli.console import HelpFormatter, description, fail
 from amiguard_cli.history import (
@@ -37,6 +38,13 @@ from amiguard_cli.history import (
     SourceError,
     lookup_events,
     read_files,
+)
+from amiguard_cli.org import (
+    DEFAULT_ACCOUNT_CONCURRENCY,
+    accounts_from_args,
+    add_org_arguments,
+    describe_refusal,
+    for_each_account,
 )
 from amiguard_cli.sandbox.cfn import Route, event_routes, load_template
 
@@ -77,15 +85,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="read history from this file or folder instead of LookupEvents (repeatable)",
     )
     parser.add_argument("--profile", help="AWS named profile to use")
-    parser.add_argument("--org", action="store_true", help="every active account of the organization (see --role-name)")
-    parser.add_argument("--accounts", help="with --org: only these account ids (comma list)")
-    parser.add_argument("--exclude-accounts", help="with --org: leave these account ids out (comma list)")
-    parser.add_argument(
-        "--role-name", default="amiguard-reader", help="with --org: the member role to read through (/amiguard/ path)"
-    )
-    parser.add_argument(
-        "--account-concurrency", type=int, default=8, help="with --org: accounts read in parallel (default: 8)"
-    )
+    add_org_arguments(parser, verb="read", account_concurrency=DEFAULT_ACCOUNT_CONCURRENCY)
     parser.add_argument(
         "--trusted-principals", help="what if these were trusted (overrides AMIGUARD_TRUSTED_PRINCIPALS)"
     )
@@ -207,26 +207,18 @@ def org_history(
 ) -> History:
     """LookupEvents in every active account through its reader role, accounts in parallel (each account and region
     has its own LookupEvents limit, so each gets its own bucket). A role that refuses is that account's error."""
-    from amiguard_cli.org import active_accounts, describe_refusal, member_session
-
-    accounts = active_accounts(session, only=_ids(args.accounts), exclude=_ids(args.exclude_accounts))
     history = History()
 
-    def one(account: str) -> History:
+    def one(account: org.Account) -> History:
         try:
-            member = member_session(session, account, args.role_name, purpose="backtest")
+            member = org.member_session(session, account.id, args.role_name, purpose="backtest")
         except (ClientError, BotoCoreError) as error:
-            return History(errors=[SourceError(account, describe_refusal(error, account, args.role_name))])
+            return History(errors=[SourceError(account.id, describe_refusal(error, account.id, args.role_name))])
         return lookup_history(args, member, routes, start, end, on_page)
 
-    with ThreadPoolExecutor(max_workers=max(1, args.account_concurrency)) as pool:
-        for result in pool.map(one, [account.id for account in accounts]):
-            history.extend(result)
+    for result in for_each_account(accounts_from_args(args, session), one, args.account_concurrency):
+        history.extend(result)
     return history
-
-
-def _ids(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _regions(args: argparse.Namespace, session: Any, home: str, history: History) -> list[str]:

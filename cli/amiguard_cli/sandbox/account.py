@@ -40,7 +40,16 @@ from amiguard_cli.sandbox.cfn import (
     table_definition,
 )
 from amiguard_cli.sandbox.clock import InvocationKilled, RealClock, SandboxClock
-from amiguard_cli.sandbox.cloudtrail import ACCOUNT, CloudTrailRecorder, acting_as, assumed_role, to_json
+from amiguard_cli.sandbox.cloudtrail import (
+    ACCOUNT,
+    DEFAULT_USER,
+    CloudTrailRecorder,
+    acting_as,
+    assumed_role,
+    current_identity,
+    iam_user,
+    to_json,
+)
 from amiguard_cli.sandbox.deployment import (
     DEFAULT_BUS,
     Deployed,
@@ -55,6 +64,14 @@ from amiguard_cli.sandbox.deployment import (
 from amiguard_cli.sandbox.faults import FaultInjector
 from amiguard_cli.sandbox.iam import Authorization, Caller, authorizations, iam_actions
 from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
+from amiguard_cli.sandbox.organization import (
+    ACTING_FUNCTIONS,
+    ROLE_PATH,
+    MemberSession,
+    SandboxOrganization,
+    account_of_access_key,
+    member_role_name,
+)
 from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import RegionForwarding
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
@@ -63,6 +80,7 @@ from amiguard_cli.sandbox.roles import RolePermissions, role_of, role_permission
 LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stands in for
 ALERT_TOPIC_ID = "AlertTopic"
 DEDUP_KEY_ID = "AlertDedupKey"
+SWEEP_QUEUE_ID = "SweepQueue"  # organization mode's queue of account sweeps
 # What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
 FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
@@ -78,6 +96,8 @@ ACCESS_DENIED = {
 }
 ACCESS_DENIED_DEFAULT = ("AccessDeniedException", 400)  # DynamoDB, Secrets Manager, KMS and most JSON APIs
 LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # seconds Lambda waits before the first and the second retry
+# Organization mode: the regions each member forwards from (one the central stack never runs in among them).
+ORG_MEMBER_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 
 
 class SandboxLoop(RuntimeError):
@@ -224,7 +244,13 @@ def function_identity(role_arn: str, function: str) -> dict[str, Any]:
 
 
 class Sandbox:
-    """An in-process AWS account with amiguard deployed in ``stack_regions`` (the first is home)."""
+    """An in-process AWS account with amiguard deployed in ``stack_regions`` (the first is home).
+
+    ``organization=True``: organization mode (:mod:`amiguard_cli.sandbox.organization`): the account is the
+    security account of an organization with two members (``sb.org``), the stack is deployed with its
+    ``OrganizationId``, every account has the member roles, and each member forwards its AMI events from
+    ``member_regions`` to the central bus.
+    """
 
     def __init__(
         self,
@@ -235,7 +261,11 @@ class Sandbox:
         parameters: Mapping[str, str] | None = None,
         account: str = ACCOUNT,
         clock: SandboxClock | None = None,
+        organization: bool = False,
+        member_regions: tuple[str, ...] = ORG_MEMBER_REGIONS,
     ) -> None:
+        if organization and account != ACCOUNT:
+            raise ValueError(f"in organization mode the security account is moto's default one, {ACCOUNT}")
         self.root = repo_root(root)
         # Lambda's time: each attempt's deadline, the waits before retries (see amiguard_cli.sandbox.clock).
         self.clock: SandboxClock = clock or RealClock()
@@ -273,7 +303,12 @@ class Sandbox:
         self.trail_arn = ""
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
-        self._permissions: dict[tuple[str, tuple[tuple[str, str], ...]], RolePermissions] = {}
+        self._permissions: dict[tuple[str, str, tuple[tuple[str, str], ...]], RolePermissions] = {}
+        self.organization = organization
+        self.member_regions = tuple(dict.fromkeys((*stack_regions, *member_regions)))
+        self.org: SandboxOrganization | None = None
+        self._sessions: dict[str, MemberSession] = {}  # access key -> the member-role session STS issued a function
+        self._member_people: dict[str, boto3.Session] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -291,11 +326,15 @@ class Sandbox:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_SESSION_TOKEN": "testing",
                 "AWS_DEFAULT_REGION": self.home,
-                "MOTO_ACCOUNT_ID": self.account,
                 "POWERTOOLS_METRICS_NAMESPACE": "amiguard",
                 "POWERTOOLS_SERVICE_NAME": "amiguard",
             }
+            # MOTO_ACCOUNT_ID would override the account of assumed-role credentials: never in organization mode.
+            | ({} if self.organization else {"MOTO_ACCOUNT_ID": self.account})
         )
+        if self.organization and "MOTO_ACCOUNT_ID" in os.environ:
+            self._saved_env.setdefault("MOTO_ACCOUNT_ID", os.environ["MOTO_ACCOUNT_ID"])
+            del os.environ["MOTO_ACCOUNT_ID"]
         # Nothing amiguard reads is left in the process: each handler gets its own environment per invocation;
         # nor the shell's AWS profile or endpoint, which would send the sandbox's calls to a real account.
         for key in [key for key in os.environ if key.startswith(FUNCTION_ONLY_PREFIXES + SHELL_ONLY_PREFIXES)]:
@@ -310,11 +349,20 @@ class Sandbox:
         patch_moto()
         securityhub_gaps.patch_moto_securityhub()
         self._internal = boto3.Session(region_name=self.home)  # sandbox plumbing: never recorded
+        if self.organization:
+            self.org = SandboxOrganization(self._internal, self.account, self.root)
+            self.org.create()
+            self.parameters = parameter_values(self.template, {**self.parameters, "OrganizationId": self.org.id})
         self.topic_arn = self._internal.client("sns").create_topic(Name="amiguard-alerts")["TopicArn"]
         self._alert_queue = self._subscribe_queue(self.topic_arn, "amiguard-alert-inbox")
         self._deploy_ledger()
+        self._deploy_sweep_queue()
         self._deploy_subscriptions()
         self._roles = deploy_roles(self._internal.client("iam"), self.template, self.role_arns)
+        if self.org is not None:
+            self.org.deploy_member_roles(
+                {function: self.role_arns[function_role(self.template, function)] for function in ACTING_FUNCTIONS}
+            )
         self.trail_arn = deploy_trail(
             self._internal.client("s3"), self._internal.client("cloudtrail"), self.account, self.home
         )
@@ -333,11 +381,22 @@ class Sandbox:
         if self.organization_mode:
             self.forwarding.deploy(self._internal, self.home)
         self.forward_from(*self._initial_forward_regions)
+        if self.org is not None:
+            for member in self.org.members:
+                self.org.forward(member.id, self.member_regions)
+            # The central account is a member like the others: its regions without the stack forward too.
+            self.forward_from(
+                *(r for r in self.member_regions if r not in self.stack_regions + tuple(self.forwarding.regions))
+            )
         handler_events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         handler_events.register("provide-client-params.*.*", self._note_call)
-        # First of all before-call hooks (the moto gaps answer some calls there): a refused call is never sent.
+        # First of all before-call hooks: who signs the call (organization mode: which account, which session),
+        # then the role's decision (the moto gaps answer some calls after them): a refused call is never sent.
+        for events in (handler_events, self._people.events):
+            events.register_first("before-call.*.*", self._note_caller)
         handler_events.register_first("before-call.*.*", self._authorize)  # type: ignore[arg-type]
         handler_events.register("before-call.securityhub.*", securityhub_gaps.answer)
+        handler_events.register("after-call.sts.AssumeRole", self._note_session)
         functions = {route.function for route in self.routes} | {sub.function for sub in self.subscriptions}
         for name in sorted(functions | set(self.scheduled)):
             self._functions[name] = load_function(self.root, name)
@@ -390,8 +449,10 @@ class Sandbox:
             LEDGER_TABLE_ID: self.ledger_table,
             DEDUP_KEY_ID: self.dedup_key_arn,
         }
+        if self.sweep_queue_url:
+            resources[SWEEP_QUEUE_ID] = self.sweep_queue_url
         resources |= self._roles.refs | deployed.refs
-        attributes = self._roles.attributes | deployed.attributes
+        attributes = self._roles.attributes | deployed.attributes | self._sweep_queue_attributes
         stack = Stack(self.parameters, resources, self.account, region, attributes=attributes)
         return replace(stack, conditions=evaluate_conditions(self.template, stack))
 
@@ -445,6 +506,17 @@ class Sandbox:
             )
             self.dedup_key_arn = secret["ARN"]
 
+    def _deploy_sweep_queue(self) -> None:
+        """The template's ``SweepQueue`` (organization mode's account sweeps), when it declares one."""
+        self.sweep_queue_url = ""
+        self._sweep_queue_attributes: dict[str, str] = {}
+        if SWEEP_QUEUE_ID not in (self.template.get("Resources") or {}):
+            return
+        sqs = self._internal.client("sqs")
+        self.sweep_queue_url = sqs.create_queue(QueueName="amiguard-sweep-queue")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.sweep_queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self._sweep_queue_attributes = {f"{SWEEP_QUEUE_ID}.Arn": arn["QueueArn"]}
+
     def _deploy_subscriptions(self) -> None:
         """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""
         topics = {ALERT_TOPIC_ID: self.topic_arn}
@@ -486,13 +558,13 @@ class Sandbox:
         deployed.refs |= schedules.refs
         deployed.attributes |= schedules.attributes
 
-    def _put_event(self, region: str, detail_type: str, detail: dict[str, Any]) -> None:
+    def _put_event(self, region: str, detail_type: str, detail: dict[str, Any], account: str | None = None) -> None:
         resources = [f"arn:aws:ec2:{region}::image/{detail['ImageId']}"] if "ImageId" in detail else []
-        self._internal.client("events", region_name=region).put_events(
-            Entries=[
-                {"Source": "aws.ec2", "DetailType": detail_type, "Detail": to_json(detail), "Resources": resources}
-            ]
-        )
+        entry: Any = {"Source": "aws.ec2", "DetailType": detail_type, "Detail": to_json(detail), "Resources": resources}
+        if self.org is not None and account and account != self.account:
+            self.org.put_event(account, region, entry)  # the member's bus: its forwarder sends it on
+            return
+        self._internal.client("events", region_name=region).put_events(Entries=[entry])
 
     def put_event(self, event: Mapping[str, Any]) -> None:
         """Put a whole EventBridge event (from a file) on the bus of its region."""
@@ -512,13 +584,29 @@ class Sandbox:
 
     # --- the account, as the scenario sees it ------------------------------------------------------------
 
-    def internal_client(self, service: str, region: str | None = None) -> Any:
-        """A client for sandbox plumbing and seeding: its calls are not recorded in CloudTrail."""
-        return self._internal.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+    def internal_client(self, service: str, region: str | None = None, *, account: str | None = None) -> Any:
+        """A client for sandbox plumbing and seeding: its calls are not recorded in CloudTrail.
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity)."""
-        return self._people.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+        ``account``: in organization mode, a client in that account of the organization."""
+        session = self._internal if account in (None, self.account) else self._org().plumbing(str(account))
+        return session.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+
+    def client(self, service: str, region: str | None = None, *, account: str | None = None) -> Any:
+        """A client whose mutating EC2 calls are recorded in CloudTrail (made as the current identity).
+
+        ``account``: in organization mode, a person's client in that account (recorded there, in its region);
+        the identity is :meth:`as_identity`'s when it is of that account, else the account's default user."""
+        session = self._people
+        if account not in (None, self.account):
+            if account not in self._member_people:
+                self._member_people[str(account)] = self._org().session_sharing_hooks(self._people, str(account))
+            session = self._member_people[str(account)]
+        return session.client(service, region_name=region or self.home)  # type: ignore[call-overload]
+
+    def _org(self) -> SandboxOrganization:
+        if self.org is None:
+            raise ValueError("the sandbox has no organization: Sandbox(organization=True)")
+        return self.org
 
     @contextmanager
     def as_identity(self, identity: dict[str, Any]) -> Iterator[None]:
@@ -556,6 +644,13 @@ class Sandbox:
             for route in self._forwarded_routes
             if self.forwarding.matches(route.pattern, event)
         ]
+        if self.org is not None:
+            batch += [
+                Delivery(route.function, route.rule, self.home, event)
+                for event in canonical_order(self.org.receive())
+                for route in self.routes
+                if self.forwarding.matches(route.pattern, event)
+            ]
         for region, route, url in self._queues:
             for event in canonical_order(drain(self._internal.client("sqs", region_name=region), url)):
                 event.setdefault("account", self.account)
@@ -575,14 +670,35 @@ class Sandbox:
 
     def permissions(self, function: str) -> RolePermissions:
         """What ``function``'s role allows as the template deploys it with the current parameters."""
-        key = (function, tuple(sorted(self.parameters.items())))
+        key = (function, "", tuple(sorted(self.parameters.items())))
         if key not in self._permissions:
             table = f"arn:aws:dynamodb:{self.home}:{self.account}:table/{self.ledger_table}"
             attributes = {f"{LEDGER_TABLE_ID}.Arn": table, f"{ALERT_TOPIC_ID}.TopicArn": self.topic_arn}
+            attributes |= self._sweep_queue_attributes
             if alert_key := self._alert_key():
                 attributes[f"{alert_key[0]}.Arn"] = alert_key[1]
             role = role_of(self.template, function)
             self._permissions[key] = role_permissions(self.template, role, self.stack(), attributes)
+        return self._permissions[key]
+
+    def member_permissions(self, function: str, account: str) -> RolePermissions:
+        """What ``function``'s member role allows in ``account``.
+
+        The member roles' template (``org/member-roles.yaml``) is engineer orgstack's; until it is in the
+        checkout, a member role holds exactly the EC2 statements of the function's own role, as deployed in
+        the member (``${AWS::AccountId}`` is the member's): what the function needs there, nothing else.
+        """
+        key = (function, account, tuple(sorted(self.parameters.items())))
+        if key not in self._permissions:
+            stack = self.stack()
+            member_stack = Stack(stack.parameters, stack.resources, account, stack.region, attributes=stack.attributes)
+            own = role_permissions(self.template, role_of(self.template, function), member_stack, {})
+            statements = tuple(
+                statement
+                for statement in own.statements
+                if statement.actions and all(action.lower().startswith("ec2:") for action in statement.actions)
+            )
+            self._permissions[key] = RolePermissions(member_role_name(function), statements)
         return self._permissions[key]
 
     def _alert_key(self) -> tuple[str, str] | None:
@@ -605,32 +721,126 @@ class Sandbox:
         context = {"kms:ViaService": (f"sns.{where.region}.amazonaws.com",)}
         return [Authorization(action, key[1], context) for action in ("kms:GenerateDataKey", "kms:Decrypt")]
 
-    def _resource_tags(self, arn: str) -> dict[str, str]:
+    def _resource_tags(self, arn: str, account: str | None = None) -> dict[str, str]:
         """Tags of an EC2 resource (``aws:ResourceTag/*`` conditions), read from moto's state."""
         from moto.ec2.models import ec2_backends
 
         parts = arn.split(":", 5)
         if len(parts) < 6 or parts[2] != "ec2" or "/" not in parts[5]:
             return {}
-        tags: dict[str, str] = ec2_backends[self.account][parts[3]].tags.get(parts[5].split("/", 1)[1], {})
+        backend = ec2_backends[account or self.account][parts[3]]
+        tags: dict[str, str] = backend.tags.get(parts[5].split("/", 1)[1], {})
         return dict(tags)
+
+    # --- organization mode: who signs each call ----------------------------------------------------------
+
+    def _note_caller(self, request_signer: Any = None, context: dict[str, Any] | None = None, **_: Any) -> None:
+        """Organization mode: the account and identity of the credentials signing a call (``amiguard_caller``).
+
+        A member-role session STS issued to a function is recorded as that session (its account, its role
+        under /amiguard/, its SourceIdentity); other credentials as the identity of :func:`acting_as`, or the
+        account's default user where that identity is another account's.
+        """
+        if self.org is None or context is None or request_signer is None:
+            return
+        credentials = getattr(request_signer, "_credentials", None)
+        if credentials is None:
+            return
+        access_key = credentials.get_frozen_credentials().access_key  # a deferred credential fetches here
+        session = self._sessions.get(access_key)
+        if session is not None:
+            identity = assumed_role(
+                session.role_name,
+                session.session_name,
+                path=ROLE_PATH,
+                account=session.account,
+                source_identity=session.source_identity,
+            )
+            context["amiguard_caller"] = {"account": session.account, "identity": identity, "session": session}
+            return
+        account = account_of_access_key(access_key)
+        identity = current_identity()
+        if identity.get("accountId") != account:
+            identity = iam_user(DEFAULT_USER, account)
+        context["amiguard_caller"] = {"account": account, "identity": identity, "session": None}
+
+    def _note_session(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """A function assumed a role: remember the session its credentials belong to."""
+        params = context.get("amiguard_iam_params") or {}
+        credentials = parsed.get("Credentials") or {}
+        role_arn = str(params.get("RoleArn", ""))
+        if not credentials.get("AccessKeyId") or role_arn.count(":") < 5:
+            return
+        self._sessions[str(credentials["AccessKeyId"])] = MemberSession(
+            account=role_arn.split(":")[4],
+            role_name=role_arn.rsplit("/", 1)[-1],
+            session_name=str(params.get("RoleSessionName", "")),
+            source_identity=params.get("SourceIdentity"),
+        )
+
+    def _organization_context(
+        self, model: Any, params: Mapping[str, Any], requests: list[Authorization]
+    ) -> list[Authorization]:
+        """The condition keys and resources only the organization knows: ``aws:ResourceOrgID`` of a role to
+        assume, the ARN of an account Organizations describes."""
+        if self.org is None:
+            return requests
+        operation = f"{model.service_model.signing_name}:{model.name}"
+        if operation == "sts:AssumeRole":
+            role_account = str(params.get("RoleArn", "")).split(":")[4] if ":" in str(params.get("RoleArn", "")) else ""
+            org = self.org.organization_of(role_account)
+            extra = {"aws:ResourceOrgID": (org,)} if org else {}
+            if params.get("SourceIdentity"):
+                extra["sts:SourceIdentity"] = (str(params["SourceIdentity"]),)
+            found = [Authorization(r.action, r.resource, {**r.context, **extra}) for r in requests]
+            if params.get("SourceIdentity"):
+                found.append(Authorization("sts:SetSourceIdentity", found[0].resource, found[0].context))
+            return found
+        if operation == "organizations:DescribeAccount":
+            arn = f"arn:aws:organizations::{self.account}:account/{self.org.id}/{params.get('AccountId')}"
+            return [Authorization(r.action, arn, r.context) for r in requests]
+        return requests
 
     def _authorize(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[CannedHttp, dict[str, Any]] | None:
         """Refuse, as AWS would, a call the invoked function's role does not allow (before it is sent)."""
         delivery = self._current
+        caller = context.get("amiguard_caller") or {}
+        account = str(caller.get("account") or self.account)
+        region = str(context.get("client_region") or self.home)
+        service = model.service_model.signing_name
+        if self.org is not None and service == "ec2" and (account, region) in self.org.disabled_regions:
+            message = "AWS was not able to validate the provided access credentials"
+            return canned({"Error": {"Code": "AuthFailure", "Message": message}}, 401)
         if delivery is None or "amiguard_iam_params" not in context:
             return None
-        where = Caller(self.account, str(context.get("client_region") or self.home))
+        where = Caller(account, region)
         params = context["amiguard_iam_params"]
         requests = authorizations(model, params, where) + self._implied(model, params, where)
-        refused = self.permissions(delivery.function).denied(requests, self._resource_tags)
+        requests = self._organization_context(model, params, requests)
+        session: MemberSession | None = caller.get("session")
+        role = (
+            self.member_permissions(delivery.function, account)
+            if session is not None
+            else self.permissions(delivery.function)
+        )
+        refused = role.denied(requests, lambda arn: self._resource_tags(arn, account))
+        identity = (
+            str(caller["identity"]["arn"]) if session is not None else self.function_identity(delivery.function)["arn"]
+        )
         if refused is None:
+            if self.org is not None and model.name == "AssumeRole" and service == "sts":
+                role_arn = self.role_arns[function_role(self.template, delivery.function)]
+                if reason := self.org.refusal(role_arn, params):
+                    delivery.denied.append(f"sts:AssumeRole on {params.get('RoleArn')} ({reason})")
+                    message = (
+                        f"User: {identity} is not authorized to perform: sts:AssumeRole on resource: "
+                        f"{params.get('RoleArn')}"
+                    )
+                    return canned({"Error": {"Code": "AccessDenied", "Message": message}}, 403)
             return None
-        service = model.service_model.signing_name
         code, status = ACCESS_DENIED.get(service, ACCESS_DENIED_DEFAULT)
         if service == "sns" and refused.request.action.startswith("kms:"):
             code, status = "KMSAccessDenied", 400  # SNS's own error for a key its caller may not use
-        identity = self.function_identity(delivery.function)["arn"]
         message = (
             f"User: {identity} is not authorized to perform: {refused.request.action} on resource: "
             f"{refused.request.resource} {refused.explanation}"

@@ -203,7 +203,7 @@ def authorizations(model: Any, params: Mapping[str, Any], where: Caller) -> list
 
 
 def _named_resource(service: str, params: Mapping[str, Any], where: Caller) -> str | None:
-    """The ARN an EventBridge rule, Lambda function or CloudTrail trail call acts on (a name or an ARN given)."""
+    """The ARN an EventBridge rule, Lambda function, SQS queue or CloudTrail trail call acts on."""
     prefix = f"arn:{where.partition}"
     if service == "events" and (rule := params.get("Name") or params.get("Rule")):
         rule = str(rule)
@@ -215,6 +215,10 @@ def _named_resource(service: str, params: Mapping[str, Any], where: Caller) -> s
             if function.startswith("arn:")
             else f"{prefix}:lambda:{where.region}:{where.account}:function:{function}"
         )
+    if service == "sqs" and (url := params.get("QueueUrl")):
+        # https://sqs.<region>.amazonaws.com/<account>/<name>
+        *_, host, account, name = str(url).split("/")
+        return f"{prefix}:sqs:{host.split('.')[1]}:{account}:{name}"
     if service == "cloudtrail" and (trail := params.get("Name") or params.get("TrailName")):
         trail = str(trail)
         return (

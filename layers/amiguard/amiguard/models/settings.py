@@ -35,6 +35,7 @@ RULE_ARN = re.compile(r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule/")
 BUS_RULE = re.compile(r"^[A-Za-z0-9_.-]{1,256}/[A-Za-z0-9_.-]{1,64}$")
 TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 TRAIL_ARN = re.compile(r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9._-]{3,128}$")
+SQS_QUEUE_URL = re.compile(r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\d{12}/[A-Za-z0-9_-]{1,80}$")
 KMS_KEY = re.compile(r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/\S+|alias/\S+|[0-9a-f-]{36})$")
 
 
@@ -168,6 +169,8 @@ class Settings(BaseModel):
     @classmethod
     def _parse_exceptions(cls, value: Any) -> Any:
         return parse_exceptions(value)
+    # Organization mode: the stack's SweepQueue, one message per account to sweep (the sweeper sends and works them).
+    sweep_queue_url: str = ""
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -229,6 +232,13 @@ class Settings(BaseModel):
     def _trail_name_or_arn(cls, value: str) -> str:
         if value and not (TRAIL_NAME.match(value) or TRAIL_ARN.match(value)):
             raise ValueError(f"{value!r} is not a CloudTrail trail name or ARN")
+        return value
+
+    @field_validator("sweep_queue_url")
+    @classmethod
+    def _sweep_queue_url(cls, value: str) -> str:
+        if value and not SQS_QUEUE_URL.match(value):
+            raise ValueError(f"{value!r} is not an SQS queue URL")
         return value
 
     @field_validator("trusted_principals", mode="before")
@@ -320,6 +330,11 @@ class Settings(BaseModel):
     @property
     def enforcing(self) -> bool:
         return self.mode is Mode.ENFORCE
+
+    @property
+    def organization(self) -> bool:
+        """Organization mode: every account is acted on through its amiguard member role."""
+        return bool(self.organization_id)
 
 
 def variable(field: str) -> str:

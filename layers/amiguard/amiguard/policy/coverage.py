@@ -132,3 +132,32 @@ def _matters(what: str, own: OwnResources, *, covered: bool) -> bool:
     if kind != ResourceKind.TRAIL:
         return True
     return not covered and (not name or own.owns(ResourceKind.TRAIL, name))
+
+
+# Organization mode: in every member account-region, the rules of org/member-forwarder.yaml forward AMI events
+# to the central bus (fixed names, so the bus policy can admit exactly them: aws:SourceArn rule/amiguard-forward-*).
+FORWARDING_RULES = ("amiguard-forward-ami-api-calls", "amiguard-forward-ami-state-changes")
+
+
+def forwarding_gaps(region: str, images: int, rules: Mapping[str, RuleState]) -> list[Gap]:
+    """An account-region with AMIs whose forwarding rules are missing or off: its AMI events never reach amiguard.
+
+    Not ``blind``: the daily sweep still checks (and in enforce mode mends) that region; only events are lost,
+    so a public share there lasts until the next sweep instead of seconds. A region without AMIs needs none yet
+    (a new region StackSets did not add: reported once it holds an AMI).
+    """
+    if images == 0:
+        return []
+    gaps: list[Gap] = []
+    for name in FORWARDING_RULES:
+        rule = rules.get(name)
+        if rule is None:
+            continue  # not checked (the member role refused): the sweep reports it as unchecked
+        if not rule.exists:
+            problem = f"missing in {region}, which holds {images} AMI(s): their events never reach amiguard"
+        elif not rule.enabled:
+            problem = f"disabled in {region}, which holds {images} AMI(s): their events never reach amiguard"
+        else:
+            continue
+        gaps.append(Gap(ResourceKind.RULE, name, problem, blind=False))
+    return gaps

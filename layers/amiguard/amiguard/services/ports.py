@@ -15,7 +15,7 @@ from amiguard.models.images import Image, Snapshot
 from amiguard.policy.sharing import BlockPublicAccess, Grant
 
 if TYPE_CHECKING:  # types only: importing a port must not pull in the policy of functions that do not use it
-    from amiguard.policy.coverage import DeploymentState
+    from amiguard.policy.coverage import DeploymentState, RuleState
     from amiguard.policy.tagging import ViolationRecord
     from amiguard.policy.tampering import OwnResources
 
@@ -139,3 +139,22 @@ class DeploymentPort(Protocol):
     """amiguard's own rules, functions and trail as AWS reports them (see amiguard.aws.deployment)."""
 
     def read(self, own: OwnResources) -> DeploymentState: ...
+
+
+class OrganizationPort(Protocol):
+    """The organization's accounts (:class:`~amiguard.aws.fanout.OrganizationAccounts`): ``(id, name)`` of each
+    ACTIVE one."""
+
+    def active_accounts(self) -> list[tuple[str, str]]: ...
+
+
+class SweepQueuePort(Protocol):
+    """The sweeper's queue of accounts to sweep (:class:`~amiguard.aws.fanout.SqsSweepQueue`)."""
+
+    def send(self, body: str) -> None: ...
+
+
+class ForwardingPort(Protocol):
+    """A member account's forwarding rules, region by region (:class:`~amiguard.aws.fanout.ForwardingRules`)."""
+
+    def rules(self, region: str, names: Sequence[str]) -> Mapping[str, RuleState]: ...

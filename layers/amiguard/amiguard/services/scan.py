@@ -159,9 +159,11 @@ class ScanError:
     code: str = ""
     image_id: str | None = None
     snapshot_id: str | None = None
+    account: str = ""  # set in a scan of several accounts (``amiguard scan --org``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"account": self.account} if self.account else {}),
             "region": self.region,
             "stage": self.stage,
             "code": self.code,
@@ -177,9 +179,11 @@ class RegionResult:
     images: int = 0  # owned AMIs listed
     vanished: list[str] = field(default_factory=list)  # deregistered between the list and a later call
     listed: bool = False  # False: the region could not be scanned at all
+    account: str = ""  # set in a scan of several accounts
 
     def to_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "scanned": self.listed, "images": self.images, "vanished": self.vanished}
+        where = {"account": self.account} if self.account else {}
+        return where | {"region": self.region, "scanned": self.listed, "images": self.images, "vanished": self.vanished}
 
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -194,6 +198,8 @@ class ScanReport:
     regions: list[RegionResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
+    # account id -> name, in a scan of several accounts (``account`` then names the organization)
+    account_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -228,9 +234,19 @@ class ScanReport:
             "images": self.images,
             "counts": self.counts(),
             "regions": [region.to_dict() for region in self.regions],
-            "findings": [finding.to_message() for finding in self.findings],
+            "findings": [self._finding_dict(finding) for finding in self.findings],
             "errors": [error.to_dict() for error in self.errors],
-        }
+        } | (
+            {"accounts": [{"id": id_, "name": name} for id_, name in sorted(self.account_names.items())]}
+            if self.account_names
+            else {}
+        )
+
+    def _finding_dict(self, finding: Finding) -> dict[str, Any]:
+        message = finding.to_message()
+        if self.account_names:
+            message["account_name"] = self.account_names.get(finding.account, "")
+        return message
 
 
 def describe_error(error: Exception, region: str) -> tuple[str, str]:

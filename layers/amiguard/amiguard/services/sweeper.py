@@ -13,6 +13,9 @@ summary counts the standing findings it did not re-alert. The sweep also alerts 
 staged in the outbox and never got to alert (its event failed for good), then one ``sweep-summary`` message.
 It also reads amiguard's own deployment back (:mod:`amiguard.policy.coverage`): a rule disabled, a function
 gone or throttled to zero, a trail stopped is an ``amiguard-coverage-gap``, whoever did it.
+In organization mode (:mod:`amiguard.services.sweep_fanout`) it sweeps one member account per message through
+the member's ``amiguard-sweeper`` role, and every region of it that holds AMIs but whose forwarding rules are
+missing or disabled is an ``amiguard-coverage-gap`` too (its events never reach the central bus).
 
 A sweep never reports success for what it could not check. What failed for a transient reason (throttling,
 a 5xx, a timeout, the deadline near: botocore's retries already spent) is given one more pass within the
@@ -29,14 +32,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
 from amiguard.policy.checks import checks_for
-from amiguard.policy.coverage import Gap, coverage_gaps
+from amiguard.policy.coverage import FORWARDING_RULES, Gap, coverage_gaps, forwarding_gaps
 from amiguard.policy.screening import Drop
-from amiguard.policy.tampering import OwnResources
+from amiguard.policy.tampering import OwnResources, ResourceKind
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertResult, AlertsPort, DeploymentPort, OutboxPort
+from amiguard.services.ports import AlertResult, AlertsPort, DeploymentPort, ForwardingPort, OutboxPort
 from amiguard.services.scan import (
     ReplicaPortInRegion,
     ReplicaRecordsPort,
@@ -46,6 +51,7 @@ from amiguard.services.scan import (
     ScanReport,
     TaggingPortInRegion,
     ViolationsPort,
+    describe_error,
 )
 
 SCHEDULED = "Scheduled Event"
@@ -76,6 +82,14 @@ class SweepFailed(RuntimeError):
 
 class SweepIncomplete(RuntimeError):
     """Something could not be checked after the retry pass: raised (after publishing) so Lambda retries."""
+
+
+DEADLINE = "DeadlineNear"  # the code of a check the invocation's deadline stopped (amiguard.aws.clients)
+
+
+def unfinished_regions(codes_by_region: Sequence[tuple[str, str]]) -> list[str]:
+    """Regions where a check was stopped by the deadline (``(region, error code)`` of each unchecked item)."""
+    return sorted({region for region, code in codes_by_region if code == DEADLINE})
 
 
 def transient(error: ScanError) -> bool:
@@ -120,6 +134,8 @@ class Sweeper:
         replica_records: ReplicaRecordsPort | None = None,
         deployment: DeploymentPort | None = None,
         violations: ViolationsPort | None = None,
+        forwarding: ForwardingPort | None = None,
+        forwarding_exempt: frozenset[str] = frozenset(),
         concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -130,6 +146,11 @@ class Sweeper:
         self._replica_records = replica_records
         self._deployment = deployment
         self._violations = violations
+        # Organization mode: a member's forwarding rules, checked in every region that holds AMIs (but those in
+        # ``forwarding_exempt``: the central stack's own account and region, where its rules hear events directly).
+        self._forwarding = forwarding
+        self._forwarding_exempt = forwarding_exempt
+        self.unfinished: list[str] = []  # regions the invocation's deadline stopped (a continuation sweeps them)
         self._alerts = alerts
         self._summary = summary
         self._regions = regions  # asked at each sweep: a region enabled today is swept today
@@ -180,12 +201,13 @@ class Sweeper:
         ]
         coverage = [
             finding.model_copy(update={"event_id": event_id, "event_time": event_time})
-            for finding in self._coverage(account)
+            for finding in [*self._coverage(account), *self._forwarding_gaps(account, report)]
         ]
         findings = [*coverage, *report.findings]
         status = Status.ACTED if findings else Status.CLEAN
         reason = "findings" if findings else ("clean" if report.complete else "incomplete")
         outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
+        self.unfinished = unfinished_regions([(error.region, error.code) for error in report.errors])
         retry = [error for error in report.errors if transient(error)]
         if retry:
             outcome.retry_error = SweepIncomplete(
@@ -200,6 +222,25 @@ class Sweeper:
         own = OwnResources.of(self._settings)
         home = self._swept[0]
         return [coverage_gap_finding(gap, account, home) for gap in coverage_gaps(own, self._deployment.read(own))]
+
+    def _forwarding_gaps(self, account: str, report: ScanReport) -> list[Finding]:
+        """Every region of the account that holds AMIs but forwards no events to the central bus."""
+        if self._forwarding is None:
+            return []
+        found: list[Finding] = []
+        for region in report.regions:
+            if not region.listed or not region.images or region.region in self._forwarding_exempt:
+                continue  # a region without AMIs needs no forwarder yet
+            try:
+                rules = self._forwarding.rules(region.region, FORWARDING_RULES)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, region.region)
+                problem = f"could not be verified in {region.region}: {message} ({code})"
+                gaps = [Gap(ResourceKind.RULE, name, problem, blind=False) for name in FORWARDING_RULES]
+            else:
+                gaps = forwarding_gaps(region.region, region.images, rules)
+            found.extend(coverage_gap_finding(gap, account, region.region) for gap in gaps)
+        return found
 
     def publish(self, outcome: Outcome) -> None:
         """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep."""

@@ -61,5 +61,6 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
     "organizations",
     "secretsmanager",
     "securityhub",
+    "sqs",
     "sts",
 )
