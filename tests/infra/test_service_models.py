@@ -243,7 +243,7 @@ def _signed_request(client: Any) -> tuple[str, str, str, str]:
     with pytest.raises(_Sent) as sent:
         getattr(client, xform_name(operation))()
     url, *scope = sent.value.args
-    host = "/".join(str(url).split("/", 3)[:3])  # where it is sent; the path is the operation's, not the endpoint's
+    host = "/".join(str(url).split("/", 3)[:3]) + "/"  # where it is sent; the path is the operation's
     return (client.meta.region_name, host, *scope)
 
 

@@ -27,7 +27,7 @@ LIBRARY = ROOT / "layers" / "amiguard"
 SETTINGS_MODULE = LIBRARY / "amiguard" / "models" / "settings.py"
 FIELDS = frozenset(Settings.model_fields)
 # Parameters that configure the stack itself, not a setting the code reads.
-INFRASTRUCTURE_PARAMETERS = frozenset({"SweepSchedule", "AlertEmail", "LogRetentionDays"})
+INFRASTRUCTURE_PARAMETERS = frozenset({"SweepSchedule", "AlertEmail", "LogRetentionDays", "SweepConcurrency"})
 
 
 def _module_path(name: str) -> Path | None:

@@ -84,6 +84,8 @@ def test_tag_settings_reach_tag_enforcer_when_set_as_parameters() -> None:
         "AMIGUARD_TAG_GRACE_HOURS": {"Ref": "TagGraceHours"},
         "AMIGUARD_TAG_ESCALATION": {"Ref": "TagEscalation"},
         "AMIGUARD_INHERIT_TAGS": {"Ref": "InheritTags"},
+        "AMIGUARD_MAX_IMAGE_AGE_DAYS": {"Ref": "MaxImageAgeDays"},
+        "AMIGUARD_UNUSED_IMAGE_DAYS": {"Ref": "UnusedImageDays"},
         "AMIGUARD_LEDGER_TABLE": {"Ref": "LedgerTable"},
         "AMIGUARD_REALERT_HOURS": {"Ref": "RealertHours"},
         "AMIGUARD_DEDUP_KEY_SECRET": {"Ref": "AlertDedupKey"},

@@ -34,7 +34,7 @@ from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import forwarder_patterns
 from amiguard_cli.sandbox.roles import _condition_holds, wildcard_match
 
-# The functions that act in members (DESIGN.md, organization mode) and the read-only role of scan and backtest.
+# The functions that act in members (docs/organization.md) and the read-only role of scan and backtest.
 ACTING_FUNCTIONS = ("public_guard", "tag_enforcer", "dr_replicator", "sweeper")
 READER_ROLE = "amiguard-reader"
 ROLE_PATH = "/amiguard/"
