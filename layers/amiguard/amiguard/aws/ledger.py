@@ -45,8 +45,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
+from amiguard.models import ledger_keys
 from amiguard.models.exceptions import FindingException
 from amiguard.models.findings import Finding
+from amiguard.models.ledger_keys import DEDUP_SK, FINDING_PREFIX, account_pk, day_key, dedup_pk, image_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -86,8 +88,8 @@ def finding_time(finding: Finding) -> datetime:
 
 def finding_pk(finding: Finding) -> str:
     if finding.image_id:
-        return f"IMAGE#{finding.region}#{finding.image_id}"
-    return f"ACCOUNT#{finding.region}"
+        return image_pk(finding.region, finding.image_id)
+    return account_pk(finding.region)
 
 
 def occurrence(finding: Finding) -> str:
@@ -99,7 +101,7 @@ def occurrence(finding: Finding) -> str:
 
 
 def finding_sk(finding: Finding) -> str:
-    return f"FINDING#{occurrence(finding)}"
+    return ledger_keys.finding_sk(occurrence(finding))
 
 
 def finding_key(finding: Finding) -> tuple[str, str]:
@@ -254,7 +256,7 @@ class DynamoLedger:
         moment = finding_time(finding)
         item: dict[str, Any] = {
             **_key(*finding_key(finding)),
-            "gsi1pk": _s(f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"),
+            "gsi1pk": _s(day_key(moment)),
             "gsi1sk": _s(_event_prefix(finding.event_id, moment) + finding.fingerprint),
             "fingerprint": _s(finding.fingerprint),
             "alert": _s(AlertState.PENDING.value),
@@ -321,13 +323,13 @@ class DynamoLedger:
         deadline = self._deadline()
         lease_until = deadline + LEASE_MARGIN if deadline else now + STALE_CLAIM
         pk, sk = key or finding_key(finding)
-        dedup = f"DEDUP#{dedup_hash(self._dedup_key(), fingerprint)}"
+        dedup = dedup_pk(dedup_hash(self._dedup_key(), fingerprint))
         lifetime = max(self.dedup_window, self.realert_window, window or self.dedup_window) + STALE_CLAIM
         try:
             self._db.put_item(
                 TableName=self.table_name,
                 Item={
-                    **_key(dedup, "DEDUP"),
+                    **_key(dedup, DEDUP_SK),
                     "claim_token": _s(token),
                     "claimed_at": _s(iso(now)),
                     "lease_until": _s(iso(lease_until)),
@@ -356,7 +358,7 @@ class DynamoLedger:
         try:
             response = self._db.update_item(
                 TableName=self.table_name,
-                Key=_key(dedup, "DEDUP"),
+                Key=_key(dedup, DEDUP_SK),
                 UpdateExpression="ADD suppressed :one SET last_suppressed_at = :now",
                 # Only an alert that went out suppresses its duplicates: see AlertInFlight.
                 ConditionExpression="attribute_exists(sent_at)",
@@ -419,7 +421,7 @@ class DynamoLedger:
         now = _s(iso(self._clock()))
         self._db.update_item(
             TableName=self.table_name,
-            Key=_key(claim.dedup_key, "DEDUP"),
+            Key=_key(claim.dedup_key, DEDUP_SK),
             UpdateExpression="SET sent_at = :now",
             ExpressionAttributeValues={":now": now},
         )
@@ -459,7 +461,7 @@ class DynamoLedger:
         try:
             self._db.update_item(
                 TableName=self.table_name,
-                Key=_key(claim.dedup_key, "DEDUP"),
+                Key=_key(claim.dedup_key, DEDUP_SK),
                 UpdateExpression="SET claimed_at = :released REMOVE sent_at",
                 ConditionExpression="claim_token = :token",
                 ExpressionAttributeValues={":released": _s(RELEASED), ":token": _s(claim.token)},
@@ -474,7 +476,7 @@ class DynamoLedger:
         """Every finding about one AMI, oldest first."""
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :finding)",
-            ExpressionAttributeValues={":pk": _s(f"IMAGE#{region}#{image_id}"), ":finding": _s("FINDING#")},
+            ExpressionAttributeValues={":pk": _s(image_pk(region, image_id)), ":finding": _s(FINDING_PREFIX)},
         )
         return [LedgerEntry.from_item(item) for item in items if _is_finding(item)]
 
@@ -501,7 +503,7 @@ class DynamoLedger:
         items = self._query(
             IndexName=BY_TIME_INDEX,
             KeyConditionExpression=condition,
-            ExpressionAttributeValues={":day": _s(f"DAY#{day:%Y-%m-%d}"), **values},
+            ExpressionAttributeValues={":day": _s(day_key(day)), **values},
         )
         return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
 
@@ -516,7 +518,7 @@ class DynamoLedger:
 
     def _get_rows(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The finding rows behind ``keys`` (consistent reads), in the order of ``keys``."""
-        wanted = [key for key in dict.fromkeys(keys) if key[1].startswith("FINDING#")]
+        wanted = [key for key in dict.fromkeys(keys) if key[1].startswith(FINDING_PREFIX)]
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for batch in _chunks(wanted, BATCH_GET_LIMIT):
             request: Any = {self.table_name: {"Keys": [_key(*key) for key in batch], "ConsistentRead": True}}

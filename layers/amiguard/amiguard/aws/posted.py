@@ -31,11 +31,11 @@ from botocore.exceptions import ClientError
 from amiguard.aws.errors import error_code
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
 from amiguard.models.findings import Finding
+from amiguard.models.ledger_keys import POSTED_SK, posted_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-POSTED_PREFIX = "POSTED#"
 RETENTION = timedelta(days=15)
 STALE_CLAIM = timedelta(minutes=15)  # outside Lambda (no deadline): longer than any function's timeout
 LEASE_MARGIN = timedelta(seconds=5)
@@ -82,8 +82,8 @@ class PostedAlerts:
     def _item(self, claim: PostClaim, state: PostState, lease_until: str) -> dict[str, Any]:
         now = self._clock()
         return {
-            "pk": {"S": POSTED_PREFIX + claim.alert_id},
-            "sk": {"S": "SLACK"},
+            "pk": {"S": posted_pk(claim.alert_id)},
+            "sk": {"S": POSTED_SK},
             "kind": {"S": "posted"},
             "state": {"S": state.value},
             "claim_token": {"S": claim.token},

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
-from amiguard.models.replicas import ReplicaRecord, ReplicaStatus, replica_key, source_key
+from amiguard.models.ledger_keys import REPLICA_PREFIX, day_key_of, image_pk, replica_sk
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.policy.replication import LIVE_STATUSES
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def to_item(record: ReplicaRecord) -> dict[str, Any]:
     item |= {key: {"S": value} for key, value in optional.items() if value}
     if record.started_at:
         started = _iso(record.started_at) or ""
-        item["gsi1pk"] = {"S": f"DAY#{started[:10]}"}
+        item["gsi1pk"] = {"S": day_key_of(started)}
         item["gsi1sk"] = {"S": f"{started}#{record.source_image_id}#{record.destination_region}"}
     if record.status in TERMINAL:
         ended = record.finished_at or datetime.now(UTC)
@@ -103,8 +104,8 @@ class DynamoReplicaLedger:
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :replica)",
             ExpressionAttributeValues={
-                ":pk": {"S": source_key(source_region, source_image_id)},
-                ":replica": {"S": "REPLICA#"},
+                ":pk": {"S": image_pk(source_region, source_image_id)},
+                ":replica": {"S": REPLICA_PREFIX},
             },
             ConsistentRead=True,
         )
@@ -186,8 +187,8 @@ class DynamoReplicaLedger:
             response = self._dynamodb.update_item(
                 TableName=self._table,
                 Key={
-                    "pk": {"S": source_key(source_region, source_image_id)},
-                    "sk": {"S": replica_key(destination_region)},
+                    "pk": {"S": image_pk(source_region, source_image_id)},
+                    "sk": {"S": replica_sk(destination_region)},
                 },
                 UpdateExpression=update,
                 ConditionExpression="#status = :pending AND replica_id = :replica",

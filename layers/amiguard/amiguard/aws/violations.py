@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
+from amiguard.models.ledger_keys import violations_pk
 from amiguard.policy.tagging import ViolationRecord, iso, parse_iso
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 PER_IMAGE_QUERIES_MAX = 10  # beyond this many AMIs in one event, one Query of the partition is cheaper
 RETENTION = timedelta(days=400)  # a backstop: the sweep clears the rows of AMIs that are gone
 CLEARED_RETENTION = timedelta(days=1)
-
-
-def violations_pk(account: str, region: str) -> str:
-    return f"VIOLATIONS#{account}#{region}"
 
 
 def _record(item: dict[str, Any]) -> ViolationRecord | None:
