@@ -16,6 +16,7 @@ from amiguard_cli.demo.scenario import ACTS, DEMO_SETTINGS
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cfn import function_name, load_template
+from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.samples import ROOT
 
 # Granted for the Lambda service itself (logs, failure destination), not called by the code.
@@ -48,8 +49,10 @@ def role_actions(*, gated: bool = False) -> dict[str, set[str]]:
         documents += [
             other["Properties"]["PolicyDocument"]
             for other in resources.values()
-            if other.get("Type") == "AWS::IAM::RolePolicy"
-            and other["Properties"]["RoleName"] == {"Ref": role_id}
+            if (
+                (other.get("Type") == "AWS::IAM::RolePolicy" and other["Properties"]["RoleName"] == {"Ref": role_id})
+                or (other.get("Type") == "AWS::IAM::Policy" and {"Ref": role_id} in other["Properties"]["Roles"])
+            )
             and (gated or "Condition" not in other)
         ]
         for document in documents:
@@ -71,11 +74,15 @@ def observed_calls() -> dict[str, set[str]]:
         # EventBridge delivers at least once: each function's first alerting event again, as a retry would (the
         # outbox then looks for the event's pending alerts).
         first = {
-            d.function: d
+            (d.function, d.rule): d
             for d in reversed(deliveries)
             if d.function != "notifier" and (d.result or {}).get("status") == "acted"
         }
-        deliveries += [sandbox.invoke(function, delivery.event) for function, delivery in sorted(first.items())]
+        deliveries += [sandbox.invoke(function, d.event) for (function, _), d in sorted(first.items())]
+        # Calls no act of the demo makes: snapshot block public access turned off (and back on).
+        with acting_as(iam_user("dev-bob")):
+            sandbox.client("ec2").disable_snapshot_block_public_access()
+        deliveries += sandbox.run()
         for delivery in deliveries:
             calls[delivery.function].update(delivery.calls)
     return calls
