@@ -14,7 +14,7 @@ prefixes (template.yaml: the notifier may write ``POSTED#`` rows only).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 FINDING_PREFIX = "FINDING#"
 REPLICA_PREFIX = "REPLICA#"
@@ -53,9 +53,10 @@ def posted_pk(alert_id: str) -> str:
     return f"{POSTED_PREFIX}{alert_id}"
 
 
-def day_key(moment: datetime) -> str:
-    """The ``by-time`` index partition of a row written about ``moment`` (its UTC day)."""
-    return f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"
+def day_key(moment: datetime | date) -> str:
+    """The ``by-time`` index partition of a row written about ``moment`` (its UTC day), or of a day."""
+    day = moment.astimezone(UTC).date() if isinstance(moment, datetime) else moment
+    return f"DAY#{day:%Y-%m-%d}"
 
 
 def day_key_of(iso_time: str) -> str:
