@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -27,9 +28,10 @@ ON_BEHALF_CONDITIONS = ("ec2:CreateAction", "kms:ViaService")
 ON_BEHALF_ACTIONS = ("ec2:DeleteSnapshot",)
 
 
-# Grants whose calls only a failure makes (no demo act fails on purpose): the fault-injection suite
-# (tests/integration/test_faults.py) exercises them. The outbox's retry reads an event's staged rows back.
-EXERCISED_BY_FAULTS = {("public_guard", "dynamodb:BatchGetItem")}
+# Grants whose calls the demo's story does not make, exercised under the same role by another sandbox suite:
+# the outbox's retry reading an event's staged rows back (tests/integration/test_faults.py), and the sweep's count
+# of instances using a stale AMI before it deprecates one (tests/integration/test_hygiene_sandbox.py).
+EXERCISED_BY_FAULTS = {("public_guard", "dynamodb:BatchGetItem"), ("sweeper", "ec2:DescribeInstances")}
 
 
 def _on_behalf(statement: dict[str, Any]) -> bool:
@@ -88,9 +90,28 @@ def observed_calls() -> dict[str, set[str]]:
         with acting_as(iam_user("dev-bob")):
             sandbox.client("ec2").disable_snapshot_block_public_access()
         deliveries += sandbox.run()
+        # ... and a sweep that finds it off.
+        sandbox.internal_client("ec2").disable_snapshot_block_public_access()
+        sweep = sandbox.invoke("sweeper", _schedule(sandbox))
+        assert sweep.error is None, sweep.error
+        deliveries.append(sweep)
         for delivery in deliveries:
             calls[delivery.function].update(delivery.calls)
     return calls
+
+
+def _schedule(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "5a0c4e2f-0000-4000-8000-0000000000aa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": sandbox.account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": sandbox.home,
+        "resources": [],
+        "detail": {},
+    }
 
 
 def allowed(action: str, grants: set[str]) -> bool:
