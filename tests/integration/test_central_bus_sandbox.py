@@ -80,7 +80,8 @@ def test_sweep_raises_a_gap_when_a_central_bus_rule_is_disabled(sandbox: Sandbox
     rule = sandbox.stack().ref("PublicGuardFunctionSharingChanged")
     sandbox.internal_client("events").disable_rule(Name=rule, EventBusName=CENTRAL_BUS)
 
-    sandbox.invoke("sweeper", SCHEDULED_EVENT)
+    sandbox.invoke("sweeper", SCHEDULED_EVENT)  # organization mode: the schedule queues one sweep per account
+    sandbox.run()  # ... which the sweeper then works
 
     [gap] = [alert.message for alert in sandbox.alerts() if alert.message["type"] == "amiguard-coverage-gap"]
     assert gap["evidence"]["resource"] == f"{CENTRAL_BUS}/{rule}"
