@@ -13,6 +13,7 @@ from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import acting_as, iam_user
 from tests.conftest import bake_image
 from tests.integration.test_sweeper import SCHEDULED_EVENT
+from tests.integration.test_sweeper_organization import _queued, _sqs_event
 from tests.integration.test_tamper_guard import cloudtrail_call
 
 ORGANIZATION = "o-a1b2c3d4e5"
@@ -23,6 +24,10 @@ CENTRAL_BUS = "amiguard-amiguard-central"  # ${AWS::StackName}-amiguard-central,
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(parameters={"Mode": "enforce", "OrganizationId": ORGANIZATION, "RequiredTags": ""}) as sb:
         yield sb
+
+
+def _buses(sb: Sandbox) -> list[str]:
+    return [bus["Name"] for bus in sb.internal_client("events").list_event_buses()["EventBuses"]]
 
 
 def rules_on(sb: Sandbox, bus: str) -> dict[str, dict[str, Any]]:
@@ -76,15 +81,23 @@ def test_sweep_finds_its_central_bus_rules_in_place_when_organization_id_is_set(
     assert gaps == [], json.dumps(gaps, indent=1)
 
 
-def test_sweep_raises_a_gap_when_a_central_bus_rule_is_disabled(sandbox: Sandbox) -> None:
-    rule = sandbox.stack().ref("PublicGuardFunctionSharingChanged")
-    sandbox.internal_client("events").disable_rule(Name=rule, EventBusName=CENTRAL_BUS)
+def test_sweep_raises_a_gap_when_a_central_bus_rule_is_disabled() -> None:
+    with Sandbox(parameters={"Mode": "enforce", "RequiredTags": ""}, organization=True) as sandbox:
+        _sweep_raises_a_gap_when_a_central_bus_rule_is_disabled(sandbox)
 
-    sandbox.invoke("sweeper", SCHEDULED_EVENT)  # organization mode: the schedule queues one sweep per account
-    sandbox.run()  # ... which the sweeper then works
+
+def _sweep_raises_a_gap_when_a_central_bus_rule_is_disabled(sandbox: Sandbox) -> None:
+    central_bus = next(bus for bus in _buses(sandbox) if bus.endswith("-amiguard-central"))
+    rule = sandbox.stack().ref("PublicGuardFunctionSharingChanged")
+    sandbox.internal_client("events").disable_rule(Name=rule, EventBusName=central_bus)
+
+    # Organization mode: the schedule queues one sweep per account; the central account's sweep verifies the stack.
+    sandbox.invoke("sweeper", SCHEDULED_EVENT | {"account": sandbox.account})
+    [own] = [m for m in _queued(sandbox) if json.loads(m["Body"])["account"] == sandbox.account]
+    sandbox.invoke("sweeper", _sqs_event(sandbox, own))
 
     [gap] = [alert.message for alert in sandbox.alerts() if alert.message["type"] == "amiguard-coverage-gap"]
-    assert gap["evidence"]["resource"] == f"{CENTRAL_BUS}/{rule}"
+    assert gap["evidence"]["resource"] == f"{central_bus}/{rule}"
     assert "disabled" in gap["evidence"]["problem"]
 
 
