@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amiguard.aws.posted import POSTED_PREFIX
+from amiguard.models.ledger_keys import POSTED_PREFIX
 from amiguard_cli.sandbox.cfn import load_template
 from tests.samples import ROOT
 
