@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from amiguard_cli.demo import replication, sharing, sweep, tagging, tamper
+from amiguard_cli.demo import organization, replication, sharing, sweep, tagging, tamper
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 
@@ -18,6 +18,11 @@ ACTS: list[Act] = [
     replication.act,
     sweep.act,
     tamper.act,
+]
+
+# Played afterwards on an organization sandbox (the security account and two members), same settings.
+ORGANIZATION_ACTS: list[Act] = [
+    organization.act,
 ]
 
 DEMO_SETTINGS = {
@@ -32,9 +37,13 @@ def run_demo(console: Console | None = None) -> int:
         timeline = Timeline(sandbox, console)
         for act in ACTS:
             act(sandbox, timeline)
-        timeline.console.rule("[bold]Done")
-        timeline.console.print(
-            f"{len(sandbox.deliveries)} events delivered, {len(sandbox.dead_letters)} failed; "
-            f"{len(sandbox.recorder.records)} CloudTrail records written."
-        )
-        return len(sandbox.dead_letters)
+        delivered, failed, records = len(sandbox.deliveries), len(sandbox.dead_letters), len(sandbox.recorder.records)
+    with Sandbox(parameters=DEMO_SETTINGS, organization=True) as sandbox:
+        timeline = Timeline(sandbox, timeline.console)
+        for act in ORGANIZATION_ACTS:
+            act(sandbox, timeline)
+        delivered, failed = delivered + len(sandbox.deliveries), failed + len(sandbox.dead_letters)
+        records += len(sandbox.recorder.records)
+    timeline.console.rule("[bold]Done")
+    timeline.console.print(f"{delivered} events delivered, {failed} failed; {records} CloudTrail records written.")
+    return failed

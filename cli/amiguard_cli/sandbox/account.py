@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -733,6 +734,9 @@ class Sandbox:
         role_arn = str(params.get("RoleArn", ""))
         if not credentials.get("AccessKeyId") or role_arn.count(":") < 5:
             return
+        # STS dates the session on the sandbox's clock (moto dates it in real time: wrong on a virtual clock).
+        seconds = int(params.get("DurationSeconds") or 3600)
+        credentials["Expiration"] = datetime.fromtimestamp(self.clock.time() + seconds, UTC)
         self._sessions[str(credentials["AccessKeyId"])] = MemberSession(
             account=role_arn.split(":")[4],
             role_name=role_arn.rsplit("/", 1)[-1],

@@ -2,7 +2,7 @@
 
 One table (``LedgerTable``; the key contract, docs/architecture.md):
 
-- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
+- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<account>#<region>``),
   sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``; index ``by-time`` (keys only) on ``DAY#YYYY-MM-DD`` /
   ``<iso-time>#<event-id>#<fingerprint>``: "everything about this AMI" is one Query on the table, "the last
   24 h" and "every row of this event" Queries on the index (then a BatchGetItem of the rows).
@@ -83,9 +83,14 @@ def finding_time(finding: Finding) -> datetime:
 
 
 def finding_pk(finding: Finding) -> str:
+    """The partition of a finding's row. Every key carries the account where an id alone does not name it:
+    an AMI id is unique in its region across all accounts (AMIs are shared and launched by id alone), so an
+    AMI's partition is its region and id, in any account; an account-level finding (image block public access,
+    a member role) names its account. Rows written as ``ACCOUNT#<region>`` before organization mode are the
+    stack's own account's, and are read as they are (no reader parses a partition key)."""
     if finding.image_id:
         return f"IMAGE#{finding.region}#{finding.image_id}"
-    return f"ACCOUNT#{finding.region}"
+    return f"ACCOUNT#{finding.account}#{finding.region}" if finding.account else f"ACCOUNT#{finding.region}"
 
 
 def occurrence(finding: Finding) -> str:

@@ -43,6 +43,9 @@ class FindingType(StrEnum):
     FORGED_AMIGUARD_TAG = "forged-amiguard-tag"  # an amiguard:* tag its records (or EC2) contradict
     TAMPERED = "amiguard-tampered"  # someone changed one of amiguard's own rules, functions, roles or its trail
     COVERAGE_GAP = "amiguard-coverage-gap"  # a sweep found amiguard's deployment not as deployed (rule off, ...)
+    # Organization mode: an account's amiguard member role could not be used (missing, refused, suspended account,
+    # region not enabled, STS throttling past the deadline): amiguard cannot act there until it can.
+    MEMBER_ROLE_UNAVAILABLE = "member-role-unavailable"
 
 
 class Action(StrEnum):
@@ -67,6 +70,8 @@ class Finding(BaseModel):
     severity: Severity
     summary: str = Field(description="One sentence a security engineer reads first.")
     account: str
+    # Organization mode: the account's name in the organization (Organizations DescribeAccount), where known.
+    account_name: str | None = None
     region: str
     image_id: str | None = None
     image_name: str | None = None

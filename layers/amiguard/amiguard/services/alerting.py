@@ -140,14 +140,50 @@ class DeferredAlerts:
         return path.publish_stale_pending() if isinstance(path, OutboxPort) else []
 
 
-def alert_path(settings: Settings, clients: ClientFactory, *, standing: bool = False) -> DeferredAlerts:
+def alert_path(
+    settings: Settings,
+    clients: ClientFactory,
+    *,
+    standing: bool = False,
+    names: Callable[[str], str | None] | None = None,
+) -> DeferredAlerts:
     """What every function's ``build_service()`` passes as ``alerts``: SNS behind the ledger, made on first use.
 
     ``standing``: the findings are re-found on a schedule (the sweeper), so an alert suppresses the same
     finding for ``RealertHours``, not the dedup window. Without a ledger table (a partial local set-up) alerts
-    go straight to SNS, un-deduplicated.
+    go straight to SNS, un-deduplicated. ``names`` (organization mode) names each finding's account.
     """
-    return DeferredAlerts(lambda: _ledgered_sns(settings, clients, standing=standing))
+    if names is None:
+        return DeferredAlerts(lambda: _ledgered_sns(settings, clients, standing=standing))
+    return DeferredAlerts(lambda: AccountNaming(_ledgered_sns(settings, clients, standing=standing), names))
+
+
+class AccountNaming:
+    """An alert path that gives each finding its account's name (``account_name``) before the ledger and SNS
+    see it: the row and the alert say "prod (111122223333)", not a bare id. Naming never stops an alert."""
+
+    def __init__(self, inner: AlertsPort, names: Callable[[str], str | None]) -> None:
+        self._inner = inner
+        self._names = names
+
+    def _named(self, finding: Finding) -> Finding:
+        if finding.account_name or not finding.account:
+            return finding
+        name = self._names(finding.account)
+        return finding.model_copy(update={"account_name": name}) if name else finding
+
+    def stage(self, findings: Sequence[Finding]) -> None:
+        if isinstance(self._inner, OutboxPort):
+            self._inner.stage([self._named(finding) for finding in findings])
+
+    def publish(self, finding: Finding) -> AlertResult | None:
+        return self._inner.publish(self._named(finding))
+
+    def publish_pending(self, event_id: str | None, event_time: datetime) -> list[AlertResult]:
+        return self._inner.publish_pending(event_id, event_time) if isinstance(self._inner, OutboxPort) else []
+
+    def publish_stale_pending(self) -> list[AlertResult]:
+        return self._inner.publish_stale_pending() if isinstance(self._inner, OutboxPort) else []
 
 
 def _ledgered_sns(settings: Settings, clients: ClientFactory, *, standing: bool) -> AlertsPort:
