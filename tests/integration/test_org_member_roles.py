@@ -152,6 +152,9 @@ def test_dr_replicator_copies_a_member_ami_within_the_member_when_approved(sandb
         Owners=["self"], Filters=[{"Name": "tag:amiguard:replica-of", "Values": [f"us-east-1/{image}"]}]
     )["Images"]
     assert len(copies) == 1
+    # and its completion, an EC2 event in prod's DR region, reached the central dr_replicator and was recorded
+    outcomes = [d.result["reason"] for d in deliveries if d.result]
+    assert "replication-started" in outcomes and "replication-complete" in outcomes, outcomes
     central = sandbox.internal_client("ec2", DR_REGION).describe_images(
         Owners=["self"], Filters=[{"Name": "tag:amiguard:replica-of", "Values": [f"us-east-1/{image}"]}]
     )["Images"]

@@ -297,7 +297,9 @@ class Sandbox:
         self._current: Delivery | None = None
         self._permissions: dict[tuple[str, str, tuple[tuple[str, str], ...]], RolePermissions] = {}
         self.organization = organization
-        self.member_regions = tuple(dict.fromkeys((*stack_regions, *member_regions)))
+        # Every region the stack works in is forwarded from, in every account: its own, the members', the DR ones.
+        dr_regions = [r.strip() for r in self.parameters.get("DrRegions", "").split(",") if r.strip()]
+        self.member_regions = tuple(dict.fromkeys((*stack_regions, *member_regions, *dr_regions)))
         self.org: SandboxOrganization | None = None
         self._sessions: dict[str, MemberSession] = {}  # access key -> the member-role session STS issued a function
         self._member_people: dict[str, boto3.Session] = {}
