@@ -29,6 +29,7 @@ error for Lambda to retry.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -154,6 +155,7 @@ class AccountClients:
         self._account, self._partition, self._region = arn[4], arn[1], region
         self._clock = clock
         self._for_account = cache(self._member_clients)
+        self._lock = threading.Lock()  # the sweeper's threads: one set of credentials per account, not one each
 
     @property
     def own_account(self) -> str:
@@ -181,7 +183,8 @@ class AccountClients:
 
     def for_account(self, account: str) -> ClientFactory:
         """``account``'s clients through its member role, made once per execution environment."""
-        return self._for_account(account)
+        with self._lock:
+            return self._for_account(account)
 
     def _member_clients(self, account: str) -> ClientFactory:
         credentials = _RefreshableMemberCredentials(
