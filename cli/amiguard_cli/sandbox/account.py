@@ -649,9 +649,10 @@ class Sandbox:
     def member_permissions(self, function: str, account: str) -> RolePermissions:
         """What ``function``'s member role allows in ``account``.
 
-        The member roles' template (``org/member-roles.yaml``) is engineer orgstack's; until it is in the
-        checkout, a member role holds exactly the EC2 statements of the function's own role, as deployed in
-        the member (``${AWS::AccountId}`` is the member's): what the function needs there, nothing else.
+        The member roles' template (``org/member-roles.yaml``) is engineer orgstack's and not read here yet:
+        a member role is taken to hold exactly the EC2 statements of the function's own role, as deployed in
+        the member (``${AWS::AccountId}`` is the member's): what the function needs there, nothing else. Once
+        that template is in the checkout, its roles' statements belong here instead.
         """
         key = (function, account, tuple(sorted(self.parameters.items())))
         if key not in self._permissions:

@@ -39,8 +39,7 @@ ACTING_FUNCTIONS = ("public_guard", "tag_enforcer", "dr_replicator", "sweeper")
 READER_ROLE = "amiguard-reader"
 ROLE_PATH = "/amiguard/"
 SOURCE_IDENTITY = "amiguard"
-# Templates beside template.yaml that hold the members' parts (engineer orgstack's); older ones stand in for them.
-MEMBER_ROLES_TEMPLATE = "org/member-roles.yaml"
+# The member forwarder's template (engineer orgstack's) when present; region-forwarder.yaml has the same rules.
 MEMBER_FORWARDER_TEMPLATES = ("org/member-forwarder.yaml", "region-forwarder.yaml")
 CENTRAL_NAME = "security"
 MEMBER_NAMES = ("prod", "dev")
