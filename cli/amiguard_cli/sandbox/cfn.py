@@ -318,8 +318,6 @@ def function_role(template: dict[str, Any], function: str) -> str:
     if not (isinstance(role, dict) and "Fn::GetAtt" in role):
         raise UnresolvedValue(f"{function}: Role must be !GetAtt <a role of this stack>.Arn")
     return str(role["Fn::GetAtt"][0])
-
-
 def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, bool]:
     """Every entry of the template's ``Conditions``, as CloudFormation evaluates it with ``stack``'s parameters."""
     declared = template.get("Conditions") or {}
@@ -330,7 +328,7 @@ def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, boo
 
     def holds(value: Any) -> bool:
         if isinstance(value, dict) and len(value) == 1:
-            ((key, argument),) = value.items()
+            (key, argument), = value.items()
             if key == "Condition":
                 return condition(str(argument))
             if key == "Fn::Equals":

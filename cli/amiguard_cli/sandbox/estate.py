@@ -105,6 +105,8 @@ def plant_estate(
     return estate
 
 
+
+
 def plant_replication_drift(
     ec2_for: Callable[[str], Any],
     estate: Estate,

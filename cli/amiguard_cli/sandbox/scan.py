@@ -100,7 +100,8 @@ def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
         estate = plant(session)
         print(
             f"amiguard scan --sandbox: embedded account {ACCOUNT} seeded with {len(estate.images)} AMIs in "
-            f"{HOME}, {OTHER} and {DR}; settings: " + ", ".join(f"{key}={value}" for key, value in SETTINGS.items()),
+            f"{HOME}, {OTHER} and {DR}; settings: "
+            + ", ".join(f"{key}={value}" for key, value in SETTINGS.items()),
             file=sys.stderr,
         )
         report = scan_account(args, session)
