@@ -19,8 +19,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.aws.accounts import ROLE_PATH, AccountClients, MemberRoleUnavailable
+from amiguard.aws.clients import ClientFactory
 from amiguard.aws.errors import error_code
-from amiguard.aws.members import ROLE_PATH, MemberSessions
 
 READER_ROLE = "amiguard-reader"
 DEFAULT_ACCOUNT_CONCURRENCY = 8
@@ -99,21 +100,39 @@ def accounts_from_args(args: argparse.Namespace, session: Any) -> list[Account]:
     )
 
 
-def member_sessions(session: Any, role_name: str, *, purpose: str) -> MemberSessions:
-    """Sessions through ``role/amiguard/<role_name>`` in any account, from ``session``'s credentials."""
+def member_sessions(session: Any, role_name: str, *, purpose: str) -> AccountClients:
+    """Sessions through ``role/amiguard/<role_name>`` in any account, from ``session``'s credentials: the
+    functions' own adapter (one AssumeRole per account per hour, refreshed by botocore)."""
     region = session.region_name or "us-east-1"
-    return MemberSessions(
-        session.client("sts", region_name=region),
-        role_name,
-        purpose=purpose,
+    return AccountClients(
+        ClientFactory(session),
+        function=purpose,
+        organization=True,
+        role_name=role_name,
         partition=session.get_partition_for_region(region),
-        region=session.region_name,
+        region=region,
     )
+
+
+def assumed_session(members: AccountClients, account: str) -> boto3.Session:
+    """``account``'s session with its role assumed now: a refusal raises STS's ``ClientError`` here, not at the
+    first call of the scan."""
+    made = members.session(account)
+    credentials = made.get_credentials()
+    try:
+        if credentials is not None:
+            credentials.get_frozen_credentials()
+    except MemberRoleUnavailable as unavailable:
+        cause = unavailable.__cause__
+        if isinstance(cause, (ClientError, BotoCoreError)):
+            raise cause from None
+        raise
+    return made
 
 
 def member_session(session: Any, account: str, role_name: str, *, purpose: str) -> boto3.Session:
     """A session in ``account`` through ``role/amiguard/<role_name>`` (session ``amiguard-<purpose>``)."""
-    return member_sessions(session, role_name, purpose=purpose).session(account)
+    return assumed_session(member_sessions(session, role_name, purpose=purpose), account)
 
 
 def describe_refusal(error: Exception, account: str, role_name: str) -> str:
@@ -138,6 +157,7 @@ __all__ = [
     "accounts_from_args",
     "active_accounts",
     "add_org_arguments",
+    "assumed_session",
     "describe_refusal",
     "for_each_account",
     "ids",

@@ -18,13 +18,20 @@ from datetime import UTC, datetime
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.aws.accounts import AccountClients
 from amiguard.aws.errors import error_code
-from amiguard.aws.members import MemberSessions
 from amiguard.aws.pacing import InFlightCap
 from amiguard.models.settings import SettingsError, load_settings
 from amiguard.services.scan import RegionResult, ScanError, ScanReport
 from amiguard_cli.console import fail
-from amiguard_cli.org import Account, accounts_from_args, describe_refusal, for_each_account, member_sessions
+from amiguard_cli.org import (
+    Account,
+    accounts_from_args,
+    assumed_session,
+    describe_refusal,
+    for_each_account,
+    member_sessions,
+)
 from amiguard_cli.scan import ORG_REGION_CONCURRENCY, ScanSessions, scan_account
 
 # With --fix, each part of the scan acts through the member role of the function that does it in the stack.
@@ -90,12 +97,12 @@ class RoleRefused(Exception):
         self.role, self.error = role, error
 
 
-def _sessions(members: dict[str, MemberSessions], account: str) -> ScanSessions:
+def _sessions(members: dict[str, AccountClients], account: str) -> ScanSessions:
     """The account's sessions, one AssumeRole per role (:class:`RoleRefused` says which role refused)."""
     made = {}
     for part, sessions in members.items():
         try:
-            made[part] = sessions.session(account)
+            made[part] = assumed_session(sessions, account)
         except (ClientError, BotoCoreError) as error:
             raise RoleRefused(sessions.role_name, error) from error
     if "read" in made:

@@ -8,12 +8,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from amiguard.aws.accounts import AccountClients
 from amiguard.aws.alerts import SnsAlerts, topic_region
 from amiguard.aws.clients import ClientFactory
 from amiguard.aws.deployment import AwsDeployment
 from amiguard.aws.fanout import ForwardingRules, OrganizationAccounts, SqsSweepQueue
 from amiguard.aws.images import Ec2Images
-from amiguard.aws.members import MemberSessions
 from amiguard.aws.regions import enabled_regions
 from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
@@ -28,12 +28,10 @@ from amiguard.services.outcome import Outcome
 from amiguard.services.sweep_fanout import AccountSweep, SweepDispatcher
 from amiguard.services.sweeper import Sweeper, SweepIncomplete, sweep_regions
 
-MEMBER_ROLE = "amiguard-sweeper"
-
 
 @cache
 def settings() -> Settings:
-    return load_settings().require("alert_topic_arn", "ledger_table")
+    return load_settings().require("alert_topic_arn", "ledger_table", "own_role_arns")
 
 
 @cache
@@ -60,7 +58,7 @@ def sweeper_for(clients: ClientFactory, account: str | None = None, regions: tup
         tagging=lambda r: Ec2Tagging(clients.ec2(r)),
         violations=DynamoViolations(central.dynamodb, config.ledger_table),
         # ledger + de-duplication: a standing finding is re-alerted at most every RealertHours
-        alerts=alert_path(config, central, standing=True),
+        alerts=alert_path(config, central, standing=True, accounts=accounts()),
         # the summary is news every time: never de-duplicated
         summary=SnsAlerts(central.sns(topic_region(config.alert_topic_arn)), config.alert_topic_arn),
         regions=(
@@ -100,18 +98,10 @@ def sweep_queue() -> SqsSweepQueue:
 
 
 @cache
-def member_sessions() -> MemberSessions:
-    central = central_clients()
-    region = home()
-    partition = boto3.Session().get_partition_for_region(region)
-    return MemberSessions(central.client("sts", region), MEMBER_ROLE, purpose="sweeper", partition=partition)
-
-
-@cache
-def member_clients(account: str) -> ClientFactory:
-    """The account's clients through its amiguard-sweeper role, kept while the environment is warm (botocore
-    renews the role's credentials before they expire: one AssumeRole per account per session)."""
-    return ClientFactory(member_sessions().session(account), deadline=invocation_deadline)
+def accounts() -> AccountClients:
+    """Each account's clients through its amiguard-sweeper role, kept while the environment is warm (botocore
+    renews the role's credentials before they expire: one AssumeRole per account per hour of use)."""
+    return AccountClients.for_function(central_clients(), settings(), "sweeper")
 
 
 def sweep_account(record: Any, context: LambdaContext) -> None:
@@ -122,7 +112,7 @@ def sweep_account(record: Any, context: LambdaContext) -> None:
         drop = Drop("malformed-event", f"sweep message {record.message_id}: {bad}")
         report(Outcome.dropped(drop), function="sweeper")
         return
-    sweeper = sweeper_for(member_clients(sweep.account), sweep.account, sweep.regions)
+    sweeper = sweeper_for(accounts().for_account(sweep.account), sweep.account, sweep.regions)
     try:
         handle_event(sweeper, sweep.schedule_event(), context, function="sweeper")
     except SweepIncomplete:

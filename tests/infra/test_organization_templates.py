@@ -46,7 +46,12 @@ ACTING = {
 }
 # The parameter combinations that change what a role holds (the same names in both templates).
 GRANT_PARAMETERS = [
-    {"TagEscalation": escalation, "DrRegions": regions, "ReplicaCleanup": cleanup}
+    {
+        "TagEscalation": escalation,
+        "DrRegions": regions,
+        "ReplicaCleanup": cleanup,
+        "StaleImageAction": "deprecate" if escalation == "deprecate" else "none",
+    }
     for escalation in ("none", "deprecate", "disable", "deregister")
     for regions, cleanup in (("", "deprecate"), ("us-west-2, eu-west-1", "deprecate"), ("eu-west-1", "deregister"))
 ]
@@ -144,13 +149,20 @@ def test_central_role_may_assume_only_its_own_member_role_in_the_organization_wh
     ]
 
     [policy] = policies
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assume, name_accounts = policy["Properties"]["PolicyDocument"]["Statement"]
     assert policy["Condition"] == "OrganizationMode"
-    assert statement["Effect"] == "Allow"
-    assert set(_as_list(statement["Action"])) == {"sts:AssumeRole", "sts:SetSourceIdentity"}
-    assert statement["Resource"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::*:role/amiguard/{name}"}
-    assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
+    assert assume["Effect"] == "Allow"
+    assert set(_as_list(assume["Action"])) == {"sts:AssumeRole", "sts:SetSourceIdentity"}
+    assert assume["Resource"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::*:role/amiguard/{name}"}
+    assert assume["Condition"] == {
+        "StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}, "sts:SourceIdentity": "amiguard"}
+    }
     assert MEMBER_ROLE.match(f"arn:aws:iam::{MEMBER_ACCOUNT}:role/amiguard/{name}")
+    # and names the organization's accounts in findings, nothing more of Organizations
+    assert (name_accounts["Effect"], name_accounts["Action"]) == ("Allow", "organizations:DescribeAccount")
+    assert name_accounts["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:organizations::*:account/${OrganizationId}/*"
+    }
 
 
 def test_no_central_role_may_assume_a_role_when_the_stack_governs_one_account(template: dict[str, Any]) -> None:
@@ -235,6 +247,10 @@ def test_member_role_grants_no_more_than_its_central_function_role_when_deployed
 
     assert ec2_and_kms - central == set(), "same actions, resources and conditions as the central role"
     assert {action for action, _, _ in own} - central_actions == set()
+    # and no less: every EC2 call the function makes in its own account it makes in a member, through this role
+    # (its keys through EC2, for copies: not the central account's own keys, such as the alert topic's)
+    central_ec2 = {g for g in central if g[0].startswith("ec2:") or (g[0].startswith("kms:") and "ViaService" in g[2])}
+    assert central_ec2 - ec2_and_kms == set(), "the member role lacks what the central function role grants"
 
 
 def test_security_hub_grants_exist_only_when_security_hub_is_enabled(member_roles: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from amiguard_cli.demo.scenario import ACTS, DEMO_SETTINGS
+from amiguard_cli.demo.scenario import ACTS, DEMO_SETTINGS, ORGANIZATION_ACTS
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cfn import function_name, load_template
@@ -96,6 +96,15 @@ def observed_calls() -> dict[str, set[str]]:
         assert sweep.error is None, sweep.error
         deliveries.append(sweep)
         for delivery in deliveries:
+            calls[delivery.function].update(delivery.calls)
+    # Organization mode: the calls made through a member role are authorized there against it (the sandbox
+    # refuses what it does not allow); those made with the function's own role are checked here as above.
+    with Sandbox(parameters=DEMO_SETTINGS, organization=True) as sandbox:
+        timeline = Timeline(sandbox, Console(file=open("/dev/null", "w")))  # noqa: SIM115 - silent timeline
+        for act in ORGANIZATION_ACTS:
+            act(sandbox, timeline)
+        for delivery in sandbox.deliveries:
+            assert delivery.denied == [], f"{delivery.function} was refused {delivery.denied}"
             calls[delivery.function].update(delivery.calls)
     return calls
 

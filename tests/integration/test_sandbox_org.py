@@ -74,12 +74,15 @@ def test_member_event_reaches_the_central_function_with_its_account_and_region_w
             ImageId=image, LaunchPermission={"Add": [{"Group": "all"}]}
         )
     record = sandbox.recorder.records[-1]
-    deliveries = [d for d in sandbox.run() if d.function == "public_guard"]
+    delivered = [d for d in sandbox.run() if d.function == "public_guard"]
+    deliveries = [d for d in delivered if d.event["detail"]["userIdentity"].get("arn", "").endswith("/mallory")]
     # Then CloudTrail recorded it in the member, in its region, and the central public_guard received it as
     # EventBridge delivers a forwarded event: account and region the member's
     assert (record["recipientAccountId"], record["awsRegion"]) == (prod, OUTSIDE_STACK)
     assert record["userIdentity"]["arn"] == f"arn:aws:iam::{prod}:user/mallory"
     assert [(d.event["account"], d.event["region"]) for d in deliveries] == [(prod, OUTSIDE_STACK)]
+    # and its own revocation there, forwarded too, was known for amiguard's
+    assert [(d.result or {}).get("reason") for d in delivered if d not in deliveries] == ["amiguard-own-action"]
     assert deliveries[0].event["detail"]["requestParameters"]["imageId"] == image
 
 

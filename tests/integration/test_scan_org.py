@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from amiguard.aws.members import MemberSessions
+from amiguard.aws.accounts import AccountClients, MemberRoleUnavailable
 from amiguard_cli import main as cli
 from amiguard_cli.sandbox.moto_gaps import patch_moto
 
@@ -63,13 +63,13 @@ def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
             for name in ("prod", "dev")
         )
         assumed: list[str] = []
-        real = MemberSessions._assume
+        real = AccountClients._assume
 
-        def recording(self: MemberSessions, role_arn: str, seconds: int) -> Any:
-            assumed.append(role_arn)
-            return real(self, role_arn, seconds)
+        def recording(self: AccountClients, account: str) -> Any:
+            assumed.append(self.role_arn(account))
+            return real(self, account)
 
-        monkeypatch.setattr(MemberSessions, "_assume", recording)
+        monkeypatch.setattr(AccountClients, "_assume", recording)
         yield Organization(session, management, prod, dev, assumed)
 
 
@@ -116,12 +116,20 @@ def test_exit_code_is_0_when_every_account_is_clean(organization: Organization, 
 
 
 def _refusing(account: str) -> Any:
-    real = MemberSessions._assume
+    real = AccountClients._assume
 
-    def assume(self: MemberSessions, role_arn: str, seconds: int) -> Any:
-        if f"::{account}:" in role_arn:
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
-        return real(self, role_arn, seconds)
+    def assume(self: AccountClients, member: str) -> Any:
+        if member == account:
+            refused = ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
+            raise MemberRoleUnavailable(
+                account=member,
+                role_arn=self.role_arn(member),
+                region="us-east-1",
+                cause="role-missing-or-refused",
+                code="AccessDenied",
+                message="not authorized",
+            ) from refused
+        return real(self, member)
 
     return assume
 
@@ -130,7 +138,7 @@ def test_missing_role_is_an_error_for_that_account_only_when_the_others_are_scan
     organization: Organization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the dev account has no reader role, and nothing is wrong elsewhere
-    monkeypatch.setattr(MemberSessions, "_assume", _refusing(organization.dev))
+    monkeypatch.setattr(AccountClients, "_assume", _refusing(organization.dev))
     # When
     code, report = _scan(tmp_path)
     # Then the scan went on: exit 2 (something could not be checked), the error names the account and the role
@@ -146,7 +154,7 @@ def test_findings_elsewhere_make_exit_1_when_one_account_refuses(
 ) -> None:
     # Given
     _public_ami(organization.member(organization.prod), "prod-image")
-    monkeypatch.setattr(MemberSessions, "_assume", _refusing(organization.dev))
+    monkeypatch.setattr(AccountClients, "_assume", _refusing(organization.dev))
     # When
     code, report = _scan(tmp_path)
     # Then

@@ -12,8 +12,16 @@ def test_image_partition_when_finding_names_an_ami() -> None:
     assert finding_pk(a_finding()) == "IMAGE#us-east-1#ami-0123456789abcdef0"
 
 
-def test_account_partition_when_finding_is_account_level() -> None:
-    assert finding_pk(a_finding(image_id=None)) == "ACCOUNT#us-east-1"
+def test_account_partition_names_the_account_when_finding_is_account_level() -> None:
+    finding = a_finding(image_id=None)
+    assert finding_pk(finding) == f"ACCOUNT#{finding.account}#us-east-1"
+
+
+def test_account_partitions_differ_when_two_accounts_have_the_same_account_level_finding() -> None:
+    # Organization mode: image block public access off in two members is two rows, two alerts
+    assert finding_pk(a_finding(image_id=None, account="111122223333")) != finding_pk(
+        a_finding(image_id=None, account="444455556666")
+    )
 
 
 def test_sort_key_is_event_time_fingerprint_and_event_id_when_event_known() -> None:

@@ -114,7 +114,7 @@ class Backtest:
         self._settings = settings
         self._router = Router(routes)
         # The stack's roles (AMIGUARD_OWN_ROLE_ARNS, as the deployed functions get it): their calls yield nothing.
-        self._own = OwnRoles.of(settings.own_role_arns)
+        self._own = OwnRoles.of(settings.own_role_arns, organization=settings.organization)
         self._functions = {  # each function's own event names (its screening) and its decision here
             "public_guard": (public_guard.EVENT_NAMES, self._sharing),
             "tag_enforcer": (tag_enforcer.EVENT_NAMES, self._tags),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.text import Text
 
-from amiguard_cli.demo import replication, securityhub, sharing, sweep, tagging, tamper
+from amiguard_cli.demo import organization, replication, securityhub, sharing, sweep, tagging, tamper
 from amiguard_cli.demo.timeline import Timeline
 from amiguard_cli.sandbox.account import Sandbox
 
@@ -20,6 +20,11 @@ ACTS: list[Act] = [
     sweep.act,
     tamper.act,
     securityhub.act,
+]
+
+# Played afterwards on an organization sandbox (the security account and two members), same settings.
+ORGANIZATION_ACTS: list[Act] = [
+    organization.act,
 ]
 
 DEMO_SETTINGS = {
@@ -45,11 +50,17 @@ def run_demo(console: Console | None = None, *, full: bool = False) -> int:
         timeline.console.print(Text(f"{INTRODUCTION}\n{HOW_TO_READ[full]}", style="dim"))
         for act in ACTS:
             act(sandbox, timeline)
-        timeline.finish()
-        timeline.console.print(
-            f"{len(sandbox.deliveries)} deliveries ({len(sandbox.dead_letters)} failed), {len(timeline.alerts)} "
-            f"alerts, {len(sandbox.recorder.records)} CloudTrail records."
-        )
-        if not full:
-            timeline.console.print("Every step, delivery and alert: amiguard demo --full (make demo VERBOSE=1)")
-        return len(sandbox.dead_letters)
+        delivered, failed, records = len(sandbox.deliveries), len(sandbox.dead_letters), len(sandbox.recorder.records)
+    with Sandbox(parameters=DEMO_SETTINGS, organization=True) as sandbox:
+        timeline.sandbox, timeline.home = sandbox, (sandbox.account, sandbox.home)
+        for act in ORGANIZATION_ACTS:
+            act(sandbox, timeline)
+        delivered, failed = delivered + len(sandbox.deliveries), failed + len(sandbox.dead_letters)
+        records += len(sandbox.recorder.records)
+    timeline.finish()
+    timeline.console.print(
+        f"{delivered} deliveries ({failed} failed), {len(timeline.alerts)} alerts, {records} CloudTrail records."
+    )
+    if not full:
+        timeline.console.print("Every step, delivery and alert: amiguard demo --full (make demo VERBOSE=1)")
+    return failed

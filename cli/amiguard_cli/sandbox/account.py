@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -67,12 +68,12 @@ from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned, patch_moto
 from amiguard_cli.sandbox.organization import (
     ACTING_FUNCTIONS,
     ROLE_PATH,
+    MemberRoles,
     MemberSession,
     SandboxOrganization,
     account_of_access_key,
-    member_role_name,
 )
-from amiguard_cli.sandbox.queues import drain
+from amiguard_cli.sandbox.queues import PolledQueue, drain, record_failed
 from amiguard_cli.sandbox.regions import RegionForwarding
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 from amiguard_cli.sandbox.roles import RolePermissions, role_of, role_permissions
@@ -81,6 +82,8 @@ LEDGER_TABLE_ID = "LedgerTable"  # logical ids in template.yaml the sandbox stan
 ALERT_TOPIC_ID = "AlertTopic"
 DEDUP_KEY_ID = "AlertDedupKey"
 SWEEP_QUEUE_ID = "SweepQueue"  # organization mode's queue of account sweeps
+SWEEP_MAPPING = "SweepQueueMapping"  # its event source mapping, to the sweeper
+SWEEPER = "sweeper"
 # What only a function's environment holds, never the sandbox process: amiguard's settings, its botocore data.
 FUNCTION_ONLY_PREFIXES = ("AMIGUARD_", "AWS_DATA_PATH")
 LAMBDA_LAYER_PREFIX = LAYER_MOUNT + "/"
@@ -134,6 +137,7 @@ class Delivery:
     denied: list[str] = field(default_factory=list)  # "action on resource" its role refused (AccessDenied)
     failures: list[str] = field(default_factory=list)  # the error of each failed attempt (Lambda retries)
     attempts: int = 0  # Lambda attempts made (1 to LAMBDA_ATTEMPTS)
+    polled: str = ""  # the SQS message body, when an event source mapping delivered it (the SweepQueue's)
     timeouts: int = 0  # attempts Lambda stopped at their deadline ("Task timed out")
 
 
@@ -293,7 +297,8 @@ class Sandbox:
         self.copy_fidelity = CopyImageFidelity(account)
         # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged. Organization
         # mode: org/member-forwarder.yaml in every region, the home region too, to the central bus.
-        self.organization_mode = bool(self.parameters.get("OrganizationId"))
+        # One meaning for both ways in: OrganizationId given, or an organization made here (its id set at start).
+        self.organization_mode = bool(self.parameters.get("OrganizationId")) or organization
         self.forwarding = RegionForwarding(self.root, self.home, organization=self.organization_mode)
         self._forwarded_routes: list[Route] = []  # the routes on the bus the forwarders target
         self._initial_forward_regions = forward_regions
@@ -304,8 +309,12 @@ class Sandbox:
         self._saved_env: dict[str, str | None] = {}
         self._current: Delivery | None = None
         self._permissions: dict[tuple[str, str, tuple[tuple[str, str], ...]], RolePermissions] = {}
+        self._member_roles: MemberRoles | None = None
+        self._member_roles_key: tuple[str, ...] = ()
         self.organization = organization
-        self.member_regions = tuple(dict.fromkeys((*stack_regions, *member_regions)))
+        # Every region the stack works in is forwarded from, in every account: its own, the members', the DR ones.
+        dr_regions = [r.strip() for r in self.parameters.get("DrRegions", "").split(",") if r.strip()]
+        self.member_regions = tuple(dict.fromkeys((*stack_regions, *member_regions, *dr_regions)))
         self.org: SandboxOrganization | None = None
         self._sessions: dict[str, MemberSession] = {}  # access key -> the member-role session STS issued a function
         self._member_people: dict[str, boto3.Session] = {}
@@ -507,15 +516,37 @@ class Sandbox:
             self.dedup_key_arn = secret["ARN"]
 
     def _deploy_sweep_queue(self) -> None:
-        """The template's ``SweepQueue`` (organization mode's account sweeps), when it declares one."""
+        """The template's ``SweepQueue`` (organization mode's account sweeps), when it declares one, with its
+        dead-letter queue; in organization mode the sweeper polls it (``SweepQueueMapping``)."""
         self.sweep_queue_url = ""
         self._sweep_queue_attributes: dict[str, str] = {}
-        if SWEEP_QUEUE_ID not in (self.template.get("Resources") or {}):
+        self._sweep_queue: PolledQueue | None = None
+        resources = self.template.get("Resources") or {}
+        if SWEEP_QUEUE_ID not in resources:
             return
         sqs = self._internal.client("sqs")
         self.sweep_queue_url = sqs.create_queue(QueueName="amiguard-sweep-queue")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.sweep_queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self._sweep_queue_attributes = {f"{SWEEP_QUEUE_ID}.Arn": arn["QueueArn"]}
+        if not self.organization_mode:
+            return
+        properties = resources[SWEEP_QUEUE_ID].get("Properties") or {}
+        redrive = properties.get("RedrivePolicy") or {}
+        dead_letter = sqs.create_queue(QueueName="amiguard-sweep-dead-letters")["QueueUrl"] if redrive else ""
+        self._sweep_queue = PolledQueue(
+            url=self.sweep_queue_url,
+            arn=arn["QueueArn"],
+            region=self.home,
+            max_receives=int(redrive.get("maxReceiveCount", 1_000_000)),
+            visibility_timeout=int(properties.get("VisibilityTimeout", 30)),
+            dead_letter_url=dead_letter,
+        )
+
+    def sweep_dead_letters(self) -> list[dict[str, Any]]:
+        """The account sweeps the SweepQueue dead-lettered (parsed bodies), taken off the queue."""
+        if self._sweep_queue is None or not self._sweep_queue.dead_letter_url:
+            return []
+        return list(drain(self._internal.client("sqs"), self._sweep_queue.dead_letter_url))
 
     def _deploy_subscriptions(self) -> None:
         """Each function's ``SNS`` event as a subscription (with its filter policy) of a queue the dispatcher drains."""
@@ -656,6 +687,9 @@ class Sandbox:
                 event.setdefault("account", self.account)
                 batch.append(Delivery(route.function, route.rule, region, event))
         sqs = self._internal.client("sqs")
+        if self._sweep_queue is not None:
+            for body, event in self._sweep_queue.take(sqs):
+                batch.append(Delivery(SWEEPER, SWEEP_MAPPING, self.home, event, polled=body))
         for subscription, url, subscription_arn in self._sns_queues:
             for notification in canonical_order(drain(sqs, url)):
                 # SNS invokes a function with one record per message, never a batch.
@@ -681,25 +715,25 @@ class Sandbox:
             self._permissions[key] = role_permissions(self.template, role, self.stack(), attributes)
         return self._permissions[key]
 
-    def member_permissions(self, function: str, account: str) -> RolePermissions:
-        """What ``function``'s member role allows in ``account``.
-
-        The member roles' template (``org/member-roles.yaml``) is engineer orgstack's; until it is in the
-        checkout, a member role holds exactly the EC2 statements of the function's own role, as deployed in
-        the member (``${AWS::AccountId}`` is the member's): what the function needs there, nothing else.
-        """
-        key = (function, account, tuple(sorted(self.parameters.items())))
-        if key not in self._permissions:
-            stack = self.stack()
-            member_stack = Stack(stack.parameters, stack.resources, account, stack.region, attributes=stack.attributes)
-            own = role_permissions(self.template, role_of(self.template, function), member_stack, {})
-            statements = tuple(
-                statement
-                for statement in own.statements
-                if statement.actions and all(action.lower().startswith("ec2:") for action in statement.actions)
+    def member_permissions(self, role_name: str, account: str) -> RolePermissions:
+        """What the member role ``role_name`` allows in ``account``: ``org/member-roles.yaml`` as deployed there
+        with this stack's parameters."""
+        if self.org is None:
+            raise RuntimeError("member roles exist only in an organization sandbox")
+        key = (self.org.id, *(f"{name}={value}" for name, value in sorted(self.parameters.items())))
+        if self._member_roles is None or self._member_roles_key != key:
+            self._member_roles_key = key
+            self._member_roles = MemberRoles(
+                self.root,
+                self.parameters,
+                central_account=self.account,
+                organization_id=self.org.id,
+                central_roles={
+                    function: self.role_arns[function_role(self.template, function)] for function in ACTING_FUNCTIONS
+                },
+                home=self.home,
             )
-            self._permissions[key] = RolePermissions(member_role_name(function), statements)
-        return self._permissions[key]
+        return self._member_roles.permissions(role_name, account)
 
     def _alert_key(self) -> tuple[str, str] | None:
         """(logical id, ARN) of the KMS key encrypting the alert topic (``KmsMasterKeyId: !Ref Key``), if any."""
@@ -771,6 +805,9 @@ class Sandbox:
         role_arn = str(params.get("RoleArn", ""))
         if not credentials.get("AccessKeyId") or role_arn.count(":") < 5:
             return
+        # STS dates the session on the sandbox's clock (moto dates it in real time: wrong on a virtual clock).
+        seconds = int(params.get("DurationSeconds") or 3600)
+        credentials["Expiration"] = datetime.fromtimestamp(self.clock.time() + seconds, UTC)
         self._sessions[str(credentials["AccessKeyId"])] = MemberSession(
             account=role_arn.split(":")[4],
             role_name=role_arn.rsplit("/", 1)[-1],
@@ -819,7 +856,7 @@ class Sandbox:
         requests = self._organization_context(model, params, requests)
         session: MemberSession | None = caller.get("session")
         role = (
-            self.member_permissions(delivery.function, account)
+            self.member_permissions(session.role_name, account)
             if session is not None
             else self.permissions(delivery.function)
         )
@@ -855,8 +892,11 @@ class Sandbox:
         1 then 2 minutes apart; what still fails goes to the failure destination (:attr:`dead_letters`)."""
         module = self._functions[delivery.function]
         timeout = function_timeout(self.template, delivery.function)
+        polled = self._sweep_queue if delivery.polled and self._sweep_queue is not None else None
+        if polled is not None and polled.receives.get(delivery.polled, 0) > 1:
+            self.clock.advance(polled.visibility_timeout)  # a failed record is received again only after this
         self._current = delivery
-        for attempt in range(LAMBDA_ATTEMPTS):
+        for attempt in range(1 if polled is not None else LAMBDA_ATTEMPTS):  # a poller invokes synchronously
             if attempt:
                 self.clock.advance(LAMBDA_RETRY_DELAYS[attempt - 1])
             delivery.attempts += 1
@@ -894,7 +934,11 @@ class Sandbox:
                 delivery.error = f"{type(error).__name__}: {error}"
                 delivery.failures.append(delivery.error)
         self._current = None
-        if delivery.error:
+        if polled is not None:
+            failed = record_failed(delivery.result, delivery.error)
+            if polled.settle(self._internal.client("sqs"), delivery.polled, failed=failed):
+                self.dead_letters.append(delivery)
+        elif delivery.error:
             self.dead_letters.append(delivery)
         self.deliveries.append(delivery)
 

@@ -29,24 +29,25 @@ from typing import Any
 import boto3
 import botocore.session
 
-from amiguard_cli.sandbox.cfn import load_template
+from amiguard_cli.sandbox.cfn import Stack, load_template, parameter_values
 from amiguard_cli.sandbox.queues import drain
 from amiguard_cli.sandbox.regions import forwarder_patterns
-from amiguard_cli.sandbox.roles import _condition_holds, wildcard_match
+from amiguard_cli.sandbox.roles import RolePermissions, _condition_holds, role_permissions, wildcard_match
 
 # The functions that act in members (docs/organization.md) and the read-only role of scan and backtest.
 ACTING_FUNCTIONS = ("public_guard", "tag_enforcer", "dr_replicator", "sweeper")
 READER_ROLE = "amiguard-reader"
 ROLE_PATH = "/amiguard/"
 SOURCE_IDENTITY = "amiguard"
-# Templates beside template.yaml that hold the members' parts (engineer orgstack's); older ones stand in for them.
-MEMBER_ROLES_TEMPLATE = "org/member-roles.yaml"
+# The member forwarder's template (engineer orgstack's) when present; region-forwarder.yaml has the same rules.
 MEMBER_FORWARDER_TEMPLATES = ("org/member-forwarder.yaml", "region-forwarder.yaml")
 CENTRAL_NAME = "security"
 MEMBER_NAMES = ("prod", "dev")
 # What moto's CreateAccount makes in each new account, trusted by the management account: sandbox plumbing only.
 ACCESS_ROLE = "OrganizationAccountAccessRole"
 MEMBER_QUEUE = "amiguard-forwarded-to-central"
+# The member roles, as the organization's StackSet deploys them in every account (one region per account).
+MEMBER_ROLES_TEMPLATE = "org/member-roles.yaml"
 
 
 def member_role_name(function: str) -> str:
@@ -127,6 +128,54 @@ class MemberSession:
     role_name: str
     session_name: str
     source_identity: str | None
+
+
+class MemberRoles:
+    """``org/member-roles.yaml`` as its StackSet instance in each account deploys it, with the central stack's
+    values: what each member role may do there (the sandbox authorizes a member session's calls with it)."""
+
+    def __init__(
+        self,
+        root: Path,
+        central_parameters: Mapping[str, str],
+        *,
+        central_account: str,
+        organization_id: str,
+        central_roles: Mapping[str, str],
+        home: str,
+    ) -> None:
+        """``central_roles``: function -> the central function role's ARN (the stack's outputs)."""
+        self.template = load_template(root / MEMBER_ROLES_TEMPLATE)
+        declared = self.template.get("Parameters") or {}
+        # The settings both stacks share (TagEscalation, DrRegions, ReplicaCleanup, SecurityHub) take the central value.
+        values = {name: value for name, value in central_parameters.items() if name in declared}
+        values |= {"HomeRegion": home, "CentralAccountId": central_account, "OrganizationId": organization_id}
+        values |= {_pascal(function) + "RoleArn": arn for function, arn in central_roles.items()}
+        self.parameters = parameter_values(self.template, values)
+        self.home = home
+        self._ids = {
+            str((resource.get("Properties") or {}).get("RoleName")): logical_id
+            for logical_id, resource in (self.template.get("Resources") or {}).items()
+            if resource.get("Type") == "AWS::IAM::Role"
+        }
+        self._permissions: dict[tuple[str, str], RolePermissions] = {}
+
+    def permissions(self, role_name: str, account: str) -> RolePermissions:
+        """Every statement ``role/amiguard/<role_name>`` holds in ``account`` (a role the template does not
+        make holds nothing)."""
+        key = (role_name, account)
+        if key not in self._permissions:
+            logical_id = self._ids.get(role_name)
+            stack = Stack(self.parameters, {}, account, self.home)
+            self._permissions[key] = (
+                role_permissions(self.template, logical_id, stack) if logical_id else RolePermissions(role_name, ())
+            )
+        return self._permissions[key]
+
+
+def _pascal(function: str) -> str:
+    """``public_guard`` -> ``PublicGuard`` (the template's parameter names)."""
+    return "".join(part.capitalize() for part in function.split("_"))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
@@ -197,11 +198,25 @@ class ClientFactory:
         config: Config = RETRY_CONFIG,
         *,
         deadline: Callable[[], datetime | None] = lambda: None,
+        prepare: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self._session = session
         self._config = config
         self._deadline = deadline
+        self._prepare = prepare  # (service, client) -> client: a hook of the caller's on each new client
         self._client = cache(self._make)
+
+    def session(self) -> botocore.session.Session:
+        """The botocore session this factory's clients come from (boto3's default one unless given)."""
+        if self._session is not None:
+            return self._session._session
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        return boto3.DEFAULT_SESSION._session  # type: ignore[union-attr]
+
+    def with_session(self, session: boto3.Session, prepare: Callable[[str, Any], Any] | None = None) -> ClientFactory:
+        """The same factory (configuration, deadline) over ``session``: another account's credentials."""
+        return ClientFactory(session, self._config, deadline=self._deadline, prepare=prepare)
 
     def _make(self, service: str, region: str | None) -> Any:
         timeouts = timeouts_for(service)
@@ -211,6 +226,8 @@ class ClientFactory:
         maker = self._session.client if self._session is not None else boto3.client
         client = maker(service, region_name=region, config=config)  # type: ignore[call-overload]
         client = bound_by_deadline(client, service, self._deadline)
+        if self._prepare is not None:
+            client = self._prepare(service, client)
         return keep_bodies_out_of_logs(client) if service in SECRET_SERVICES else client
 
     def client(self, service: str, region: str | None = None) -> Any:

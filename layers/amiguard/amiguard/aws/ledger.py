@@ -2,7 +2,7 @@
 
 One table (``LedgerTable``; the key contract, docs/architecture.md):
 
-- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
+- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<account>#<region>``),
   sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``; index ``by-time`` (keys only) on ``DAY#YYYY-MM-DD`` /
   ``<iso-time>#<event-id>#<fingerprint>``: "everything about this AMI" is one Query on the table, "the last
   24 h" and "every row of this event" Queries on the index (then a BatchGetItem of the rows).
@@ -87,9 +87,12 @@ def finding_time(finding: Finding) -> datetime:
 
 
 def finding_pk(finding: Finding) -> str:
+    """The partition of a finding's row. Every key carries the account where an id alone does not name it:
+    an AMI id is unique in its region across all accounts (AMIs are shared and launched by id alone), so an
+    AMI's partition is its region and id, in any account; an account-level finding names its account."""
     if finding.image_id:
         return image_pk(finding.region, finding.image_id)
-    return account_pk(finding.region)
+    return account_pk(finding.account, finding.region)
 
 
 def occurrence(finding: Finding) -> str:

@@ -429,6 +429,23 @@ _ENTRIES = (
         severity_note="low when the account is trusted",
         docs="checks.md",
     ),
+    CatalogueEntry(
+        FindingType.MEMBER_ROLE_UNAVAILABLE,
+        Severity.HIGH,
+        "amiguard cannot act in a member account",
+        "Organization mode: amiguard cannot act in an account through its member role: the role is missing or "
+        "refuses the central role, the account is suspended or outside the organization, the region is not "
+        "enabled there, or STS throttled AssumeRole until the deadline (`evidence.cause`).",
+        "Nothing happens there until the role works: the event is retried, then kept in the failure queue; a "
+        "human deploys or repairs the member roles' StackSet instance.",
+        Remedy.HUMAN,
+        (f"{_DEFENSE_EVASION}/Security Tooling Coverage Gap",),
+        frozenset({EVENT, SWEEPER}),
+        ("public_guard", "tag_enforcer", "dr_replicator", "sweeper"),
+        # Imported through the very role that is unavailable: never; the alert is the channel.
+        security_hub=False,
+        docs="member-accounts.md",
+    ),
 )
 
 CATALOGUE: dict[FindingType, CatalogueEntry] = {entry.type: entry for entry in _ENTRIES}

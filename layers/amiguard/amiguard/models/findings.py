@@ -50,6 +50,9 @@ class FindingType(StrEnum):
     SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED = "snapshot-block-public-access-disabled"
     AMI_LEGACY_PLATFORM = "ami-legacy-platform"  # paravirtual or instance-store-backed
     SHARED_SNAPSHOT_USED = "shared-snapshot-used"  # another account created a volume from or copied a snapshot
+    # Organization mode: an account's amiguard member role could not be used (missing, refused, suspended account,
+    # region not enabled, STS throttling past the deadline): amiguard cannot act there until it can.
+    MEMBER_ROLE_UNAVAILABLE = "member-role-unavailable"
 
 
 class Action(StrEnum):
@@ -74,6 +77,8 @@ class Finding(BaseModel):
     severity: Severity
     summary: str = Field(description="One sentence a security engineer reads first.")
     account: str
+    # Organization mode: the account's name in the organization (Organizations DescribeAccount), where known.
+    account_name: str | None = None
     region: str
     image_id: str | None = None
     image_name: str | None = None

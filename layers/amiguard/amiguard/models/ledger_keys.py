@@ -1,6 +1,6 @@
 """Every key of the one ledger table (``LedgerTable``): the one place its layout is decided.
 
-- findings (and the alert outbox): pk ``IMAGE#<region>#<image-id>`` (or ``ACCOUNT#<region>``),
+- findings (and the alert outbox): pk ``IMAGE#<region>#<image-id>`` (or ``ACCOUNT#<account>#<region>``),
   sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``;
 - alert claims (de-duplication): pk ``DEDUP#<keyed hash of the fingerprint>``, sk ``DEDUP``;
 - DR replicas: pk ``IMAGE#<source-region>#<source-image-id>``, sk ``REPLICA#<destination-region>``;
@@ -28,9 +28,11 @@ def image_pk(region: str, image_id: str) -> str:
     return f"IMAGE#{region}#{image_id}"
 
 
-def account_pk(region: str) -> str:
-    """The partition of findings about a region rather than an AMI (block public access, coverage)."""
-    return f"ACCOUNT#{region}"
+def account_pk(account: str | None, region: str) -> str:
+    """The partition of findings about an account's region rather than an AMI (block public access, coverage,
+    a member role). Rows written as ``ACCOUNT#<region>`` before organization mode are the stack's own account's,
+    read as they are (no reader parses a partition key)."""
+    return f"ACCOUNT#{account}#{region}" if account else f"ACCOUNT#{region}"
 
 
 def finding_sk(occurrence: str) -> str:

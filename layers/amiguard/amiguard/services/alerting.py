@@ -46,11 +46,19 @@ from amiguard.models.findings import Finding
 from amiguard.models.settings import SecurityHub, Settings
 from amiguard.observability import invocation_deadline, logger, metrics
 from amiguard.policy.exceptions import covering_exception
-from amiguard.services.ports import AlertLedgerPort, AlertResult, AlertsPort, FindingsHubPort, OutboxPort
+from amiguard.services.ports import (
+    ActingAccounts,
+    AlertLedgerPort,
+    AlertResult,
+    AlertsPort,
+    FindingsHubPort,
+    OutboxPort,
+)
 
 # (service, account, region) -> a client acting in that account: the functions' own in one account; in
 # organization mode one made with the member role of the AMI's account.
 AccountRegionClient = Callable[[str, str, str], Any]
+
 
 # How far back the sweeper looks for rows left pending: longer than Lambda's retries (6 h of event age) plus a
 # day between sweeps.
@@ -217,17 +225,51 @@ def alert_path(
     clients: ClientFactory,
     *,
     standing: bool = False,
-    account_clients: AccountRegionClient | None = None,
+    accounts: ActingAccounts | None = None,
 ) -> DeferredAlerts:
     """What every function's ``build_service()`` passes as ``alerts``: SNS behind the ledger, made on first use.
 
     ``standing``: the findings are re-found on a schedule (the sweeper), so an alert suppresses the same
     finding for ``RealertHours``, not the dedup window. Without a ledger table (a partial local set-up) alerts
-    go straight to SNS, un-deduplicated. ``account_clients(service, account, region)``: clients acting in
-    the finding's account (Security Hub imports there; a tag exception reads the AMI's tags there); None:
-    ``clients``, this account's.
+    go straight to SNS, un-deduplicated. ``accounts`` (organization mode): clients acting in the finding's
+    account (Security Hub imports there; a tag exception reads the AMI's tags there) and its name in the
+    organization; None: ``clients``, this account's.
     """
-    return DeferredAlerts(lambda: _ledgered_sns(settings, clients, standing=standing, account_clients=account_clients))
+    acting = accounts if accounts is not None and accounts.organization else None
+
+    def build() -> AlertsPort:
+        path = _ledgered_sns(settings, clients, standing=standing, account_clients=acting.client_in if acting else None)
+        return path if acting is None else AccountNaming(path, acting.name_of)
+
+    return DeferredAlerts(build)
+
+
+class AccountNaming:
+    """An alert path that gives each finding its account's name (``account_name``) before the ledger and SNS
+    see it: the row and the alert say "prod (111122223333)", not a bare id. Naming never stops an alert."""
+
+    def __init__(self, inner: AlertsPort, names: Callable[[str], str | None]) -> None:
+        self._inner = inner
+        self._names = names
+
+    def _named(self, finding: Finding) -> Finding:
+        if finding.account_name or not finding.account:
+            return finding
+        name = self._names(finding.account)
+        return finding.model_copy(update={"account_name": name}) if name else finding
+
+    def stage(self, findings: Sequence[Finding]) -> None:
+        if isinstance(self._inner, OutboxPort):
+            self._inner.stage([self._named(finding) for finding in findings])
+
+    def publish(self, finding: Finding) -> AlertResult | None:
+        return self._inner.publish(self._named(finding))
+
+    def publish_pending(self, event_id: str | None, event_time: datetime) -> list[AlertResult]:
+        return self._inner.publish_pending(event_id, event_time) if isinstance(self._inner, OutboxPort) else []
+
+    def publish_stale_pending(self) -> list[AlertResult]:
+        return self._inner.publish_stale_pending() if isinstance(self._inner, OutboxPort) else []
 
 
 def _ledgered_sns(

@@ -245,7 +245,7 @@ class DrReplicator:
     def _on_api_call(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
         event_id = record.event_id or event.id
-        own = OwnRoles.of(self._settings.own_role_arns)
+        own = OwnRoles.of(self._settings.own_role_arns, organization=self._settings.organization)
         if drop := screen_cloudtrail(event, expected_names=EVENT_NAMES, own=own):
             return Outcome.dropped(drop, event_id)
         context = _Context(event.account_id or "", event_id, event.occurred_at, record.actor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.aws.securityhub import HubOutcome
@@ -158,3 +158,14 @@ class ForwardingPort(Protocol):
     """A member account's forwarding rules, region by region (:class:`~amiguard.aws.fanout.ForwardingRules`)."""
 
     def rules(self, region: str, names: Sequence[str]) -> Mapping[str, RuleState]: ...
+
+
+class ActingAccounts(Protocol):
+    """The accounts a function acts in (:class:`amiguard.aws.accounts.AccountClients`)."""
+
+    @property
+    def organization(self) -> bool: ...
+
+    def client_in(self, service: str, account: str, region: str) -> Any: ...
+
+    def name_of(self, account: str) -> str | None: ...

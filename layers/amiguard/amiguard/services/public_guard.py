@@ -87,7 +87,7 @@ class PublicGuard:
     ) -> None:
         self._settings = settings
         self._exposures = exposures
-        self._own = OwnRoles.of(settings.own_role_arns)
+        self._own = OwnRoles.of(settings.own_role_arns, organization=settings.organization)
         self._images = images
         self._alerts = alerts
         self._clock = clock
@@ -291,8 +291,9 @@ class PublicGuard:
         Without a ledger, "no longer shared" cannot be told from amiguard's own revocation: not reported.
         """
         account = event.account_id or ""
-        if account not in self._own.stack_accounts:
+        if account not in self._own.stack_accounts and not self._settings.organization:
             return None  # about another account (or forged): nothing says it was ever exposed
+        # (organization mode: every account is one amiguard acts in, through its member role)
         exposure = assess_grants(
             added,
             own_account=account,

@@ -129,7 +129,7 @@ class TagEnforcer:
         regions: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self._settings = settings
-        self._own = OwnRoles.of(settings.own_role_arns)
+        self._own = OwnRoles.of(settings.own_role_arns, organization=settings.organization)
         self._tagging = tagging
         self._violations = violations
         self._alerts = alerts

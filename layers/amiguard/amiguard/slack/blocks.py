@@ -182,7 +182,10 @@ def finding_blocks(finding: Finding) -> dict[str, Any]:
         snapshot = _linkable_snapshot(finding)
         linked = snapshot and not _linkable_image(finding)
         fields.append(_field("Snapshot", f"<{link}|{snapshot}>" if linked else escape(clip(finding.snapshot_id, 100))))
-    fields.append(_field("Account", escape(clip(finding.account or "unknown", 100))))
+    account = finding.account or "unknown"
+    if finding.account_name:  # organization mode: the account's name in the organization, then its id
+        account = f"{clip(finding.account_name, 50)} ({account})"
+    fields.append(_field("Account", escape(clip(account, 100))))
     fields.append(_field("Region", escape(clip(finding.region, 100))))
     fields.append(_field("Actor", escape(clip(finding.actor or "unknown", 500))))
     fields.append(_field("Action taken", ACTION_TEXT.get(finding.action, finding.action.value)))
