@@ -102,6 +102,7 @@ class Bench:
     label: str
     prepare: Callable[[Any, dict[str, str]], dict[str, Any]]
     targets: str
+    member: bool = False  # organization mode: the event is a member account's, acted on through its member role
 
 
 def cloudtrail_event(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +148,13 @@ def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
             "launchPermission": {"add": {"items": [{"group": "all"}]}},
         },
     )
+
+
+def in_account(event: dict[str, Any], account: str) -> dict[str, Any]:
+    """``event`` as a member account's CloudTrail records it and forwards it to the central bus."""
+    event["account"] = event["detail"]["recipientAccountId"] = account
+    event["detail"]["userIdentity"] = {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/dev-bob"}
+    return event
 
 
 def approval(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
@@ -197,6 +205,13 @@ BENCHES: list[Bench] = [
         "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls; DynamoDB 2 PutItem, 2 UpdateItem, Query, BatchGetItem",
     ),
     Bench(
+        "public_guard",
+        "public-share, member",
+        public_share,
+        "cold start <= 1.3x floor; as above + 1 STS AssumeRole (the member role) + 1 Organizations DescribeAccount",
+        member=True,
+    ),
+    Bench(
         "dr_replicator",
         "approval, 2 DR regions",
         approval,
@@ -245,9 +260,7 @@ def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
 
-def count_calls(
-    bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str], meter: WriteUnitMeter
-) -> Counter[str]:
+def count_calls(bench: Bench, prepare: Callable[[], str], env: dict[str, str], meter: WriteUnitMeter) -> Counter[str]:
     """Run the handler once in this process and count its API calls by service and operation (and, in
     ``meter``, the DynamoDB write units they cost)."""
     calls: Counter[str] = Counter()
@@ -263,7 +276,7 @@ def count_calls(
         sys.path.insert(0, str(ROOT / "functions" / bench.function))
         import importlib
 
-        event = bench.prepare(ec2, state)
+        event = json.loads(prepare())
         context = type(
             "C",
             (),
@@ -311,6 +324,23 @@ def main() -> int:
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
+    # Organization mode: the stack's account manages an organization with one member, where the member bench acts.
+    organizations = session.client("organizations", endpoint_url=endpoint)
+    organization = organizations.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = organizations.create_account(AccountName="prod", Email="prod@example.com")["CreateAccountStatus"][
+        "AccountId"
+    ]
+    access = session.client("sts", endpoint_url=endpoint).assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole", RoleSessionName="bench-setup"
+    )["Credentials"]
+    member_ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id=access["AccessKeyId"],
+        aws_secret_access_key=access["SecretAccessKey"],
+        aws_session_token=access["SessionToken"],
+    )
     template = load_template(ROOT / "template.yaml")
     ledger = table_definition(template, "LedgerTable")
     if ledger is None:
@@ -324,7 +354,17 @@ def main() -> int:
     # The stack as CloudFormation resolves it: each function gets the template's environment, nothing set by hand.
     resources = {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE, DEDUP_KEY_ID: dedup_key}
     roles = {f"{logical_id}.Arn": arn for logical_id, arn in role_arns(template, ACCOUNT).items()}
-    stack = Stack(parameter_values(template, PARAMETERS), resources, ACCOUNT, REGION, attributes=roles)
+    stacks = {
+        member_mode: Stack(
+            parameter_values(template, PARAMETERS | ({"OrganizationId": organization} if member_mode else {})),
+            resources,
+            ACCOUNT,
+            REGION,
+            attributes=roles,
+        )
+        for member_mode in (False, True)
+    }
+    stack = stacks[False]
     # The floors and the functions on botocore's full data: nothing of amiguard's in the environment.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AMIGUARD_", "AWS_", "POWERTOOLS_"))}
     floor_env = inherited | base_env
@@ -349,7 +389,13 @@ def main() -> int:
         )
         for bench in BENCHES:
             state: dict[str, str] = {}
-            deployed_env = floor_env | function_environment(template, bench.function, stack)
+            deployed_env = floor_env | function_environment(template, bench.function, stacks[bench.member])
+            bench_ec2 = member_ec2 if bench.member else ec2
+
+            def prepare(bench: Bench = bench, bench_ec2: Any = bench_ec2, state: dict[str, str] = state) -> str:
+                event = bench.prepare(bench_ec2, state)
+                return json.dumps(in_account(event, member) if bench.member else event)
+
             full_env = {k: v for k, v in deployed_env.items() if k != "AWS_DATA_PATH"}
             floors: list[Run] = []
             trimmed_floors: list[Run] = []
@@ -359,10 +405,10 @@ def main() -> int:
             for _ in range(args.runs + 1):  # the first round warms the OS file cache and is dropped
                 floors.append(timed(FLOOR, floor_env))
                 trimmed_floors.append(timed(FLOOR, trimmed_floor_env))
-                event = json.dumps(bench.prepare(ec2, state))
+                event = prepare()
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
                 samples.append(timed(code, deployed_env, phases))
-                event = json.dumps(bench.prepare(ec2, state))
+                event = prepare()
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
                 full_models.append(timed(code, full_env))
             floor, cold, full = median_run(floors[1:]), median_run(samples[1:]), median_run(full_models[1:])
@@ -371,9 +417,7 @@ def main() -> int:
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
             acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
-            calls = count_calls(
-                bench, ec2, state, {k: v for k, v in deployed_env.items() if k not in inherited}, meter
-            )
+            calls = count_calls(bench, prepare, {k: v for k, v in deployed_env.items() if k not in inherited}, meter)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
             alerts = calls["SNS Publish"]
             alerting = meter.by_row["FINDING"] + meter.by_row["DEDUP"]  # the alert path's rows
