@@ -71,7 +71,8 @@ def test_public_share_is_revoked_when_the_event_reaches_the_central_bus_through_
 
 def test_sweep_finds_its_central_bus_rules_in_place_when_organization_id_is_set(sandbox: Sandbox) -> None:
     environment = sandbox.environment("sweeper")
-    assert environment["AMIGUARD_ORGANIZATION_ID"] == ORGANIZATION
+    assert sandbox.org is not None  # the organization the sandbox made for OrganizationId, with moto's id
+    assert environment["AMIGUARD_ORGANIZATION_ID"] == sandbox.org.id
     assert f":rule/{CENTRAL_BUS}/" in environment["AMIGUARD_OWN_RULES"]
 
     delivery = sandbox.invoke("sweeper", SCHEDULED_EVENT)

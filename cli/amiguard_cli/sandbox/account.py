@@ -253,7 +253,8 @@ class Sandbox:
     ``organization=True``: organization mode (:mod:`amiguard_cli.sandbox.organization`): the account is the
     security account of an organization with two members (``sb.org``), the stack is deployed with its
     ``OrganizationId``, every account has the member roles, and each member forwards its AMI events from
-    ``member_regions`` to the central bus.
+    ``member_regions`` to the central bus. ``parameters={"OrganizationId": ...}`` means the same (the
+    organization's id is then moto's).
     """
 
     def __init__(
@@ -268,8 +269,6 @@ class Sandbox:
         organization: bool = False,
         member_regions: tuple[str, ...] = ORG_MEMBER_REGIONS,
     ) -> None:
-        if organization and account != ACCOUNT:
-            raise ValueError(f"in organization mode the security account is moto's default one, {ACCOUNT}")
         self.root = repo_root(root)
         # Lambda's time: each attempt's deadline, the waits before retries (see amiguard_cli.sandbox.clock).
         self.clock: SandboxClock = clock or RealClock()
@@ -281,6 +280,11 @@ class Sandbox:
         # Template parameters, as `sam deploy --parameter-overrides` gives them; each function's environment is
         # resolved from them (Globals + its own Environment), exactly as CloudFormation would.
         self.parameters = parameter_values(template, parameters or {})
+        # One way into organization mode: OrganizationId given means an organization, made here in moto, whose
+        # own id then replaces the one given (moto chooses organization ids).
+        organization = organization or bool(self.parameters.get("OrganizationId"))
+        if organization and account != ACCOUNT:
+            raise ValueError(f"in organization mode the security account is moto's default one, {ACCOUNT}")
         self.role_arns = role_arns(template, account)  # the stack's roles, named as CloudFormation names them
         self.routes: list[Route] = event_routes(template)
         self.subscriptions: list[Subscription] = sns_subscriptions(template)
@@ -297,8 +301,7 @@ class Sandbox:
         self.copy_fidelity = CopyImageFidelity(account)
         # Regions running only region-forwarder.yaml: their AMI events reach the home bus unchanged. Organization
         # mode: org/member-forwarder.yaml in every region, the home region too, to the central bus.
-        # One meaning for both ways in: OrganizationId given, or an organization made here (its id set at start).
-        self.organization_mode = bool(self.parameters.get("OrganizationId")) or organization
+        self.organization_mode = organization
         self.forwarding = RegionForwarding(self.root, self.home, organization=self.organization_mode)
         self._forwarded_routes: list[Route] = []  # the routes on the bus the forwarders target
         self._initial_forward_regions = forward_regions
