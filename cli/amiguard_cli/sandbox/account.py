@@ -969,14 +969,17 @@ class Sandbox:
         self._invoke(delivery)
         return delivery
 
-    def enable_security_hub(self, *regions: str) -> None:
-        """Turn Security Hub on in ``regions`` (default: the home region), as an account administrator would."""
+    def enable_security_hub(self, *regions: str, account: str | None = None) -> None:
+        """Turn Security Hub on in ``regions`` (default: the home region) of ``account`` (default: the stack's),
+        as an account administrator would."""
         for region in regions or (self.home,):
-            self._internal.client("securityhub", region_name=region).enable_security_hub(EnableDefaultStandards=False)
+            client = self.internal_client("securityhub", region, account=account)
+            client.enable_security_hub(EnableDefaultStandards=False)
 
-    def security_hub_findings(self, region: str | None = None) -> list[dict[str, Any]]:
-        """The findings Security Hub holds in ``region`` (default: home), as GetFindings returns them."""
-        client = self._internal.client("securityhub", region_name=region or self.home)
+    def security_hub_findings(self, region: str | None = None, account: str | None = None) -> list[dict[str, Any]]:
+        """The findings Security Hub holds in ``region`` (default: home) of ``account`` (default: the stack's),
+        as GetFindings returns them."""
+        client = self.internal_client("securityhub", region or self.home, account=account)
         findings: list[dict[str, Any]] = [dict(found) for found in client.get_findings(MaxResults=100)["Findings"]]
         return findings
 

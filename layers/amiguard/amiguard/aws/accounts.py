@@ -201,11 +201,10 @@ class AccountClients:
         with self._lock:
             return self._for_account(account)
 
-    def client_in(self, service: str, account: str, region: str) -> Any:
-        """A ``service`` client acting in ``account`` (a finding's: Security Hub imports it there)."""
-        if not self.organization:
-            return self.central.client(service, region)
-        return self.for_account(account).client(service, region)
+    def clients_of(self, account: str) -> ClientFactory:
+        """The clients acting in ``account`` (a finding's: Security Hub imports it there), the function's own
+        outside organization mode."""
+        return self.for_account(account) if self.organization else self.central
 
     def session(self, account: str) -> boto3.Session:
         """``account``'s boto3 session through its member role (nothing assumed until a call is signed)."""

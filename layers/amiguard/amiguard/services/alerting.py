@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -55,9 +54,9 @@ from amiguard.services.ports import (
     OutboxPort,
 )
 
-# (service, account, region) -> a client acting in that account: the functions' own in one account; in
-# organization mode one made with the member role of the AMI's account.
-AccountRegionClient = Callable[[str, str, str], Any]
+# account -> the clients acting in that account: the functions' own in one account; in organization mode those
+# made with the member role of the AMI's account.
+AccountClientsOf = Callable[[str], ClientFactory]
 
 
 # How far back the sweeper looks for rows left pending: longer than Lambda's retries (6 h of event age) plus a
@@ -238,7 +237,8 @@ def alert_path(
     acting = accounts if accounts is not None and accounts.organization else None
 
     def build() -> AlertsPort:
-        path = _ledgered_sns(settings, clients, standing=standing, account_clients=acting.client_in if acting else None)
+        of_account = acting.clients_of if acting else None
+        path = _ledgered_sns(settings, clients, standing=standing, account_clients=of_account)
         return path if acting is None else AccountNaming(path, acting.name_of)
 
     return DeferredAlerts(build)
@@ -273,7 +273,7 @@ class AccountNaming:
 
 
 def _ledgered_sns(
-    settings: Settings, clients: ClientFactory, *, standing: bool, account_clients: AccountRegionClient | None
+    settings: Settings, clients: ClientFactory, *, standing: bool, account_clients: AccountClientsOf | None
 ) -> AlertsPort:
     # SNS and Secrets Manager clients at the first alert; only the ledger's is needed before the remediation.
     sns = DeferredAlerts(
@@ -286,7 +286,7 @@ def _ledgered_sns(
     hub = None
     if settings.security_hub is SecurityHub.ENABLED:
         hub = SecurityHubExport(
-            (lambda account, region: account_clients("securityhub", account, region))
+            (lambda account, region: account_clients(account).securityhub(region))
             if account_clients
             else (lambda _account, region: clients.securityhub(region))
         )
@@ -305,7 +305,7 @@ def _ledgered_sns(
         exceptions=settings.exceptions,
         # Only for a tag exception; in the AMI's own account (organization mode: through its member role).
         image_tags=lambda finding: current_image_tags(
-            account_clients("ec2", finding.account, finding.region) if account_clients else clients.ec2(finding.region),
+            account_clients(finding.account).ec2(finding.region) if account_clients else clients.ec2(finding.region),
             finding.image_id or "",
         ),
         hub=hub,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from amiguard.aws.ledger import Claim, StagedFinding
 from amiguard.aws.securityhub import HubOutcome
@@ -15,6 +15,7 @@ from amiguard.models.images import Image, Snapshot
 from amiguard.policy.sharing import BlockPublicAccess, Grant
 
 if TYPE_CHECKING:  # types only: importing a port must not pull in the policy of functions that do not use it
+    from amiguard.aws.clients import ClientFactory
     from amiguard.policy.coverage import DeploymentState, RuleState
     from amiguard.policy.tagging import ViolationRecord
     from amiguard.policy.tampering import OwnResources
@@ -166,6 +167,6 @@ class ActingAccounts(Protocol):
     @property
     def organization(self) -> bool: ...
 
-    def client_in(self, service: str, account: str, region: str) -> Any: ...
+    def clients_of(self, account: str) -> ClientFactory: ...
 
     def name_of(self, account: str) -> str | None: ...
