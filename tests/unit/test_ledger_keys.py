@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
+from amiguard.models.findings import Action
 from tests.factories import a_finding
 
 
@@ -44,3 +45,13 @@ def test_times_sort_lexically_when_zones_and_precision_differ() -> None:
     ]
 
     assert sorted(moments, key=iso) == sorted(moments)
+
+
+def test_a_changed_outcome_gets_its_own_row_and_alert_id_when_the_problem_is_the_same() -> None:
+    # Given a public AMI the sweep could not fix, then fixed in a retry of the same sweep
+    not_fixed = a_finding(action=Action.NONE)
+    fixed = a_finding(action=Action.REVOKED)
+
+    # Then it is one problem, but the fix is news: another row, another alert (and dedup) identity
+    assert not_fixed.problem_fingerprint == fixed.problem_fingerprint
+    assert finding_sk(not_fixed) != finding_sk(fixed)

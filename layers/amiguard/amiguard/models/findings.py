@@ -88,14 +88,22 @@ class Finding(BaseModel):
     detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
+    def problem_fingerprint(self) -> str:
+        """Same resource, same kind of problem, same evidence: the same problem, whatever was done about it."""
+        return self._digest([self.type, self.account, self.region, self.image_id, self.snapshot_id, self.evidence])
+
+    @property
     def fingerprint(self) -> str:
-        """Same resource, same kind of problem, same evidence: the same finding (for de-duplication)."""
-        basis = json.dumps(
-            [self.type, self.account, self.region, self.image_id, self.snapshot_id, self.evidence],
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(basis.encode()).hexdigest()[:32]
+        """The problem and what amiguard did about it: the finding's identity (ledger row, alert id, de-duplication).
+
+        The action is part of it because a person on call needs the change of outcome: "public, fixed" after
+        "public, not fixed" (the fix was throttled, a retry made it) is news; the same outcome again is a repeat.
+        """
+        return self._digest([self.problem_fingerprint, self.action])
+
+    @staticmethod
+    def _digest(parts: list[Any]) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def to_message(self) -> dict[str, Any]:
         """The JSON document published to SNS and stored in the ledger."""

@@ -104,9 +104,19 @@ def unchecked(errors: Sequence[ScanError]) -> list[str]:
 
 
 def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
-    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees."""
-    findings = {finding.fingerprint: finding for finding in first.findings}
-    findings.update({finding.fingerprint: finding for finding in second.findings})
+    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees.
+
+    By problem, not outcome: a fix the first pass could not make and the second made is one finding, fixed. A fix
+    that raised in the first pass (a read timeout: EC2 made it, the answer was lost) whose problem the second pass
+    no longer sees took effect: the finding says what was done, not "not fixed".
+    """
+    findings = {
+        problem: finding.model_copy(update={"action": first.unfixed[problem]})
+        if problem in first.unfixed
+        else finding
+        for problem, finding in ((finding.problem_fingerprint, finding) for finding in first.findings)
+    }
+    findings.update({finding.problem_fingerprint: finding for finding in second.findings})
     second.findings = list(findings.values())
     second.started_at = first.started_at
     return second
@@ -207,6 +217,7 @@ class Sweeper:
         status = Status.ACTED if findings else Status.CLEAN
         reason = "findings" if findings else ("clean" if report.complete else "incomplete")
         outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
+        outcome.event_time = event_time
         self.unfinished = unfinished_regions([(error.region, error.code) for error in report.errors])
         retry = [error for error in report.errors if transient(error)]
         if retry:
@@ -243,11 +254,20 @@ class Sweeper:
         return found
 
     def publish(self, outcome: Outcome) -> None:
-        """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep."""
+        """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep.
+
+        The leftovers are this sweep's own rows still pending (an earlier attempt of the same schedule event fixed
+        an AMI, then could not alert: this attempt's scan no longer sees the problem), then any other invocation's
+        left pending for longer than one runs.
+        """
         results = [self._alerts.publish(finding) for finding in outcome.findings]
         if outcome.status is Status.DROPPED:
             return
-        leftovers = self._alerts.publish_stale_pending() if isinstance(self._alerts, OutboxPort) else []
+        leftovers: list[AlertResult] = []
+        if isinstance(self._alerts, OutboxPort):
+            if outcome.event_time is not None:
+                results += self._alerts.publish_pending(outcome.event_id, outcome.event_time)
+            leftovers = self._alerts.publish_stale_pending()
         if self.last_report is not None:
             standing = results.count(AlertResult.SUPPRESSED)
             summary = summary_finding(self.last_report, self._swept[0], self._settings, standing=standing)
