@@ -32,10 +32,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.aws.ledger import AlertInFlight
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.observability import logger, metrics
 from amiguard.policy.checks import checks_for
 from amiguard.policy.coverage import FORWARDING_RULES, Gap, coverage_gaps, forwarding_gaps
 from amiguard.policy.screening import Drop
@@ -111,9 +114,7 @@ def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
     no longer sees took effect: the finding says what was done, not "not fixed".
     """
     findings = {
-        problem: finding.model_copy(update={"action": first.unfixed[problem]})
-        if problem in first.unfixed
-        else finding
+        problem: finding.model_copy(update={"action": first.unfixed[problem]}) if problem in first.unfixed else finding
         for problem, finding in ((finding.problem_fingerprint, finding) for finding in first.findings)
     }
     findings.update({finding.problem_fingerprint: finding for finding in second.findings})
@@ -266,7 +267,17 @@ class Sweeper:
         leftovers: list[AlertResult] = []
         if isinstance(self._alerts, OutboxPort):
             if outcome.event_time is not None:
-                results += self._alerts.publish_pending(outcome.event_id, outcome.event_time)
+                try:
+                    results += self._alerts.publish_pending(outcome.event_id, outcome.event_time)
+                except AlertInFlight as in_flight:
+                    # An earlier attempt of this sweep published it and could not confirm (its lease runs to that
+                    # attempt's 15-minute deadline, past Lambda's retries): raising would only fill the failure
+                    # queue. The row stays pending: a later sweep's outbox pass settles it once the lease is over.
+                    logger.warning(
+                        "alert of an earlier attempt not confirmed: left to the outbox pass",
+                        extra={"fingerprint": in_flight.fingerprint},
+                    )
+                    metrics.add_metric(name="AlertsLeftInOutbox", unit=MetricUnit.Count, value=1)
             leftovers = self._alerts.publish_stale_pending()
         if self.last_report is not None:
             standing = results.count(AlertResult.SUPPRESSED)
