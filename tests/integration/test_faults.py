@@ -241,7 +241,7 @@ KNOWN_LOST_UNTIL_OUTBOX: frozenset[str] = frozenset()
 #   replication-complete).
 # - the sweeper's ModifyImageAttribute persistent (throttled, 5xx, no connection): the sweep alerts the public AMI
 #   it could not fix ("public-share", action none: a person must know now), and the redriven sweep's fix is news
-#   ("public-share", revoked: the action is part of the alert's identity). A read timeout is not among them: the
+#   ("public-share", revoked: a failed fix is its own alert identity). A read timeout is not among them: the
 #   sweep's second pass finds the AMI private, so its one alert says revoked.
 KNOWN_EXTRA_ALERT: dict[str, tuple[str, str]] = {
     "dr_replicator:ec2.CopyImage-server-error-persistent": ("replication-failed", "none"),

@@ -86,6 +86,8 @@ class Finding(BaseModel):
     # A duration: finite and never negative (NaN or Infinity in an alert is refused, not rendered).
     exposure_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
     detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Enforce mode: the remedy was tried and failed (throttled, 5xx, no answer); the success that follows is news.
+    fix_failed: bool = False
 
     @property
     def problem_fingerprint(self) -> str:
@@ -94,12 +96,13 @@ class Finding(BaseModel):
 
     @property
     def fingerprint(self) -> str:
-        """The problem and what amiguard did about it: the finding's identity (ledger row, alert id, de-duplication).
+        """The finding's identity (ledger row, alert id, de-duplication): the problem, and whether its fix failed.
 
-        The action is part of it because a person on call needs the change of outcome: "public, fixed" after
-        "public, not fixed" (the fix was throttled, a retry made it) is news; the same outcome again is a repeat.
+        A failed fix is its own identity because a person on call needs the change of outcome: "public, revoked"
+        after "public, not fixed" (the fix was throttled, a retry made it) is news; the same problem found again
+        (whatever was done or found already done about it) is a repeat.
         """
-        return self._digest([self.problem_fingerprint, self.action])
+        return self._digest([self.problem_fingerprint, "fix-failed"]) if self.fix_failed else self.problem_fingerprint
 
     @staticmethod
     def _digest(parts: list[Any]) -> str:

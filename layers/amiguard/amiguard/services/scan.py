@@ -599,6 +599,7 @@ class Scanner:
             action=action,
             evidence=verdict.evidence,
             detected_at=self._clock(),
+            fix_failed=self._fix and problem.remedy is not None and problem.remedy not in applied,
         )
 
 

@@ -113,10 +113,12 @@ def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
     that raised in the first pass (a read timeout: EC2 made it, the answer was lost) whose problem the second pass
     no longer sees took effect: the finding says what was done, not "not fixed".
     """
-    findings = {
-        problem: finding.model_copy(update={"action": first.unfixed[problem]}) if problem in first.unfixed else finding
-        for problem, finding in ((finding.problem_fingerprint, finding) for finding in first.findings)
-    }
+    findings: dict[str, Finding] = {}
+    for finding in first.findings:
+        problem = finding.problem_fingerprint
+        done = first.unfixed.get(problem)
+        fixed = {"action": done, "fix_failed": False}
+        findings[problem] = finding if done is None else finding.model_copy(update=fixed)
     findings.update({finding.problem_fingerprint: finding for finding in second.findings})
     second.findings = list(findings.values())
     second.started_at = first.started_at
