@@ -213,7 +213,29 @@ def test_copy_is_tracked_from_pending_to_available_with_latency_when_dr_state_ch
     assert complete.type == "replication-complete" and complete.image_id == SOURCE
     assert complete.evidence["latency_seconds"] == 420.0
     assert [(m.name, m.value) for m in done.measurements] == [("ReplicationSeconds", 420.0)]
-    assert again.findings == [] and again.reason == "already-recorded"
+    # The same event again (a retry whose first attempt may not have alerted) reports the same completion, the
+    # same finding identity (its alert is de-duplicated), and does not measure the latency twice.
+    assert [f.fingerprint for f in again.findings] == [complete.fingerprint] and again.measurements == []
+
+
+def test_completion_is_not_reported_again_when_another_event_finds_the_replica_finished(aws):
+    # Given a copy whose state change was recorded by one event
+    east, east_stub = stubbed("us-east-1")
+    west, west_stub = stubbed("us-west-2")
+    east_stub.add_response("describe_images", describe(SOURCE, {"amiguard:approved": "true"}), by_id(SOURCE))
+    expect_copy(west_stub)
+    west_stub.add_response("describe_images", replica(), by_id(REPLICA))
+    west_stub.add_response("describe_images", replica(), by_id(REPLICA))
+    replicator = service({"us-east-1": east, "us-west-2": west}, Clock(), Alerts())
+    with east_stub, west_stub:
+        replicator.handle(approval_event())
+        done = replicator.handle(state_change("us-west-2", REPLICA, "available"))
+        # When another event (not a retry of that one) says the same
+        other = replicator.handle(state_change("us-west-2", REPLICA, "available") | {"id": "sc-another"})
+
+    # Then only the event that recorded it reports it
+    assert [f.type for f in done.findings] == ["replication-complete"]
+    assert other.findings == [] and other.reason == "already-recorded"
 
 
 def test_replica_failing_in_dr_region_is_alerted_high_when_its_state_change_says_failed(aws):

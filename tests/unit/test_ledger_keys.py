@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
+from amiguard.models.findings import Action
 from tests.factories import a_finding
 
 
@@ -52,3 +53,22 @@ def test_times_sort_lexically_when_zones_and_precision_differ() -> None:
     ]
 
     assert sorted(moments, key=iso) == sorted(moments)
+
+
+def test_a_changed_outcome_gets_its_own_row_and_alert_id_when_the_problem_is_the_same() -> None:
+    # Given a public AMI the sweep could not fix, then fixed in a retry of the same sweep
+    not_fixed = a_finding(action=Action.NONE, fix_failed=True)
+    fixed = a_finding(action=Action.REVOKED)
+
+    # Then it is one problem, but the fix is news: another row, another alert (and dedup) identity
+    assert not_fixed.problem_fingerprint == fixed.problem_fingerprint
+    assert finding_sk(not_fixed) != finding_sk(fixed)
+
+
+def test_the_same_problem_is_one_identity_when_only_the_action_differs() -> None:
+    # Given an AMI tag_enforcer marked, then a sweep that finds it already marked
+    marked = a_finding(action=Action.TAGGED)
+    found_again = a_finding(action=Action.NONE)
+
+    # Then it is a repeat: one row per event, one alert
+    assert marked.fingerprint == found_again.fingerprint

@@ -51,6 +51,7 @@ def to_item(record: ReplicaRecord) -> dict[str, Any]:
         "replica_id": record.replica_id,
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),
+        "finished_by": record.finished_by,
         "last_error": record.last_error,
         "kms_key_id": record.kms_key_id,
         "client_token": record.client_token,
@@ -79,6 +80,7 @@ def from_item(item: dict[str, Any]) -> ReplicaRecord:
         replica_id=text("replica_id"),
         started_at=_parse_time(text("started_at")),
         finished_at=_parse_time(text("finished_at")),
+        finished_by=text("finished_by"),
         attempts=int(item.get("attempts", {}).get("N", "0")),
         last_error=text("last_error"),
         kms_key_id=text("kms_key_id"),
@@ -163,9 +165,14 @@ class DynamoReplicaLedger:
         status: ReplicaStatus,
         finished_at: datetime,
         error: str | None = None,
+        event_id: str | None = None,
     ) -> ReplicaRecord | None:
         """Move a pending row of this replica to ``status``; ``None`` if it is not pending (already done).
 
+        ``event_id``: the event that finishes it, recorded (``finished_by``). A row this very event already moved
+        to ``status`` is answered again, as first written: a retry whose first attempt wrote the row and then
+        failed (the answer lost, the alert not sent) reports the same completion, with the same alert id, while
+        another event (the state change after a sweep or an approval finished it) still finds it done.
         A replica with no row at all (the ledger lost it, or a copy made before amiguard tracked it)
         gets a finished row, so its completion is still reported once.
         """
@@ -176,13 +183,18 @@ class DynamoReplicaLedger:
             ":replica": {"S": replica_id},
             ":finished": {"S": finished},
         }
-        update = "SET #status = :status, finished_at = :finished"
+        update = "SET #status = :status, finished_at = if_not_exists(finished_at, :finished)"
         if status in TERMINAL:
             update += ", expires_at = :expires"
             values[":expires"] = {"N": str(int((finished_at + FINISHED_ROW_TTL).timestamp()))}
         if error:
             update += ", last_error = :error"
             values[":error"] = {"S": error}
+        condition = "#status = :pending AND replica_id = :replica"
+        if event_id:
+            update += ", finished_by = if_not_exists(finished_by, :event)"
+            values[":event"] = {"S": event_id}
+            condition = "replica_id = :replica AND (#status = :pending OR (#status = :status AND finished_by = :event))"
         try:
             response = self._dynamodb.update_item(
                 TableName=self._table,
@@ -191,7 +203,7 @@ class DynamoReplicaLedger:
                     "sk": {"S": replica_sk(destination_region)},
                 },
                 UpdateExpression=update,
-                ConditionExpression="#status = :pending AND replica_id = :replica",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -207,6 +219,7 @@ class DynamoReplicaLedger:
             status=status,
             replica_id=replica_id,
             finished_at=finished_at,
+            finished_by=event_id,
             last_error=error,
         )
         try:

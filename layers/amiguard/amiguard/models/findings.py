@@ -91,16 +91,27 @@ class Finding(BaseModel):
     # A duration: finite and never negative (NaN or Infinity in an alert is refused, not rendered).
     exposure_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
     detected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Enforce mode: the remedy was tried and failed (throttled, 5xx, no answer); the success that follows is news.
+    fix_failed: bool = False
+
+    @property
+    def problem_fingerprint(self) -> str:
+        """Same resource, same kind of problem, same evidence: the same problem, whatever was done about it."""
+        return self._digest([self.type, self.account, self.region, self.image_id, self.snapshot_id, self.evidence])
 
     @property
     def fingerprint(self) -> str:
-        """Same resource, same kind of problem, same evidence: the same finding (for de-duplication)."""
-        basis = json.dumps(
-            [self.type, self.account, self.region, self.image_id, self.snapshot_id, self.evidence],
-            sort_keys=True,
-            default=str,
-        )
-        return hashlib.sha256(basis.encode()).hexdigest()[:32]
+        """The finding's identity (ledger row, alert id, de-duplication): the problem, and whether its fix failed.
+
+        A failed fix is its own identity because a person on call needs the change of outcome: "public, revoked"
+        after "public, not fixed" (the fix was throttled, a retry made it) is news; the same problem found again
+        (whatever was done or found already done about it) is a repeat.
+        """
+        return self._digest([self.problem_fingerprint, "fix-failed"]) if self.fix_failed else self.problem_fingerprint
+
+    @staticmethod
+    def _digest(parts: list[Any]) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def to_message(self) -> dict[str, Any]:
         """The JSON document published to SNS and stored in the ledger."""

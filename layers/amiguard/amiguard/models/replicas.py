@@ -37,6 +37,7 @@ class ReplicaRecord(BaseModel):
     replica_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    finished_by: str | None = None  # the event that recorded the finish: its retries report it again
     attempts: int = 0
     last_error: str | None = None
     kms_key_id: str | None = None

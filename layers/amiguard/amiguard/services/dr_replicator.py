@@ -56,7 +56,7 @@ from amiguard.policy.replication import (
     source_candidates,
 )
 from amiguard.policy.screening import Drop, check_image_id, malformed_event, screen_cloudtrail
-from amiguard.services.cloudtrail import publish_findings
+from amiguard.services.cloudtrail import publish_findings, stage_findings
 from amiguard.services.outcome import Measurement, Outcome, Status
 from amiguard.services.ports import AlertsPort
 
@@ -98,6 +98,7 @@ class ReplicaLedgerPort(Protocol):
         status: ReplicaStatus,
         finished_at: datetime,
         error: str | None = None,
+        event_id: str | None = None,
     ) -> ReplicaRecord | None: ...
 
 
@@ -255,7 +256,7 @@ class DrReplicator:
             if drop := check_image_id(raw_id):
                 return Outcome.dropped(drop, event_id)
             image_id = str(raw_id)
-            return self._guarded(lambda work: self._clean_up_replicas(region, image_id, context, work), event_id)
+            return self._guarded(lambda work: self._clean_up_replicas(region, image_id, context, work), context)
         if not self._settings.dr_regions:
             return Outcome.dropped(Drop("replication-off", "AMIGUARD_DR_REGIONS is empty"), event_id)
         change = approval_change(record.event_name, record.params, record.response, self._settings.approval_tag)
@@ -281,7 +282,7 @@ class DrReplicator:
                     continue
                 self._approval_removed(image, context, work)
 
-        return self._guarded(act, event_id)
+        return self._guarded(act, context)
 
     # --- EC2 AMI State Change -----------------------------------------------------------------------------
 
@@ -317,17 +318,20 @@ class DrReplicator:
             else:
                 work.notes.append("replication-off")
 
-        return self._guarded(act, event_id)
+        return self._guarded(act, context)
 
-    def _guarded(self, act: Callable[[_Work], None], event_id: str | None) -> Outcome:
+    def _guarded(self, act: Callable[[_Work], None], context: _Context) -> Outcome:
         work = _Work()
         try:
             act(work)
         except ClientError as error:
             if not is_gone(error):
                 raise  # transient or unexpected: Lambda retries, then the dead-letter queue keeps it
-            return Outcome.dropped(Drop("resource-gone", str(error)), event_id)
-        return work.outcome(event_id)
+            return Outcome.dropped(Drop("resource-gone", str(error)), context.event_id)
+        outcome = work.outcome(context.event_id)
+        # With the event's time its outbox rows can be found: a retry alerts what an earlier attempt staged.
+        outcome.event_time = context.event_time
+        return outcome
 
     # --- which AMI is a replica ---------------------------------------------------------------------------
 
@@ -407,8 +411,12 @@ class DrReplicator:
             plan = plan_copy(row, replica, now)
             if plan.copy:
                 todo.append((region, plan))
-            elif row and replica and row.status is ReplicaStatus.PENDING and replica.state == "available":
-                # Its state change was missed (or came before the row was written): finish it now.
+            elif row and replica and replica.state == "available" and (
+                row.status is ReplicaStatus.PENDING
+                or (row.status is ReplicaStatus.AVAILABLE and row.finished_by == context.event_id)
+            ):
+                # Its state change was missed (or came before the row was written): finish it now. Or this very
+                # event finished it in an attempt that then failed: report it again (its alert may not be out).
                 self._track_replica(replica, row, "available", None, context, work)
         if not todo and not work.retry_regions:
             work.notes.append("already-replicated")
@@ -486,10 +494,14 @@ class DrReplicator:
             work.retry_regions.append(region)
             return
         claimed = record(ReplicaStatus.PENDING, request).model_copy(update={"replica_id": replica_id})
+        started = self._started(context, image, region, replica_id, request, Action.COPIED, plan)
+        # Staged before the claim: once the row is written a retry finds the copy recorded and alerts nothing, so
+        # an attempt whose claim's answer was lost (or that failed to alert) leaves its alert in the outbox.
+        stage_findings(self._alerts, [started])
         if not self._ledger.claim(claimed):
             work.notes.append(f"{region}: another invocation recorded the copy")
         else:
-            work.findings.append(self._started(context, image, region, replica_id, request, Action.COPIED, plan))
+            work.findings.append(started)
 
     def _request(self, image: Image, region: str, generation: int) -> CopyRequest:
         return copy_request(
@@ -595,6 +607,7 @@ class DrReplicator:
             status=status,
             finished_at=self._clock(),
             error=error_message or None,
+            event_id=context.event_id,  # a retry of this event reports the completion its first attempt recorded
         )
         if record is None:
             work.notes.append("already-recorded")
@@ -607,7 +620,7 @@ class DrReplicator:
             "latency_seconds": latency,
         }
         if status is ReplicaStatus.AVAILABLE:
-            if latency is not None:
+            if latency is not None and row.status is ReplicaStatus.PENDING:  # measured once, not per retry
                 work.measurements.append(Measurement(LATENCY_METRIC, latency))
             work.findings.append(
                 self._finding(

@@ -200,6 +200,9 @@ class ScanReport:
     errors: list[ScanError] = field(default_factory=list)
     # account id -> name, in a scan of several accounts (``account`` then names the organization)
     account_names: dict[str, str] = field(default_factory=dict)
+    # problem fingerprint -> the action of a fix that raised (its answer may be lost after EC2 made it): a later
+    # pass that no longer sees the problem knows what took effect
+    unfixed: dict[str, Action] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -324,10 +327,11 @@ class Scanner:
                 context = replace(context, replica_records=records)
                 report.errors.extend(errors)
             outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
-        for listing, (findings, errors) in zip(listings, outcomes, strict=True):
+        for listing, (findings, errors, unfixed) in zip(listings, outcomes, strict=True):
             report.regions.append(listing.result)
             report.findings.extend(findings)
             report.errors.extend(listing.errors + errors)
+            report.unfixed.update(unfixed)
         report.finished_at = self._clock()
         return report
 
@@ -383,9 +387,11 @@ class Scanner:
 
     # --- phase 2: check --------------------------------------------------------------------------------
 
-    def _check_region(self, listing: _Listing, context: CheckContext) -> tuple[list[Finding], list[ScanError]]:
+    def _check_region(
+        self, listing: _Listing, context: CheckContext
+    ) -> tuple[list[Finding], list[ScanError], dict[str, Action]]:
         if not listing.result.listed or listing.port is None:
-            return [], []
+            return [], [], {}
         port, region = listing.port, listing.result.region
         errors: list[ScanError] = []
         problems: list[Problem] = []
@@ -405,8 +411,13 @@ class Scanner:
         problems = [problem for problem in problems if not (problem.image and problem.image.image_id in gone)]
         applied = self._apply_remedies(port, problems, errors, gone) if self._fix else set()
         findings = [self._finding(region, problem, applied) for problem in problems]
+        unfixed = {
+            finding.problem_fingerprint: problem.remedy.done
+            for problem, finding in zip(problems, findings, strict=True)
+            if self._fix and problem.remedy is not None and problem.remedy not in applied
+        }
         listing.result.vanished.sort()
-        return findings, errors
+        return findings, errors, unfixed
 
     def _region_problems(
         self, port: ScanPort, images: Sequence[Image], context: CheckContext, pool: ThreadPoolExecutor
@@ -588,6 +599,7 @@ class Scanner:
             action=action,
             evidence=verdict.evidence,
             detected_at=self._clock(),
+            fix_failed=self._fix and problem.remedy is not None and problem.remedy not in applied,
         )
 
 

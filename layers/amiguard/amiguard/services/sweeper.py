@@ -32,10 +32,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.aws.ledger import AlertInFlight
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.observability import logger, metrics
 from amiguard.policy.checks import checks_for
 from amiguard.policy.coverage import FORWARDING_RULES, Gap, coverage_gaps, forwarding_gaps
 from amiguard.policy.screening import Drop
@@ -104,9 +107,19 @@ def unchecked(errors: Sequence[ScanError]) -> list[str]:
 
 
 def _merge(first: ScanReport, second: ScanReport) -> ScanReport:
-    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees."""
-    findings = {finding.fingerprint: finding for finding in first.findings}
-    findings.update({finding.fingerprint: finding for finding in second.findings})
+    """The retry pass's view, keeping what the first pass found (and fixed) that the second no longer sees.
+
+    By problem, not outcome: a fix the first pass could not make and the second made is one finding, fixed. A fix
+    that raised in the first pass (a read timeout: EC2 made it, the answer was lost) whose problem the second pass
+    no longer sees took effect: the finding says what was done, not "not fixed".
+    """
+    findings: dict[str, Finding] = {}
+    for finding in first.findings:
+        problem = finding.problem_fingerprint
+        done = first.unfixed.get(problem)
+        fixed = {"action": done, "fix_failed": False}
+        findings[problem] = finding if done is None else finding.model_copy(update=fixed)
+    findings.update({finding.problem_fingerprint: finding for finding in second.findings})
     second.findings = list(findings.values())
     second.started_at = first.started_at
     return second
@@ -207,6 +220,7 @@ class Sweeper:
         status = Status.ACTED if findings else Status.CLEAN
         reason = "findings" if findings else ("clean" if report.complete else "incomplete")
         outcome = Outcome(status, reason, _describe(report), findings=findings, event_id=event_id)
+        outcome.event_time = event_time
         self.unfinished = unfinished_regions([(error.region, error.code) for error in report.errors])
         retry = [error for error in report.errors if transient(error)]
         if retry:
@@ -243,11 +257,30 @@ class Sweeper:
         return found
 
     def publish(self, outcome: Outcome) -> None:
-        """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep."""
+        """Each finding on the alert path, the outbox's leftovers, then the one-message summary of the sweep.
+
+        The leftovers are this sweep's own rows still pending (an earlier attempt of the same schedule event fixed
+        an AMI, then could not alert: this attempt's scan no longer sees the problem), then any other invocation's
+        left pending for longer than one runs.
+        """
         results = [self._alerts.publish(finding) for finding in outcome.findings]
         if outcome.status is Status.DROPPED:
             return
-        leftovers = self._alerts.publish_stale_pending() if isinstance(self._alerts, OutboxPort) else []
+        leftovers: list[AlertResult] = []
+        if isinstance(self._alerts, OutboxPort):
+            if outcome.event_time is not None:
+                try:
+                    results += self._alerts.publish_pending(outcome.event_id, outcome.event_time)
+                except AlertInFlight as in_flight:
+                    # An earlier attempt of this sweep published it and could not confirm (its lease runs to that
+                    # attempt's 15-minute deadline, past Lambda's retries): raising would only fill the failure
+                    # queue. The row stays pending: a later sweep's outbox pass settles it once the lease is over.
+                    logger.warning(
+                        "alert of an earlier attempt not confirmed: left to the outbox pass",
+                        extra={"fingerprint": in_flight.fingerprint},
+                    )
+                    metrics.add_metric(name="AlertsLeftInOutbox", unit=MetricUnit.Count, value=1)
+            leftovers = self._alerts.publish_stale_pending()
         if self.last_report is not None:
             standing = results.count(AlertResult.SUPPRESSED)
             summary = summary_finding(self.last_report, self._swept[0], self._settings, standing=standing)
