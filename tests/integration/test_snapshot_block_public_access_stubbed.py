@@ -65,6 +65,30 @@ def test_nothing_is_done_when_snapshot_block_public_access_is_back_on(ec2, state
     assert outcome.status == "clean" and outcome.findings == []
 
 
+@pytest.mark.parametrize("mode", ["enforce", "audit"])
+def test_declarative_policy_setting_is_reported_not_changed_when_snapshot_block_public_access_is_off(ec2, mode):
+    # Given: an organization's EC2 declarative policy manages the setting (EC2 refuses the account's change)
+    stub = Stubber(ec2)
+    stub.add_response(
+        "get_snapshot_block_public_access_state", {"State": "unblocked", "ManagedBy": "declarative-policy"}, {}
+    )
+    alerts = Alerts()
+    guard = PublicGuard(settings=Settings(mode=mode), images=lambda region: Ec2Images(ec2), alerts=alerts)
+
+    # When: the Stubber answers no EnableSnapshotBlockPublicAccess (a call to it would fail the test)
+    with stub:
+        outcome = guard.handle(json.loads(EVENT.read_text()))
+        guard.publish(outcome)
+
+    # Then: the finding names who manages it and does not claim a fix
+    stub.assert_no_pending_responses()
+    [finding] = alerts.published
+    assert outcome.reason == "managed-by-declarative-policy"
+    assert finding.type == "snapshot-block-public-access-disabled" and finding.action == "none"
+    assert finding.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+    assert "declarative policy, snapshot_block_public_access" in finding.summary
+
+
 def test_instances_are_counted_per_ami_with_the_image_id_filter_when_asked(ec2):
     stub = Stubber(ec2)
     filters = [

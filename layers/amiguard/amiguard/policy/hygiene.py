@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
 
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import Settings
-from amiguard.policy.sharing import Grant, GrantKind, Verdict, is_trusted
+from amiguard.policy.sharing import (
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+    Grant,
+    GrantKind,
+    Verdict,
+    block_public_access_verdict,
+    is_trusted,
+)
 
 PARAVIRTUAL = "paravirtual"
 INSTANCE_STORE = "instance-store"
-# EBS snapshot block public access (GetSnapshotBlockPublicAccessState): what amiguard restores when it is off.
-SNAPSHOT_BLOCKED_STATES = frozenset({"block-all-sharing", "block-new-sharing"})
-SNAPSHOT_RESTORED_STATE: Final = "block-new-sharing"
 SHARED_SNAPSHOT_EVENTS = frozenset({"SharedSnapshotVolumeCreated", "SharedSnapshotCopyInitiated"})
 # Only a launchable AMI can be stale or unused; a disabled, failed or pending one is not yet (or no longer) one.
 LIFECYCLE_STATES = frozenset({"available"})
@@ -124,14 +127,10 @@ def idle_verdict(image: Image, idle: Idle, *, instances: int, action: str) -> Ve
     )
 
 
-def snapshot_block_public_access_verdict(region: str, state: str) -> Verdict:
-    """EBS snapshot block public access off in a region: any snapshot there can be made public again."""
-    return Verdict(
-        FindingType.SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED,
-        Severity.CRITICAL,
-        f"EBS snapshot block public access was turned off in {region}: snapshots there can be made public again.",
-        {"state": state, "restored": SNAPSHOT_RESTORED_STATE},
-    )
+def snapshot_block_public_access_verdict(region: str, state: str, *, managed_by: str = "account") -> Verdict:
+    """EBS snapshot block public access off in a region: any snapshot there can be made public again (the same
+    decision as image block public access, declarative policies included)."""
+    return block_public_access_verdict(region, state, managed_by=managed_by, kind=SNAPSHOT_BLOCK_PUBLIC_ACCESS)
 
 
 def shared_snapshot_used_verdict(

@@ -22,12 +22,7 @@ from amiguard.aws.errors import is_gone
 from amiguard.models.events import CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE, CloudTrailEvent, CloudTrailServiceEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
-from amiguard.policy.hygiene import (
-    SHARED_SNAPSHOT_EVENTS,
-    SNAPSHOT_BLOCKED_STATES,
-    shared_snapshot_used_verdict,
-    snapshot_block_public_access_verdict,
-)
+from amiguard.policy.hygiene import SHARED_SNAPSHOT_EVENTS, shared_snapshot_used_verdict
 from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import (
     Drop,
@@ -37,6 +32,10 @@ from amiguard.policy.screening import (
     screen_service_event,
 )
 from amiguard.policy.sharing import (
+    IMAGE_BLOCK_PUBLIC_ACCESS,
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+    BlockPublicAccess,
+    BlockPublicAccessKind,
     ChangeKind,
     Exposure,
     Grant,
@@ -197,38 +196,43 @@ class PublicGuard:
             images.revoke_create_volume_permissions(snapshot.snapshot_id, exposure.to_revoke)
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
 
-    # --- account-level image block public access -------------------------------------------------------
+    # --- account-level image and EBS snapshot block public access ---------------------------------------
 
     def _guard_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
-        access = images.block_public_access_state()
-        if access.blocked:
-            return Outcome.clean("already-blocked", "image block public access is on again")
-        finding = self._finding(
-            event,
-            block_public_access_verdict(event.detail.aws_region, access.state, managed_by=access.managed_by),
-            image_id=None,
+        return self._restore_block_public_access(
+            event, images.block_public_access_state(), IMAGE_BLOCK_PUBLIC_ACCESS, images.block_new_public_sharing
         )
-        if access.by_declarative_policy:
+
+    def _guard_snapshot_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        return self._restore_block_public_access(
+            event,
+            images.snapshot_block_public_access_state(),
+            SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+            images.block_new_public_snapshot_sharing,
+        )
+
+    def _restore_block_public_access(
+        self,
+        event: CloudTrailEvent,
+        access: BlockPublicAccess,
+        kind: BlockPublicAccessKind,
+        restore: Callable[[], None],
+    ) -> Outcome:
+        """Turn the region's block public access back on, unless it is on again or a declarative policy manages it."""
+        if access.blocked:
+            return Outcome.clean("already-blocked", f"{kind.name} block public access is on again ({access.state})")
+        verdict = block_public_access_verdict(
+            event.detail.aws_region, access.state, managed_by=access.managed_by, kind=kind
+        )
+        finding = self._finding(event, verdict, image_id=None)
+        if not access.restorable:
             # EC2 refuses the account's change to a setting a declarative policy manages: nothing to try, say so.
             finding = finding.model_copy(update={"action": Action.NONE, "exposure_seconds": None})
             stage_findings(self._alerts, [finding])
             return Outcome(Status.ACTED, "managed-by-declarative-policy", finding.summary, findings=[finding])
         stage_findings(self._alerts, [finding])
         if self._settings.enforcing:
-            images.block_new_public_sharing()
-        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
-
-    # --- account-level EBS snapshot block public access -------------------------------------------------
-
-    def _guard_snapshot_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
-        state = images.snapshot_block_public_access_state()
-        if state in SNAPSHOT_BLOCKED_STATES:
-            return Outcome.clean("already-blocked", f"EBS snapshot block public access is on again ({state})")
-        verdict = snapshot_block_public_access_verdict(event.detail.aws_region, state)
-        finding = self._finding(event, verdict, image_id=None)
-        stage_findings(self._alerts, [finding])
-        if self._settings.enforcing:
-            images.block_new_public_snapshot_sharing()
+            restore()
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
 
     # --- another account used a shared snapshot (a CloudTrail service event) ----------------------------
