@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
 from amiguard.models.events import CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE, CloudTrailEvent, CloudTrailServiceEvent
@@ -28,7 +27,7 @@ from amiguard.policy.screening import (
     Drop,
     check_image_id,
     check_snapshot_id,
-    malformed_event,
+    read_service_event,
     screen_service_event,
 )
 from amiguard.policy.sharing import (
@@ -241,10 +240,9 @@ class PublicGuard:
         """``shared-snapshot-used``: who used which snapshot, whether that account is trusted, whether it is
         still shared. Alert only: the data is in the other account; the share itself is revoked on its own
         event (ModifySnapshotAttribute) or by the sweep."""
-        try:
-            event = CloudTrailServiceEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_service_event(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event)
         record = event.detail
         event_id = record.event_id or event.id
         if drop := screen_service_event(event, expected_names=SHARED_SNAPSHOT_EVENTS):
