@@ -3,9 +3,10 @@ records) and CloudTrail ``LookupEvents``.
 
 A file holds ``{"Records": [...]}`` (S3 delivery), ``{"Events": [{"CloudTrailEvent": "..."}]}``
 (LookupEvents output saved by the AWS CLI), one EventBridge event or a list of them, or one bare record or a list
-of them. An EventBridge event that carries a CloudTrail record gives that record; one of another kind (an "EC2 AMI
-State Change") is kept as the event it is, since no CloudTrail record holds it; ``.json`` or ``.json.gz`` (gzip is recognised by its magic bytes, not by the name). A folder is read
-recursively, in name order. A file that cannot be read is an error naming it; the other files are still read.
+of them; ``.json`` or ``.json.gz`` (gzip is recognised by its magic bytes, not by the name). An EventBridge event
+that carries a CloudTrail record gives that record; one of another kind (an "EC2 AMI State Change") is kept as the
+event it is, since no CloudTrail record holds it. A folder is read recursively, in name order. A file that cannot
+be read is an error naming it; the other files are still read.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from amiguard.policy.replication import (
     ReplicaStanding,
     after_copy_error,
     approval_change,
-    cleanup_verb,
+    cleanup_outcome,
     copied_from,
     copy_request,
     deprecate_at,
@@ -71,7 +71,6 @@ TRACKED_STATES = frozenset({"available", "failed"})
 # generations are tried in one invocation before the event is retried.
 RECOVERY_GENERATIONS = 5
 LATENCY_METRIC = "ReplicationSeconds"
-CLEANUP_ACTIONS = {ReplicaCleanup.DEPRECATE: Action.DEPRECATED, ReplicaCleanup.DEREGISTER: Action.DEREGISTERED}
 CLEANUP_STATUSES = {
     ReplicaCleanup.DEPRECATE: ReplicaStatus.DEPRECATED,
     ReplicaCleanup.DEREGISTER: ReplicaStatus.DEREGISTERED,
@@ -712,12 +711,7 @@ class DrReplicator:
             cleaned.append(f"{destination}/{replica_id}")
         if not cleaned:
             return
-        if cleanup is ReplicaCleanup.NONE:
-            verb, action = "kept (ReplicaCleanup is none)", Action.NONE
-        elif enforce:
-            verb, action = cleanup_verb(cleanup), CLEANUP_ACTIONS[cleanup]
-        else:
-            verb, action = f"kept (audit mode: would be {cleanup_verb(cleanup)})", Action.NONE
+        verb, action = cleanup_outcome(cleanup, enforcing=self._settings.enforcing)
         work.findings.append(
             Finding(
                 type=FindingType.REPLICA_CLEANUP,

@@ -40,6 +40,7 @@ from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
 from amiguard.policy.hygiene import legacy_platform_verdict, unencrypted_verdict
 from amiguard.policy.identity import OwnRoles
+from amiguard.policy.replication import CREATION_EVENTS, TAG_EVENTS
 from amiguard.policy.screening import Drop, check_image_id, read_ami_state_change, read_schedule
 from amiguard.policy.sharing import Verdict
 from amiguard.policy.tagging import (
@@ -77,8 +78,6 @@ from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings, st
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort, ViolationLedgerPort
 
-CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
-TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 EVENT_NAMES = CREATION_EVENTS | TAG_EVENTS
 
 
