@@ -55,9 +55,8 @@ from amiguard.policy.screening import (
     check_snapshot_id,
     read_ami_state_change,
     read_cloudtrail,
-    read_service_event,
+    read_snapshot_use,
     screen_cloudtrail,
-    screen_service_event,
 )
 from amiguard.policy.sharing import (
     IMAGE_BLOCK_PUBLIC_ACCESS,
@@ -270,26 +269,16 @@ class Backtest:
 
     def _shared_snapshot_used(self, envelope: dict[str, Any]) -> Drop | None:
         """Another account used a shared snapshot: an alert naming it (nothing to undo, as public_guard)."""
-        event = read_service_event(envelope)
-        if isinstance(event, Drop):
-            return event
-        if drop := screen_service_event(event, expected_names=SHARED_SNAPSHOT_EVENTS):
-            return drop
-        record = event.detail
-        snapshot_id = (record.service_event_details or {}).get("snapshotId")
-        if drop := check_snapshot_id(snapshot_id):
-            return drop
-        used_by = str(record.user_identity.account_id if record.user_identity else "")
+        use = read_snapshot_use(envelope, expected_names=SHARED_SNAPSHOT_EVENTS)
+        if isinstance(use, Drop):
+            return use
         verdict = shared_snapshot_used_verdict(
-            str(snapshot_id),
-            event_name=record.event_name,
-            used_by=used_by,
-            own_account=event.account_id or "",
+            use,
             trusted_principals=self._settings.trusted_principals,
             backed_images=(),
             still_shared=True,  # not known from the history: the summary then says nothing of now
         )
-        self._decide(event, "public_guard", str(snapshot_id), verdict, Action.NONE, actor=used_by)
+        self._decide(use.event, "public_guard", use.snapshot_id, verdict, Action.NONE, actor=use.used_by)
         return None
 
     def _sharing(self, event: CloudTrailEvent) -> Drop | None:

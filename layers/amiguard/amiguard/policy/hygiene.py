@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import Settings
+from amiguard.policy.screening import SnapshotUse
 from amiguard.policy.sharing import (
     SNAPSHOT_BLOCK_PUBLIC_ACCESS,
     Grant,
@@ -134,14 +135,7 @@ def snapshot_block_public_access_verdict(region: str, state: str, *, managed_by:
 
 
 def shared_snapshot_used_verdict(
-    snapshot_id: str,
-    *,
-    event_name: str,
-    used_by: str,
-    own_account: str,
-    trusted_principals: Sequence[str],
-    backed_images: Sequence[str],
-    still_shared: bool | None,
+    use: SnapshotUse, *, trusted_principals: Sequence[str], backed_images: Sequence[str], still_shared: bool | None
 ) -> Verdict:
     """Another account created a volume from (``SharedSnapshotVolumeCreated``) or copied
     (``SharedSnapshotCopyInitiated``) one of this account's snapshots: high unless that account is trusted.
@@ -149,8 +143,9 @@ def shared_snapshot_used_verdict(
     Only account ids can be told trusted here: an account inside a trusted organization or OU is not known to
     be one without asking AWS Organizations, so it counts as untrusted (list it in TrustedPrincipals).
     """
+    used_by, snapshot_id, event_name = use.used_by, use.snapshot_id, use.event.detail.event_name
     grant = Grant(GrantKind.USER_ID, used_by)
-    trusted = is_trusted(grant, own_account=own_account, trusted_principals=trusted_principals)
+    trusted = is_trusted(grant, own_account=use.event.account_id or "", trusted_principals=trusted_principals)
     verb = "created a volume from" if event_name == "SharedSnapshotVolumeCreated" else "copied"
     backs = f" (backs {', '.join(backed_images)})" if backed_images else ""
     who = "trusted account" if trusted else "untrusted account"

@@ -162,6 +162,30 @@ def read_ami_state_change(raw: Any) -> AmiStateChangeEvent | Drop:
     return check_image_id(event.detail.image_id) or event
 
 
+@dataclass(frozen=True)
+class SnapshotUse:
+    """Another account's use of a shared snapshot, as the "AWS Service Event via CloudTrail" records it."""
+
+    event: CloudTrailServiceEvent
+    snapshot_id: str
+    used_by: str  # the other account
+
+
+def read_snapshot_use(raw: Any, *, expected_names: frozenset[str]) -> SnapshotUse | Drop:
+    """A SharedSnapshotVolumeCreated / SharedSnapshotCopyInitiated event, screened, with its snapshot id and the
+    account that used it (``userIdentity.accountId``; screening checked it is another, well-formed account)."""
+    event = read_service_event(raw)
+    if isinstance(event, Drop):
+        return event
+    if drop := screen_service_event(event, expected_names=expected_names):
+        return drop
+    record = event.detail
+    snapshot_id = (record.service_event_details or {}).get("snapshotId")
+    if drop := check_snapshot_id(snapshot_id):
+        return drop
+    return SnapshotUse(event, str(snapshot_id), str(record.user_identity.account_id if record.user_identity else ""))
+
+
 def read_schedule(raw: Any) -> ScheduledEvent | Drop:
     """The "Scheduled Event" an EventBridge schedule delivers, with a well-formed account (the sweeps' subject)."""
     detail_type = raw.get("detail-type") if isinstance(raw, dict) else None

@@ -23,13 +23,7 @@ from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
 from amiguard.policy.hygiene import SHARED_SNAPSHOT_EVENTS, shared_snapshot_used_verdict
 from amiguard.policy.identity import OwnRoles
-from amiguard.policy.screening import (
-    Drop,
-    check_image_id,
-    check_snapshot_id,
-    read_service_event,
-    screen_service_event,
-)
+from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id, read_snapshot_use
 from amiguard.policy.sharing import (
     IMAGE_BLOCK_PUBLIC_ACCESS,
     SNAPSHOT_BLOCK_PUBLIC_ACCESS,
@@ -240,17 +234,12 @@ class PublicGuard:
         """``shared-snapshot-used``: who used which snapshot, whether that account is trusted, whether it is
         still shared. Alert only: the data is in the other account; the share itself is revoked on its own
         event (ModifySnapshotAttribute) or by the sweep."""
-        event = read_service_event(raw_event)
-        if isinstance(event, Drop):
-            return Outcome.dropped(event)
+        use = read_snapshot_use(raw_event, expected_names=SHARED_SNAPSHOT_EVENTS)
+        if isinstance(use, Drop):
+            return Outcome.dropped(use, raw_event.get("id"))
+        event, snapshot_id, used_by = use.event, use.snapshot_id, use.used_by
         record = event.detail
         event_id = record.event_id or event.id
-        if drop := screen_service_event(event, expected_names=SHARED_SNAPSHOT_EVENTS):
-            return Outcome.dropped(drop, event_id)
-        snapshot_id = (record.service_event_details or {}).get("snapshotId")
-        if drop := check_snapshot_id(snapshot_id):
-            return Outcome.dropped(drop, event_id)
-        used_by = str(record.user_identity.account_id if record.user_identity else "")
         images = self._images(record.aws_region)
         still_shared: bool | None
         try:
@@ -265,12 +254,9 @@ class PublicGuard:
             grants = images.create_volume_permissions(snapshot.snapshot_id)
             still_shared = any(grant.is_public or grant.value == used_by for grant in grants)
         verdict = shared_snapshot_used_verdict(
-            str(snapshot_id),
-            event_name=record.event_name,
-            used_by=used_by,
-            own_account=event.account_id or "",
+            use,
             trusted_principals=self._settings.trusted_principals,
-            backed_images=images.images_backed_by(str(snapshot_id)) if snapshot is not None else [],
+            backed_images=images.images_backed_by(snapshot_id) if snapshot is not None else [],
             still_shared=still_shared,
         )
         finding = self._finding(event, verdict, image_id=None, snapshot_id=str(snapshot_id))
