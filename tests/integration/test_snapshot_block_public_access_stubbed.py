@@ -30,6 +30,17 @@ def ec2():
     return boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
+def _guard_disable_event(stub, ec2, mode):
+    """public_guard on the DisableSnapshotBlockPublicAccess sample, against ``stub``'s answers (all of them used)."""
+    alerts = Alerts()
+    guard = PublicGuard(settings=Settings(mode=mode), images=lambda region: Ec2Images(ec2), alerts=alerts)
+    with stub:
+        outcome = guard.handle(json.loads(EVENT.read_text()))
+        guard.publish(outcome)
+    stub.assert_no_pending_responses()
+    return outcome, alerts.published
+
+
 @pytest.mark.parametrize(("mode", "enables"), [("enforce", True), ("audit", False)])
 def test_snapshot_block_public_access_is_restored_only_in_enforce_mode_when_disabled(ec2, mode, enables):
     stub = Stubber(ec2)
@@ -38,15 +49,9 @@ def test_snapshot_block_public_access_is_restored_only_in_enforce_mode_when_disa
         stub.add_response(
             "enable_snapshot_block_public_access", {"State": "block-new-sharing"}, {"State": "block-new-sharing"}
         )
-    alerts = Alerts()
-    guard = PublicGuard(settings=Settings(mode=mode), images=lambda region: Ec2Images(ec2), alerts=alerts)
 
-    with stub:
-        outcome = guard.handle(json.loads(EVENT.read_text()))
-        guard.publish(outcome)
+    _, [finding] = _guard_disable_event(stub, ec2, mode)
 
-    stub.assert_no_pending_responses()
-    [finding] = alerts.published
     assert finding.type == "snapshot-block-public-access-disabled" and finding.severity == "critical"
     assert finding.action == ("revoked" if enables else "would-revoke")
     assert finding.actor.endswith("alice@example.com")
@@ -63,6 +68,24 @@ def test_nothing_is_done_when_snapshot_block_public_access_is_back_on(ec2, state
 
     stub.assert_no_pending_responses()
     assert outcome.status == "clean" and outcome.findings == []
+
+
+@pytest.mark.parametrize("mode", ["enforce", "audit"])
+def test_declarative_policy_setting_is_reported_not_changed_when_snapshot_block_public_access_is_off(ec2, mode):
+    # Given: an organization's EC2 declarative policy manages the setting (EC2 refuses the account's change)
+    stub = Stubber(ec2)
+    stub.add_response(
+        "get_snapshot_block_public_access_state", {"State": "unblocked", "ManagedBy": "declarative-policy"}, {}
+    )
+
+    # When: the Stubber answers no EnableSnapshotBlockPublicAccess (a call to it would fail the test)
+    outcome, [finding] = _guard_disable_event(stub, ec2, mode)
+
+    # Then: the finding names who manages it and does not claim a fix
+    assert outcome.reason == "managed-by-declarative-policy"
+    assert finding.type == "snapshot-block-public-access-disabled" and finding.action == "none"
+    assert finding.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+    assert "declarative policy, snapshot_block_public_access" in finding.summary
 
 
 def test_instances_are_counted_per_ami_with_the_image_id_filter_when_asked(ec2):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -17,11 +18,14 @@ from amiguard.policy.checks import (
     RemedyRefused,
 )
 from amiguard.policy.hygiene import (
+    SHARED_SNAPSHOT_EVENTS,
     idle_findings,
     legacy_platform_verdict,
     shared_snapshot_used_verdict,
     unencrypted_verdict,
 )
+from amiguard.policy.screening import Drop, read_snapshot_use
+from tests.samples import ROOT
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "123456789012"
@@ -161,15 +165,16 @@ def test_hygiene_check_reports_unencrypted_and_legacy_for_one_image():
     ("trusted", "severity"), [(("222233334444",), "low"), ((), "high")], ids=["trusted", "untrusted"]
 )
 def test_shared_snapshot_use_is_high_unless_the_account_is_trusted(trusted, severity):
+    # Given the service event CloudTrail records when account 222233334444 copies a shared snapshot
+    event = json.loads((ROOT / "events" / "public_guard" / "shared-snapshot-copy-initiated.json").read_text())
+    event["detail"]["userIdentity"]["accountId"] = "222233334444"
+    use = read_snapshot_use(event, expected_names=SHARED_SNAPSHOT_EVENTS)
+    assert not isinstance(use, Drop), use
+    # When
     verdict = shared_snapshot_used_verdict(
-        "snap-0abcdef1234567890",
-        event_name="SharedSnapshotCopyInitiated",
-        used_by="222233334444",
-        own_account=ACCOUNT,
-        trusted_principals=trusted,
-        backed_images=["ami-0123456789abcdef0"],
-        still_shared=True,
+        use, trusted_principals=trusted, backed_images=["ami-0123456789abcdef0"], still_shared=True
     )
+    # Then
 
     assert verdict.type == "shared-snapshot-used" and verdict.severity == severity
     assert verdict.evidence["used_by"] == "222233334444"

@@ -11,6 +11,7 @@ from amiguard.models.images import Image
 from amiguard.models.settings import load_settings
 from amiguard.policy.checks import (
     BlockNewPublicSharing,
+    BlockNewPublicSnapshotSharing,
     BlockPublicAccessCheck,
     CheckContext,
     Fact,
@@ -20,6 +21,7 @@ from amiguard.policy.checks import (
     RegionFacts,
     RevokeCreateVolumePermissions,
     RevokeLaunchPermissions,
+    SnapshotBlockPublicAccessCheck,
     SnapshotShareCheck,
 )
 from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind
@@ -195,6 +197,37 @@ def test_block_public_access_is_reported_without_remedy_when_a_declarative_polic
     for problem in problems:
         assert problem.remedy is None
         assert problem.verdict.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+
+
+@pytest.mark.parametrize(
+    ("state", "managed_by", "remedy"),
+    [
+        ("unblocked", "account", BlockNewPublicSnapshotSharing()),
+        ("unblocked", "declarative-policy", None),
+        ("block-all-sharing", "account", "none"),
+        ("block-new-sharing", "declarative-policy", "none"),
+    ],
+    ids=["off", "off-by-declarative-policy", "on-all", "on-by-declarative-policy"],
+)
+def test_snapshot_block_public_access_is_fixed_only_when_the_account_manages_it_when_it_is_off(
+    state: str, managed_by: str, remedy: object
+) -> None:
+    # Given: GetSnapshotBlockPublicAccessState's state and ManagedBy for the region
+    access = BlockPublicAccess(state, managed_by=managed_by)
+    # When
+    problems = SnapshotBlockPublicAccessCheck().evaluate(
+        RegionFacts("eu-west-1", [], snapshot_block_public_access=access), context()
+    )
+    # Then: no finding while it is on; off, a finding, with a remedy only where the account may change it
+    if remedy == "none":
+        assert problems == []
+        return
+    [problem] = problems
+    assert problem.verdict.type == FindingType.SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED
+    assert problem.remedy == remedy
+    if managed_by == "declarative-policy":
+        assert problem.verdict.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+        assert "snapshot_block_public_access" in problem.verdict.summary
 
 
 def _report(*, findings: bool, errors: bool, listed: bool = True) -> ScanReport:

@@ -28,6 +28,7 @@ from typing import IO, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.models.events import CLOUDTRAIL_DETAIL_TYPE, CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE
 from amiguard.models.settings import REGION, SettingsError, load_settings
 from amiguard_cli import org
 from amiguard_cli.backtest.decide import Backtest, Result, WouldDo
@@ -128,12 +129,18 @@ def _instant(text: str, option: str) -> datetime:
 # --- history ------------------------------------------------------------------------------------------
 
 
+# CloudTrail records both as management events, so LookupEvents returns both (it takes exact names only: a rule's
+# prefix pattern, tamper_guard's Lambda calls, is matched in trail files but cannot be looked up).
+CLOUDTRAIL_DETAIL_TYPES = frozenset({CLOUDTRAIL_DETAIL_TYPE, CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE})
+
+
 def routed_event_names(routes: list[Route]) -> list[str]:
     """Every CloudTrail eventName the template's rules route (what LookupEvents is asked for, one by one)."""
     names: set[str] = set()
     for route in routes:
         value = (route.pattern.get("detail") or {}).get("eventName")
-        if route.pattern.get("detail-type") == ["AWS API Call via CloudTrail"] and isinstance(value, list):
+        detail_types = set(route.pattern.get("detail-type") or ())
+        if detail_types and detail_types <= CLOUDTRAIL_DETAIL_TYPES and isinstance(value, list):
             names.update(name for name in value if isinstance(name, str))
     return sorted(names)
 

@@ -125,14 +125,19 @@ def _get_image_block_public_access_state(self: EC2Response) -> ActionResult:
     return ActionResult({"ImageBlockPublicAccessState": state, "ManagedBy": managed_by})
 
 
-def set_image_block_public_access_by_declarative_policy(account: str, region: str, state: str) -> None:
-    """What an attached EC2 declarative policy does to the region: its state, ``ManagedBy=declarative-policy``
-    (the sandbox's stand-in for the management account; moto has no declarative policies)."""
+def set_block_public_access_by_declarative_policy(
+    account: str, region: str, *, image: str | None = None, snapshot: str | None = None
+) -> None:
+    """What an attached EC2 declarative policy does to the region: the image and/or EBS snapshot block public access
+    state it sets, answered with ``ManagedBy=declarative-policy`` (the sandbox's stand-in for the management account;
+    moto has no declarative policies)."""
     from moto.ec2.models import ec2_backends
 
     backend = ec2_backends[account][region]
-    setattr(backend, "amiguard_image_block_public_access", state)  # noqa: B010 (attributes moto's class lacks)
-    setattr(backend, "amiguard_image_block_public_access_managed_by", "declarative-policy")  # noqa: B010
+    for kind, state in (("image", image), ("snapshot", snapshot)):
+        if state is not None:
+            setattr(backend, f"amiguard_{kind}_block_public_access", state)
+            setattr(backend, f"amiguard_{kind}_block_public_access_managed_by", "declarative-policy")
 
 
 def _enable_image_block_public_access(self: EC2Response) -> ActionResult:
@@ -151,7 +156,8 @@ _SNAPSHOT_BPA_DEFAULT = "block-new-sharing"  # on in the sandbox, as image block
 
 def _get_snapshot_block_public_access_state(self: EC2Response) -> ActionResult:
     state = getattr(self.ec2_backend, "amiguard_snapshot_block_public_access", _SNAPSHOT_BPA_DEFAULT)
-    return ActionResult({"State": state, "ManagedBy": "account"})
+    managed_by = getattr(self.ec2_backend, "amiguard_snapshot_block_public_access_managed_by", "account")
+    return ActionResult({"State": state, "ManagedBy": managed_by})
 
 
 def _enable_snapshot_block_public_access(self: EC2Response) -> ActionResult:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amiguard.models.events import wrap_cloudtrail_record
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 from amiguard.policy.screening import SNAPSHOT_ID
 from amiguard_cli.sandbox.account import Alert, Delivery, Sandbox
@@ -26,7 +25,7 @@ def load_events(path: Path) -> list[dict[str, Any]]:
 
     Raises ``ValueError`` naming the file when it cannot be read or holds no event.
     """
-    from amiguard_cli.history import read_file
+    from amiguard_cli.history import as_event, read_file
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -40,7 +39,7 @@ def load_events(path: Path) -> list[dict[str, Any]]:
     if not history.records:
         skipped = ", ".join(f"{count} {reason}" for reason, count in history.skipped.items()) or "empty"
         raise ValueError(f"{path}: holds no CloudTrail record ({skipped})")
-    return [wrap_cloudtrail_record(record) for record in history.records]
+    return [as_event(record) for record in history.records]
 
 
 def _rename(collection: dict[str, Any], old: str, new: str) -> None:

@@ -6,8 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from amiguard.models.images import Image, Snapshot
-from amiguard.policy.hygiene import SNAPSHOT_RESTORED_STATE
-from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind, grants_from_api
+from amiguard.policy.sharing import BLOCK_NEW_SHARING, BlockPublicAccess, Grant, GrantKind, grants_from_api
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -98,14 +97,15 @@ class Ec2Images:
         return BlockPublicAccess(str(state), str(managed_by))
 
     def block_new_public_sharing(self) -> None:
-        self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")
+        self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState=BLOCK_NEW_SHARING)
 
-    def snapshot_block_public_access_state(self) -> str:
-        """``block-all-sharing``, ``block-new-sharing`` or ``unblocked`` for this region."""
-        return str(self._ec2.get_snapshot_block_public_access_state()["State"])
+    def snapshot_block_public_access_state(self) -> BlockPublicAccess:
+        """``block-all-sharing``, ``block-new-sharing`` or ``unblocked`` for this region, and who manages it."""
+        response = self._ec2.get_snapshot_block_public_access_state()
+        return BlockPublicAccess(str(response["State"]), str(response.get("ManagedBy") or "account"))
 
     def block_new_public_snapshot_sharing(self) -> None:
-        self._ec2.enable_snapshot_block_public_access(State=SNAPSHOT_RESTORED_STATE)
+        self._ec2.enable_snapshot_block_public_access(State=BLOCK_NEW_SHARING)
 
     def instances_by_image(self, image_ids: Sequence[str]) -> dict[str, int]:
         """How many instances not terminated use each of these AMIs (DescribeInstances, filter ``image-id``)."""

@@ -1,4 +1,4 @@
-"""EventBridge events amiguard consumes: CloudTrail API calls and EC2 AMI state changes.
+"""EventBridge events amiguard consumes: CloudTrail API calls and service events, EC2 AMI state changes, schedules.
 
 Input models ignore unknown fields (CloudTrail adds fields with every ``eventVersion``) and accept the
 shapes real recordings have: ``eventTime`` with a space instead of ``T``, string booleans, missing
@@ -136,34 +136,30 @@ class _EventBridgeEnvelope(_Input):
         return _as_utc(value) if value else None
 
 
-class CloudTrailEvent(_EventBridgeEnvelope):
+class _CloudTrailEnvelope(_EventBridgeEnvelope):
+    """What both kinds of CloudTrail event share: the record, its account and its time."""
+
+    detail: CloudTrailRecord
+
+    @property
+    def account_id(self) -> str | None:
+        return self.detail.recipient_account_id or self.account
+
+    @property
+    def occurred_at(self) -> datetime | None:
+        return self.detail.event_time or self.time
+
+
+class CloudTrailEvent(_CloudTrailEnvelope):
     """An "AWS API Call via CloudTrail" event as EventBridge delivers it."""
 
     detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
-    detail: CloudTrailRecord
-
-    @property
-    def account_id(self) -> str | None:
-        return self.detail.recipient_account_id or self.account
-
-    @property
-    def occurred_at(self) -> datetime | None:
-        return self.detail.event_time or self.time
 
 
-class CloudTrailServiceEvent(_EventBridgeEnvelope):
+class CloudTrailServiceEvent(_CloudTrailEnvelope):
     """An "AWS Service Event via CloudTrail" event: the record has ``serviceEventDetails``, no request."""
 
     detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")
-    detail: CloudTrailRecord
-
-    @property
-    def account_id(self) -> str | None:
-        return self.detail.recipient_account_id or self.account
-
-    @property
-    def occurred_at(self) -> datetime | None:
-        return self.detail.event_time or self.time
 
 
 class AmiStateChange(_Input):
@@ -180,12 +176,17 @@ class AmiStateChangeEvent(_EventBridgeEnvelope):
     detail: AmiStateChange
 
 
+# CloudTrail's eventType -> the detail-type EventBridge delivers the record with (an API call when absent).
+_DETAIL_TYPES = {"AwsApiCall": CLOUDTRAIL_DETAIL_TYPE, "AwsServiceEvent": CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE}
+
+
 def wrap_cloudtrail_record(record: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-    """Wrap a bare CloudTrail record the way EventBridge delivers it (``resources`` is always empty)."""
+    """Wrap a bare CloudTrail record the way EventBridge delivers it (``resources`` is always empty): an
+    ``AwsServiceEvent`` record as "AWS Service Event via CloudTrail", any other as "AWS API Call via CloudTrail"."""
     return {
         "version": "0",
         "id": event_id or str(record.get("eventID") or "00000000-0000-0000-0000-000000000000"),
-        "detail-type": CLOUDTRAIL_DETAIL_TYPE,
+        "detail-type": _DETAIL_TYPES.get(str(record.get("eventType")), CLOUDTRAIL_DETAIL_TYPE),
         "source": "aws." + str(record.get("eventSource", "ec2.amazonaws.com")).split(".", 1)[0],
         "account": record.get("recipientAccountId"),
         "time": record.get("eventTime"),

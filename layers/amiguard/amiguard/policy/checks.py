@@ -32,11 +32,9 @@ from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord
 from amiguard.models.settings import ReplicaCleanup, Settings, StaleImageAction, TagEscalation
 from amiguard.policy.hygiene import (
-    SNAPSHOT_BLOCKED_STATES,
     idle_findings,
     idle_verdict,
     legacy_platform_verdict,
-    snapshot_block_public_access_verdict,
     unencrypted_verdict,
 )
 from amiguard.policy.replication import (
@@ -64,7 +62,10 @@ from amiguard.policy.replication import (
     source_candidates,
 )
 from amiguard.policy.sharing import (
+    IMAGE_BLOCK_PUBLIC_ACCESS,
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS,
     BlockPublicAccess,
+    BlockPublicAccessKind,
     Grant,
     GrantKind,
     Verdict,
@@ -393,7 +394,7 @@ class RegionFacts:
     public_snapshots: frozenset[str] | None = None
     snapshot_grants: Mapping[str, tuple[Grant, ...]] | None = None  # snapshot id -> its create-volume grants
     violations: Mapping[str, ViolationRecord] | None = None  # by image id; None: no record could be read
-    snapshot_block_public_access: str | None = None
+    snapshot_block_public_access: BlockPublicAccess | None = None
     images_in_use: Mapping[str, int] | None = None  # image id -> instances using it (asked-for AMIs only)
 
 
@@ -543,12 +544,9 @@ class BlockPublicAccessCheck:
         return frozenset({Fact.BLOCK_PUBLIC_ACCESS})
 
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
-        access = facts.block_public_access
-        if access is None or access.blocked:
-            return []
-        verdict = block_public_access_verdict(facts.region, access.state, managed_by=access.managed_by)
-        # A declarative policy's setting cannot be changed from the account: reported, never "fixed".
-        return [Problem(verdict, remedy=None if access.by_declarative_policy else BlockNewPublicSharing())]
+        return _block_public_access_problems(
+            facts.region, facts.block_public_access, IMAGE_BLOCK_PUBLIC_ACCESS, BlockNewPublicSharing()
+        )
 
 
 class SnapshotBlockPublicAccessCheck:
@@ -563,11 +561,23 @@ class SnapshotBlockPublicAccessCheck:
         return frozenset({Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS})
 
     def evaluate(self, facts: RegionFacts, context: CheckContext) -> list[Problem]:
-        state = facts.snapshot_block_public_access
-        if state is None or state in SNAPSHOT_BLOCKED_STATES:
-            return []
-        verdict = snapshot_block_public_access_verdict(facts.region, state)
-        return [Problem(verdict, remedy=BlockNewPublicSnapshotSharing())]
+        return _block_public_access_problems(
+            facts.region,
+            facts.snapshot_block_public_access,
+            SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+            BlockNewPublicSnapshotSharing(),
+        )
+
+
+def _block_public_access_problems(
+    region: str, access: BlockPublicAccess | None, kind: BlockPublicAccessKind, remedy: Remedy
+) -> list[Problem]:
+    """Image or EBS snapshot block public access off (``None``: not read, nothing to say)."""
+    if access is None or access.blocked:
+        return []
+    verdict = block_public_access_verdict(region, access.state, managed_by=access.managed_by, kind=kind)
+    # A declarative policy's setting cannot be changed from the account: reported, never "fixed".
+    return [Problem(verdict, remedy=remedy if access.restorable else None)]
 
 
 class ImageHygieneCheck:

@@ -12,18 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
 
 from amiguard.models.findings import FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import Settings
-from amiguard.policy.sharing import Grant, GrantKind, Verdict, is_trusted
+from amiguard.policy.screening import SnapshotUse
+from amiguard.policy.sharing import (
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+    Grant,
+    GrantKind,
+    Verdict,
+    block_public_access_verdict,
+    is_trusted,
+)
 
 PARAVIRTUAL = "paravirtual"
 INSTANCE_STORE = "instance-store"
-# EBS snapshot block public access (GetSnapshotBlockPublicAccessState): what amiguard restores when it is off.
-SNAPSHOT_BLOCKED_STATES = frozenset({"block-all-sharing", "block-new-sharing"})
-SNAPSHOT_RESTORED_STATE: Final = "block-new-sharing"
 SHARED_SNAPSHOT_EVENTS = frozenset({"SharedSnapshotVolumeCreated", "SharedSnapshotCopyInitiated"})
 # Only a launchable AMI can be stale or unused; a disabled, failed or pending one is not yet (or no longer) one.
 LIFECYCLE_STATES = frozenset({"available"})
@@ -124,25 +128,14 @@ def idle_verdict(image: Image, idle: Idle, *, instances: int, action: str) -> Ve
     )
 
 
-def snapshot_block_public_access_verdict(region: str, state: str) -> Verdict:
-    """EBS snapshot block public access off in a region: any snapshot there can be made public again."""
-    return Verdict(
-        FindingType.SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED,
-        Severity.CRITICAL,
-        f"EBS snapshot block public access was turned off in {region}: snapshots there can be made public again.",
-        {"state": state, "restored": SNAPSHOT_RESTORED_STATE},
-    )
+def snapshot_block_public_access_verdict(region: str, state: str, *, managed_by: str = "account") -> Verdict:
+    """EBS snapshot block public access off in a region: any snapshot there can be made public again (the same
+    decision as image block public access, declarative policies included)."""
+    return block_public_access_verdict(region, state, managed_by=managed_by, kind=SNAPSHOT_BLOCK_PUBLIC_ACCESS)
 
 
 def shared_snapshot_used_verdict(
-    snapshot_id: str,
-    *,
-    event_name: str,
-    used_by: str,
-    own_account: str,
-    trusted_principals: Sequence[str],
-    backed_images: Sequence[str],
-    still_shared: bool | None,
+    use: SnapshotUse, *, trusted_principals: Sequence[str], backed_images: Sequence[str], still_shared: bool | None
 ) -> Verdict:
     """Another account created a volume from (``SharedSnapshotVolumeCreated``) or copied
     (``SharedSnapshotCopyInitiated``) one of this account's snapshots: high unless that account is trusted.
@@ -150,8 +143,9 @@ def shared_snapshot_used_verdict(
     Only account ids can be told trusted here: an account inside a trusted organization or OU is not known to
     be one without asking AWS Organizations, so it counts as untrusted (list it in TrustedPrincipals).
     """
+    used_by, snapshot_id, event_name = use.used_by, use.snapshot_id, use.event.detail.event_name
     grant = Grant(GrantKind.USER_ID, used_by)
-    trusted = is_trusted(grant, own_account=own_account, trusted_principals=trusted_principals)
+    trusted = is_trusted(grant, own_account=use.event.account_id or "", trusted_principals=trusted_principals)
     verb = "created a volume from" if event_name == "SharedSnapshotVolumeCreated" else "copied"
     backs = f" (backs {', '.join(backed_images)})" if backed_images else ""
     who = "trusted account" if trusted else "untrusted account"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from amiguard.models.findings import FindingType, Severity
+from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.models.settings import IMAGE_ID, REGION, ReplicaCleanup
@@ -404,6 +404,15 @@ def cleanup_verb(cleanup: ReplicaCleanup) -> str:
         ReplicaCleanup.DEREGISTER: "deregistered",
         ReplicaCleanup.NONE: "kept",
     }[cleanup]
+
+
+def cleanup_outcome(cleanup: ReplicaCleanup, *, enforcing: bool) -> tuple[str, Action]:
+    """What the ``replica-cleanup`` finding says was done to the replicas of a deregistered source, and its action."""
+    if cleanup is ReplicaCleanup.NONE:
+        return "kept (ReplicaCleanup is none)", Action.NONE
+    if enforcing:
+        return cleanup_verb(cleanup), Action.DEPRECATED if cleanup is ReplicaCleanup.DEPRECATE else Action.DEREGISTERED
+    return f"kept (audit mode: would be {cleanup_verb(cleanup)})", Action.NONE
 
 
 # --- what a scan finds (the sweeper and ``amiguard scan``) ------------------------------------------------

@@ -1,4 +1,8 @@
-"""Screening every CloudTrail event before any function acts on it.
+"""Screening every event before any function acts on it, and the one parser of each event shape.
+
+``read_cloudtrail``, ``read_service_event``, ``read_ami_state_change`` and ``read_schedule`` are the only places
+an EventBridge payload becomes a model (the handlers, the backtest and the sandbox all go through them): each
+returns the event or the :class:`Drop` that says why it is not one.
 
 Applies to all CloudTrail-triggered functions. A call that failed changed nothing; a call made by one of
 amiguard's own roles must not trigger another action (no loops); ids, regions and accounts must have
@@ -11,10 +15,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from amiguard.models.events import CloudTrailEvent, CloudTrailServiceEvent
+from amiguard.models.events import (
+    SCHEDULED_EVENT_DETAIL_TYPE,
+    AmiStateChangeEvent,
+    CloudTrailEvent,
+    CloudTrailServiceEvent,
+    ScheduledEvent,
+)
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 from amiguard.policy.identity import OwnRoles, is_own_call
 
@@ -119,3 +130,70 @@ def malformed_event(error: ValidationError) -> Drop:
     first = error.errors()[0] if error.errors() else {"loc": (), "msg": str(error)}
     where = ".".join(str(part) for part in first["loc"]) or "event"
     return Drop("malformed-event", f"{where}: {first['msg']}")
+
+
+def _parsed[M: BaseModel](model: type[M], raw: Any) -> M | Drop:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        return malformed_event(error)
+
+
+def read_cloudtrail(raw: Any) -> CloudTrailEvent | Drop:
+    """An "AWS API Call via CloudTrail" event, or why ``raw`` is not one (screen it with :func:`screen_cloudtrail`)."""
+    return _parsed(CloudTrailEvent, raw)
+
+
+def read_service_event(raw: Any) -> CloudTrailServiceEvent | Drop:
+    """An "AWS Service Event via CloudTrail" event, or why ``raw`` is not one (then :func:`screen_service_event`)."""
+    return _parsed(CloudTrailServiceEvent, raw)
+
+
+def read_ami_state_change(raw: Any) -> AmiStateChangeEvent | Drop:
+    """An "EC2 AMI State Change" event whose account, region and image id have AWS's shape (any state)."""
+    event = _parsed(AmiStateChangeEvent, raw)
+    if isinstance(event, Drop):
+        return event
+    region, account = event.region or "", event.account or ""
+    if not REGION.match(region):
+        return Drop("malformed-event", f"region {region!r} is not an AWS region")
+    if not ACCOUNT_ID.match(account):
+        return Drop("malformed-event", f"account {account!r} is not an account id")
+    return check_image_id(event.detail.image_id) or event
+
+
+@dataclass(frozen=True)
+class SnapshotUse:
+    """Another account's use of a shared snapshot, as the "AWS Service Event via CloudTrail" records it."""
+
+    event: CloudTrailServiceEvent
+    snapshot_id: str
+    used_by: str  # the other account
+
+
+def read_snapshot_use(raw: Any, *, expected_names: frozenset[str]) -> SnapshotUse | Drop:
+    """A SharedSnapshotVolumeCreated / SharedSnapshotCopyInitiated event, screened, with its snapshot id and the
+    account that used it (``userIdentity.accountId``; screening checked it is another, well-formed account)."""
+    event = read_service_event(raw)
+    if isinstance(event, Drop):
+        return event
+    if drop := screen_service_event(event, expected_names=expected_names):
+        return drop
+    record = event.detail
+    snapshot_id = (record.service_event_details or {}).get("snapshotId")
+    if drop := check_snapshot_id(snapshot_id):
+        return drop
+    return SnapshotUse(event, str(snapshot_id), str(record.user_identity.account_id if record.user_identity else ""))
+
+
+def read_schedule(raw: Any) -> ScheduledEvent | Drop:
+    """The "Scheduled Event" an EventBridge schedule delivers, with a well-formed account (the sweeps' subject)."""
+    detail_type = raw.get("detail-type") if isinstance(raw, dict) else None
+    if detail_type != SCHEDULED_EVENT_DETAIL_TYPE:
+        return Drop("unhandled-event", f"detail-type {detail_type!r} is not a schedule")
+    event = _parsed(ScheduledEvent, raw)
+    if isinstance(event, Drop):
+        return event
+    if not ACCOUNT_ID.match(event.account or ""):
+        return Drop("malformed-event", f"account {event.account!r} is not a 12-digit account id")
+    return event

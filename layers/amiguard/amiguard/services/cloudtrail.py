@@ -7,13 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.findings import Finding
 from amiguard.policy.identity import OwnRoles
-from amiguard.policy.screening import Drop, malformed_event, screen_cloudtrail
+from amiguard.policy.screening import Drop, read_cloudtrail, screen_cloudtrail
 from amiguard.services.outcome import Outcome
 from amiguard.services.ports import AlertsPort, OutboxPort
 
@@ -22,10 +21,9 @@ def handle_cloudtrail(
     raw_event: Any, *, expected_names: frozenset[str], own: OwnRoles, act: Callable[[CloudTrailEvent], Outcome]
 ) -> Outcome:
     """Parse and screen ``raw_event``; if it passes, ``act`` on it. The outcome carries the event id."""
-    try:
-        event = CloudTrailEvent.model_validate(raw_event)
-    except ValidationError as error:
-        return Outcome.dropped(malformed_event(error))
+    event = read_cloudtrail(raw_event)
+    if isinstance(event, Drop):
+        return Outcome.dropped(event)
     event_id = event.detail.event_id or event.id
     if drop := screen_cloudtrail(event, expected_names=expected_names, own=own):
         return Outcome.dropped(drop, event_id)

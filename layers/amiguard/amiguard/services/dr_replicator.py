@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.events import (
@@ -28,7 +27,7 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
-from amiguard.models.settings import ACCOUNT_ID, REGION, ReplicaCleanup, Settings
+from amiguard.models.settings import ReplicaCleanup, Settings
 from amiguard.policy.identity import OwnRoles
 from amiguard.policy.replication import (
     BLOCKER_EXPLANATIONS,
@@ -41,7 +40,7 @@ from amiguard.policy.replication import (
     ReplicaStanding,
     after_copy_error,
     approval_change,
-    cleanup_verb,
+    cleanup_outcome,
     copied_from,
     copy_request,
     deprecate_at,
@@ -55,7 +54,13 @@ from amiguard.policy.replication import (
     replication_blocker,
     source_candidates,
 )
-from amiguard.policy.screening import Drop, check_image_id, malformed_event, screen_cloudtrail
+from amiguard.policy.screening import (
+    Drop,
+    check_image_id,
+    read_ami_state_change,
+    read_cloudtrail,
+    screen_cloudtrail,
+)
 from amiguard.services.cloudtrail import publish_findings, stage_findings
 from amiguard.services.outcome import Measurement, Outcome, Status
 from amiguard.services.ports import AlertsPort
@@ -66,7 +71,6 @@ TRACKED_STATES = frozenset({"available", "failed"})
 # generations are tried in one invocation before the event is retried.
 RECOVERY_GENERATIONS = 5
 LATENCY_METRIC = "ReplicationSeconds"
-CLEANUP_ACTIONS = {ReplicaCleanup.DEPRECATE: Action.DEPRECATED, ReplicaCleanup.DEREGISTER: Action.DEREGISTERED}
 CLEANUP_STATUSES = {
     ReplicaCleanup.DEPRECATE: ReplicaStatus.DEPRECATED,
     ReplicaCleanup.DEREGISTER: ReplicaStatus.DEREGISTERED,
@@ -229,13 +233,16 @@ class DrReplicator:
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
         detail_type = raw_event.get("detail-type")
-        try:
-            if detail_type == AMI_STATE_CHANGE_DETAIL_TYPE:
-                return self._on_state_change(AmiStateChangeEvent.model_validate(raw_event))
-            if detail_type == CLOUDTRAIL_DETAIL_TYPE:
-                return self._on_api_call(CloudTrailEvent.model_validate(raw_event))
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error), raw_event.get("id"))
+        if detail_type == AMI_STATE_CHANGE_DETAIL_TYPE:
+            change = read_ami_state_change(raw_event)
+            if isinstance(change, Drop):
+                return Outcome.dropped(change, raw_event.get("id"))
+            return self._on_state_change(change)
+        if detail_type == CLOUDTRAIL_DETAIL_TYPE:
+            call = read_cloudtrail(raw_event)
+            if isinstance(call, Drop):
+                return Outcome.dropped(call, raw_event.get("id"))
+            return self._on_api_call(call)
         return Outcome.dropped(Drop("unhandled-event", f"detail-type {detail_type!r} is not handled here"))
 
     def publish(self, outcome: Outcome) -> None:
@@ -289,12 +296,6 @@ class DrReplicator:
     def _on_state_change(self, event: AmiStateChangeEvent) -> Outcome:
         event_id = event.id
         region, account, detail = event.region or "", event.account or "", event.detail
-        if not REGION.match(region):
-            return Outcome.dropped(Drop("malformed-event", f"region {region!r} is not an AWS region"), event_id)
-        if not ACCOUNT_ID.match(account):
-            return Outcome.dropped(Drop("malformed-event", f"account {account!r} is not an account id"), event_id)
-        if drop := check_image_id(detail.image_id):
-            return Outcome.dropped(drop, event_id)
         if detail.state not in TRACKED_STATES:
             return Outcome.dropped(Drop("untracked-state", f"{detail.image_id} is {detail.state}"), event_id)
         context = _Context(account, event_id, event.time)
@@ -723,12 +724,7 @@ class DrReplicator:
             cleaned.append(f"{destination}/{replica_id}")
         if not cleaned:
             return
-        if cleanup is ReplicaCleanup.NONE:
-            verb, action = "kept (ReplicaCleanup is none)", Action.NONE
-        elif enforce:
-            verb, action = cleanup_verb(cleanup), CLEANUP_ACTIONS[cleanup]
-        else:
-            verb, action = f"kept (audit mode: would be {cleanup_verb(cleanup)})", Action.NONE
+        verb, action = cleanup_outcome(cleanup, enforcing=self._settings.enforcing)
         work.findings.append(
             Finding(
                 type=FindingType.REPLICA_CLEANUP,

@@ -16,27 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import is_gone
 from amiguard.models.events import CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE, CloudTrailEvent, CloudTrailServiceEvent
 from amiguard.models.findings import Action, Finding
 from amiguard.models.settings import Settings
-from amiguard.policy.hygiene import (
-    SHARED_SNAPSHOT_EVENTS,
-    SNAPSHOT_BLOCKED_STATES,
-    shared_snapshot_used_verdict,
-    snapshot_block_public_access_verdict,
-)
+from amiguard.policy.hygiene import SHARED_SNAPSHOT_EVENTS, shared_snapshot_used_verdict
 from amiguard.policy.identity import OwnRoles
-from amiguard.policy.screening import (
-    Drop,
-    check_image_id,
-    check_snapshot_id,
-    malformed_event,
-    screen_service_event,
-)
+from amiguard.policy.screening import Drop, check_image_id, check_snapshot_id, read_snapshot_use
 from amiguard.policy.sharing import (
+    IMAGE_BLOCK_PUBLIC_ACCESS,
+    SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+    BlockPublicAccess,
+    BlockPublicAccessKind,
     ChangeKind,
     Exposure,
     Grant,
@@ -197,38 +189,43 @@ class PublicGuard:
             images.revoke_create_volume_permissions(snapshot.snapshot_id, exposure.to_revoke)
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=findings)
 
-    # --- account-level image block public access -------------------------------------------------------
+    # --- account-level image and EBS snapshot block public access ---------------------------------------
 
     def _guard_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
-        access = images.block_public_access_state()
-        if access.blocked:
-            return Outcome.clean("already-blocked", "image block public access is on again")
-        finding = self._finding(
-            event,
-            block_public_access_verdict(event.detail.aws_region, access.state, managed_by=access.managed_by),
-            image_id=None,
+        return self._restore_block_public_access(
+            event, images.block_public_access_state(), IMAGE_BLOCK_PUBLIC_ACCESS, images.block_new_public_sharing
         )
-        if access.by_declarative_policy:
+
+    def _guard_snapshot_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
+        return self._restore_block_public_access(
+            event,
+            images.snapshot_block_public_access_state(),
+            SNAPSHOT_BLOCK_PUBLIC_ACCESS,
+            images.block_new_public_snapshot_sharing,
+        )
+
+    def _restore_block_public_access(
+        self,
+        event: CloudTrailEvent,
+        access: BlockPublicAccess,
+        kind: BlockPublicAccessKind,
+        restore: Callable[[], None],
+    ) -> Outcome:
+        """Turn the region's block public access back on, unless it is on again or a declarative policy manages it."""
+        if access.blocked:
+            return Outcome.clean("already-blocked", f"{kind.name} block public access is on again ({access.state})")
+        verdict = block_public_access_verdict(
+            event.detail.aws_region, access.state, managed_by=access.managed_by, kind=kind
+        )
+        finding = self._finding(event, verdict, image_id=None)
+        if not access.restorable:
             # EC2 refuses the account's change to a setting a declarative policy manages: nothing to try, say so.
             finding = finding.model_copy(update={"action": Action.NONE, "exposure_seconds": None})
             stage_findings(self._alerts, [finding])
             return Outcome(Status.ACTED, "managed-by-declarative-policy", finding.summary, findings=[finding])
         stage_findings(self._alerts, [finding])
         if self._settings.enforcing:
-            images.block_new_public_sharing()
-        return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
-
-    # --- account-level EBS snapshot block public access -------------------------------------------------
-
-    def _guard_snapshot_block_public_access(self, event: CloudTrailEvent, images: ImagesPort) -> Outcome:
-        state = images.snapshot_block_public_access_state()
-        if state in SNAPSHOT_BLOCKED_STATES:
-            return Outcome.clean("already-blocked", f"EBS snapshot block public access is on again ({state})")
-        verdict = snapshot_block_public_access_verdict(event.detail.aws_region, state)
-        finding = self._finding(event, verdict, image_id=None)
-        stage_findings(self._alerts, [finding])
-        if self._settings.enforcing:
-            images.block_new_public_snapshot_sharing()
+            restore()
         return Outcome(Status.ACTED, "revoked" if self._settings.enforcing else "would-revoke", findings=[finding])
 
     # --- another account used a shared snapshot (a CloudTrail service event) ----------------------------
@@ -237,18 +234,12 @@ class PublicGuard:
         """``shared-snapshot-used``: who used which snapshot, whether that account is trusted, whether it is
         still shared. Alert only: the data is in the other account; the share itself is revoked on its own
         event (ModifySnapshotAttribute) or by the sweep."""
-        try:
-            event = CloudTrailServiceEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        use = read_snapshot_use(raw_event, expected_names=SHARED_SNAPSHOT_EVENTS)
+        if isinstance(use, Drop):
+            return Outcome.dropped(use, raw_event.get("id"))
+        event, snapshot_id, used_by = use.event, use.snapshot_id, use.used_by
         record = event.detail
         event_id = record.event_id or event.id
-        if drop := screen_service_event(event, expected_names=SHARED_SNAPSHOT_EVENTS):
-            return Outcome.dropped(drop, event_id)
-        snapshot_id = (record.service_event_details or {}).get("snapshotId")
-        if drop := check_snapshot_id(snapshot_id):
-            return Outcome.dropped(drop, event_id)
-        used_by = str(record.user_identity.account_id if record.user_identity else "")
         images = self._images(record.aws_region)
         still_shared: bool | None
         try:
@@ -263,12 +254,9 @@ class PublicGuard:
             grants = images.create_volume_permissions(snapshot.snapshot_id)
             still_shared = any(grant.is_public or grant.value == used_by for grant in grants)
         verdict = shared_snapshot_used_verdict(
-            str(snapshot_id),
-            event_name=record.event_name,
-            used_by=used_by,
-            own_account=event.account_id or "",
+            use,
             trusted_principals=self._settings.trusted_principals,
-            backed_images=images.images_backed_by(str(snapshot_id)) if snapshot is not None else [],
+            backed_images=images.images_backed_by(snapshot_id) if snapshot is not None else [],
             still_shared=still_shared,
         )
         finding = self._finding(event, verdict, image_id=None, snapshot_id=str(snapshot_id))

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from amiguard.models.events import SCHEDULED_EVENT_DETAIL_TYPE
 from amiguard.models.settings import ACCOUNT_ID, REGION
-from amiguard.policy.screening import Drop
+from amiguard.policy.screening import Drop, read_schedule
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import OrganizationPort, SweepQueuePort
-from amiguard.services.sweeper import SCHEDULED
 
 MAX_CONTINUATIONS = 3
 
@@ -78,7 +78,7 @@ class AccountSweep:
         handles): its id and time name every finding, so a redelivered sweep re-alerts nothing."""
         return {
             "id": self.event_id,
-            "detail-type": SCHEDULED,
+            "detail-type": SCHEDULED_EVENT_DETAIL_TYPE,
             "source": "aws.events",
             "account": self.account,
             "time": self.event_time,
@@ -101,9 +101,8 @@ class SweepDispatcher:
 
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         event_id = str(raw_event.get("id") or "") or None
-        if raw_event.get("detail-type") != SCHEDULED:
-            detail = f"detail-type {raw_event.get('detail-type')!r} is not a schedule"
-            return Outcome.dropped(Drop("unhandled-event", detail), event_id)
+        if isinstance(schedule := read_schedule(raw_event), Drop):
+            return Outcome.dropped(schedule, event_id)
         accounts = self._organization.active_accounts()  # a failure raises: Lambda retries the schedule
         for account, name in accounts:
             sweep = AccountSweep(account, name, event_id or "", str(raw_event.get("time") or ""))

@@ -37,11 +37,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.aws.ledger import AlertInFlight
 from amiguard.models.findings import Action, Finding, FindingType, Severity
-from amiguard.models.settings import ACCOUNT_ID, Settings
+from amiguard.models.settings import Settings
 from amiguard.observability import logger, metrics
 from amiguard.policy.checks import checks_for
 from amiguard.policy.coverage import FORWARDING_RULES, Gap, coverage_gaps, forwarding_gaps
-from amiguard.policy.screening import Drop
+from amiguard.policy.screening import Drop, read_schedule
 from amiguard.policy.tampering import OwnResources, ResourceKind
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertResult, AlertsPort, DeploymentPort, ForwardingPort, OutboxPort
@@ -57,7 +57,6 @@ from amiguard.services.scan import (
     describe_error,
 )
 
-SCHEDULED = "Scheduled Event"
 # Finding actions that changed something (the would-* actions and none did not).
 REMEDIATED = frozenset(
     {Action.REVOKED, Action.TAGGED, Action.COPIED, Action.DEPRECATED, Action.DISABLED, Action.DEREGISTERED}
@@ -175,14 +174,10 @@ class Sweeper:
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Scan every region; the outcome carries the findings (published by :meth:`publish`)."""
         event_id = str(raw_event.get("id") or "") or None
-        if raw_event.get("detail-type") != SCHEDULED:
-            detail = f"detail-type {raw_event.get('detail-type')!r} is not a schedule"
-            return Outcome.dropped(Drop("unhandled-event", detail), event_id)
-        account = str(raw_event.get("account") or "")
-        if not ACCOUNT_ID.match(account):
-            return Outcome.dropped(
-                Drop("malformed-event", f"account {account!r} is not a 12-digit account id"), event_id
-            )
+        schedule = read_schedule(raw_event)
+        if isinstance(schedule, Drop):
+            return Outcome.dropped(schedule, event_id)
+        account = schedule.account or ""
         scanner = Scanner(
             settings=self._settings,
             images=self._images,
@@ -208,7 +203,7 @@ class Sweeper:
             problems = "; ".join(error.message for error in report.errors) or "no region to scan"
             raise SweepFailed(f"the sweep could not scan any region: {problems}")
         # The sweep's event names every finding: a retried sweep's alerts keep their ids (amiguard.aws.posted).
-        event_time = _event_time(raw_event)
+        event_time = schedule.time
         report.findings = [
             finding.model_copy(update={"event_id": event_id, "event_time": event_time}) for finding in report.findings
         ]
@@ -290,13 +285,6 @@ class Sweeper:
                 )
             self._summary.publish(summary)
             self.last_report = None
-
-
-def _event_time(raw_event: dict[str, Any]) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(raw_event.get("time") or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _describe(report: ScanReport) -> str:

@@ -26,23 +26,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.events import (
     AMI_STATE_CHANGE_DETAIL_TYPE,
     SCHEDULED_EVENT_DETAIL_TYPE,
-    AmiStateChangeEvent,
     CloudTrailEvent,
     CloudTrailRecord,
     ScheduledEvent,
 )
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION, Settings, TagEscalation, TagRule
+from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
 from amiguard.policy.hygiene import legacy_platform_verdict, unencrypted_verdict
 from amiguard.policy.identity import OwnRoles
-from amiguard.policy.screening import Drop, check_image_id, malformed_event
+from amiguard.policy.replication import CREATION_EVENTS, TAG_EVENTS
+from amiguard.policy.screening import Drop, check_image_id, read_ami_state_change, read_schedule
 from amiguard.policy.sharing import Verdict
 from amiguard.policy.tagging import (
     CREATED_BY,
@@ -79,8 +78,6 @@ from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings, st
 from amiguard.services.outcome import Outcome, Status
 from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort, ViolationLedgerPort
 
-CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
-TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 EVENT_NAMES = CREATION_EVENTS | TAG_EVENTS
 
 
@@ -286,17 +283,13 @@ class TagEnforcer:
 
     def _on_available(self, raw_event: dict[str, Any]) -> Outcome:
         """Tag snapshots that were not yet listed on the pending AMI (only what they lack: duplicates write nothing)."""
-        try:
-            event = AmiStateChangeEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_ami_state_change(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event, raw_event.get("id"))
         detail = event.detail
         region = event.region or ""
         if detail.state != "available":
             return Outcome.dropped(Drop("unhandled-event", f"{detail.image_id} is {detail.state}"), event.id)
-        if (drop := check_image_id(detail.image_id)) or not REGION.match(region):
-            reason = drop.detail if drop else f"region {region!r} is not an AWS region"
-            return Outcome.dropped(Drop("malformed-event", reason), event.id)
         if not self._settings.enforcing:
             return Outcome.clean("audit-mode", "audit mode: snapshots are not tagged", event.id)
         tagging = self._tagging(region)
@@ -376,18 +369,14 @@ class TagEnforcer:
     # --- escalation sweep -------------------------------------------------------------------------------
 
     def _sweep(self, raw_event: dict[str, Any]) -> Outcome:
-        try:
-            event = ScheduledEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_schedule(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event, raw_event.get("id"))
         if not self._settings.enforcing:
             return Outcome.clean("audit-mode", "audit mode: violations are reported, never escalated", event.id)
-        region = event.region or ""
+        region, account = event.region or "", event.account or ""
         if not REGION.match(region):
             return Outcome.dropped(Drop("malformed-event", f"region {region!r} is not an AWS region"), event.id)
-        account = event.account or ""
-        if not ACCOUNT_ID.match(account):
-            return Outcome.dropped(Drop("malformed-event", f"account {account!r} is not an account id"), event.id)
         now = self._clock()
         findings: list[Finding] = []
         waiting = 0

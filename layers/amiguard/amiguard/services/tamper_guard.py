@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from amiguard.models.events import CloudTrailEvent
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.settings import ACCOUNT_ID, REGION, Settings
-from amiguard.policy.screening import Drop, malformed_event
+from amiguard.policy.screening import Drop, read_cloudtrail
 from amiguard.policy.tampering import OwnResources, Tampering, is_watched, tampering
 from amiguard.services.cloudtrail import publish_findings
 from amiguard.services.outcome import Outcome, Status
@@ -31,10 +29,9 @@ class TamperGuard:
         self._alerts = alerts
 
     def handle(self, raw_event: Any) -> Outcome:
-        try:
-            event = CloudTrailEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_cloudtrail(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event)
         record = event.detail
         event_id = record.event_id or event.id
         if record.error_code:
