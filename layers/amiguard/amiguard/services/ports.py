@@ -42,7 +42,13 @@ class ExposureRecordsPort(Protocol):
     that someone else ended before amiguard looked (:class:`amiguard.aws.exposures.LedgerExposures`)."""
 
     def reported_since(
-        self, region: str, since: datetime, *, image_id: str | None = None, snapshot_id: str | None = None
+        self,
+        region: str,
+        since: datetime,
+        *,
+        event_id: str | None = None,
+        image_id: str | None = None,
+        snapshot_id: str | None = None,
     ) -> bool: ...
 
 

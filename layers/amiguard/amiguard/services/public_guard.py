@@ -294,7 +294,7 @@ class PublicGuard:
         image_id, snapshot_id = (resource_id, None) if kind == "AMI" else (None, resource_id)
         region = event.detail.aws_region
         if self._exposures is not None and self._exposures.reported_since(
-            region, occurred, image_id=image_id, snapshot_id=snapshot_id
+            region, occurred, event_id=event.detail.event_id or event.id, image_id=image_id, snapshot_id=snapshot_id
         ):
             return None
         verdict = ended_exposure_verdict(kind, resource_id, exposure, gone=gone, actor=event.detail.actor)
