@@ -123,10 +123,21 @@ def sweep_account(record: Any, context: LambdaContext) -> None:
         logger.info("sweep continued", account=sweep.account, regions=list(following.regions))
 
 
+def _is_sweep_batch(event: object) -> bool:
+    """An SQS batch as the SweepQueue's mapping delivers it: records, each from SQS. Anything else (a direct
+    invoke with ``{"Records": []}`` included) goes the schedule's way, where a malformed event is dropped."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):  # the SweepQueue (organization mode)
+    if _is_sweep_batch(event):  # the SweepQueue (organization mode)
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
         return process_partial_response(

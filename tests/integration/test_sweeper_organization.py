@@ -173,3 +173,14 @@ def test_malformed_message_is_dropped_with_a_reason_when_anyone_sends_one(sandbo
     # Then nothing is retried, and the log says why
     assert delivery.result == {"batchItemFailures": []}
     assert "malformed-event" in delivery.output and "not a 12-digit account id" in delivery.output
+
+
+@pytest.mark.parametrize("event", [{"Records": []}, {"Records": [{"eventSource": "aws:sns", "body": "{}"}]}])
+def test_records_that_are_not_an_sqs_batch_are_dropped_as_malformed_when_invoked_directly(
+    sandbox: Sandbox, event: dict[str, Any]
+) -> None:
+    # When someone invokes the sweeper with records its SweepQueue mapping never sends
+    delivery = sandbox.invoke("sweeper", event)
+    # Then it is a malformed event, dropped with its reason: no crash, no retry
+    assert delivery.error is None and delivery.attempts == 1
+    assert delivery.result is not None and delivery.result["status"] == "dropped"
