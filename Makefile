@@ -2,6 +2,7 @@
 #   .venv      the project (pip install -e '.[dev]'), rebuilt when pyproject.toml changes
 #   .venv-sam  aws-sam-cli + cfn-lint (requirements-sam.txt); they pin boto3 and pydantic exactly,
 #              so they never share the project's environment
+#   .venv-checkov  checkov (requirements-checkov.txt), which conflicts with aws-sam-cli: a venv of its own
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -22,6 +23,7 @@ PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BUILD_DIR := .aws-sam/build
 PYTEST_ARGS ?= -n auto
 
@@ -70,6 +72,19 @@ $(SAM_VENV)/.stamp: requirements-sam.txt | python
 	$(PIP_ENV) $(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
 	touch $@
 
+$(CHECKOV_VENV)/.stamp: requirements-checkov.txt | python
+	"$(PY313)" -m venv $(CHECKOV_VENV)
+	$(PIP_ENV) $(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# The templates as written and as built (what `sam deploy` uploads); offline: no download of external checks.
+CHECKOV_TEMPLATES := template.yaml region-forwarder.yaml
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --compact --quiet
+
+.PHONY: checkov
+checkov: $(CHECKOV_VENV)/.stamp ## checkov on the templates (and the build, when there is one); skips are inline
+	$(CHECKOV) $(addprefix -f ,$(CHECKOV_TEMPLATES) $(wildcard $(BUILD_DIR)/template.yaml))
+
 .PHONY: venv
 venv: $(VENV)/.stamp $(SAM_VENV)/.stamp ## Create or update both virtual environments
 
@@ -87,6 +102,10 @@ build: $(BUILD_DIR)/template.yaml ## sam build: the layer (arm64 wheels, cp313) 
 requirements: | python ## Regenerate layers/amiguard/requirements.txt from pyproject.toml
 	"$(PY313)" scripts/gen_layer_requirements.py --write
 
+.PHONY: docs
+docs: $(VENV)/.stamp ## Regenerate docs/parameters.md (template.yaml) and docs/findings.md (the finding catalogue)
+	$(VENV)/bin/python scripts/gen_docs.py
+
 .PHONY: env-json
 env-json: $(VENV)/.stamp ## Regenerate env.json (every function's environment, for sam local invoke --env-vars)
 	$(VENV)/bin/python scripts/gen_env_json.py
@@ -103,11 +122,18 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 .PHONY: test
-test: $(VENV)/.stamp $(SAM_VENV)/.stamp chromium ## ruff, mypy, sam build, then every test (unit, integration, infra)
+test: $(VENV)/.stamp $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp chromium ## ruff, mypy, sam build, checkov, then every test (unit, integration, infra)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(MAKE) build
+	$(MAKE) checkov
 	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/
+
+# The fuzz suite's depth in `make test` is the `ci` profile (tests/fuzz/conftest.py); nightly it is >= 10,000
+# mutated events per function.
+.PHONY: fuzz-nightly
+fuzz-nightly: $(VENV)/.stamp ## Fuzz every function with >= 10,000 mutated events each (hours; not part of test)
+	HYPOTHESIS_PROFILE=nightly $(VENV)/bin/pytest -p no:cacheprovider -n 2 tests/fuzz/
 
 .PHONY: lint
 lint: $(VENV)/.stamp ## ruff and mypy (strict, library only)
@@ -115,8 +141,8 @@ lint: $(VENV)/.stamp ## ruff and mypy (strict, library only)
 	$(VENV)/bin/mypy
 
 .PHONY: demo
-demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto)
-	$(VENV)/bin/amiguard demo
+demo: $(VENV)/.stamp ## Run the whole system locally on an embedded AWS (moto); VERBOSE=1: the full timeline
+	$(VENV)/bin/amiguard demo $(if $(VERBOSE),--full)
 
 .PHONY: bench
 bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
@@ -125,6 +151,10 @@ bench: $(VENV)/.stamp ## Cold-start and handler benchmarks
 .PHONY: bench-backtest
 bench-backtest: $(VENV)/.stamp ## amiguard backtest: records/s from trail files, LookupEvents time vs its 2 req/s floor
 	$(VENV)/bin/python scripts/bench_backtest.py
+
+.PHONY: bench-org
+bench-org: $(VENV)/.stamp ## amiguard scan --org (20 accounts x 2 regions x 300 AMIs) vs its bucket floor and c7n-org's model
+	$(VENV)/bin/python scripts/bench_org.py
 
 C7N_VENV := .venv-c7n
 
@@ -141,15 +171,16 @@ bench-scan: $(VENV)/.stamp $(C7N_VENV)/.stamp ## amiguard scan vs Cloud Custodia
 	$(VENV)/bin/python scripts/bench_scan.py --c7n-venv $(C7N_VENV) $(BENCH_SCAN_ARGS)
 
 .PHONY: validate
-validate: $(SAM_VENV)/.stamp ## sam validate --lint and cfn-lint on template.yaml
+validate: $(SAM_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/cfn-lint template.yaml
+	$(MAKE) checkov
 
 .PHONY: clean
 clean: ## Remove build output and caches (keeps the virtual environments)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
-	find . -path ./$(VENV) -prune -o -path ./$(SAM_VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+	find . -path ./$(VENV) -prune -o -path ./$(SAM_VENV) -prune -o -path ./$(CHECKOV_VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 
 .PHONY: distclean
-distclean: clean ## Also remove both virtual environments
-	rm -rf $(VENV) $(SAM_VENV)
+distclean: clean ## Also remove the virtual environments
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV)

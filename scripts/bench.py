@@ -8,7 +8,8 @@ makes one EC2 client, on botocore's full data (the target's floor) and on the tr
 (``AWS_DATA_PATH``: what is left once amiguard's own data trimming is granted), run alternately with the
 function's runs, so a machine that slows down or speeds up during the run moves every side alike. The layer
 is byte-compiled first, as ``sam build`` ships it. API calls are counted by
-operation from botocore's ``after-call`` events while the handler runs once in-process.
+operation from botocore's ``after-call`` events while the handler runs once in-process, and the DynamoDB write
+units those calls cost (computed from item sizes, amiguard_cli.sandbox.capacity) per alert published.
 
 Usage: python scripts/bench.py [--runs 7]
 """
@@ -36,8 +37,16 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from amiguard_cli.sandbox.account import ALERT_TOPIC_ID, LAMBDA_LAYER_PREFIX, LEDGER_TABLE_ID
-from amiguard_cli.sandbox.cfn import Stack, deployed_environment, load_template, parameter_values, table_definition
+from amiguard_cli.sandbox.account import ALERT_TOPIC_ID, DEDUP_KEY_ID, LAMBDA_LAYER_PREFIX, LEDGER_TABLE_ID
+from amiguard_cli.sandbox.capacity import WriteUnitMeter
+from amiguard_cli.sandbox.cfn import (
+    Stack,
+    deployed_environment,
+    load_template,
+    parameter_values,
+    role_arns,
+    table_definition,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -93,6 +102,7 @@ class Bench:
     label: str
     prepare: Callable[[Any, dict[str, str]], dict[str, Any]]
     targets: str
+    member: bool = False  # organization mode: the event is a member account's, acted on through its member role
 
 
 def cloudtrail_event(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +150,13 @@ def public_share(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
     )
 
 
+def in_account(event: dict[str, Any], account: str) -> dict[str, Any]:
+    """``event`` as a member account's CloudTrail records it and forwards it to the central bus."""
+    event["account"] = event["detail"]["recipientAccountId"] = account
+    event["detail"]["userIdentity"] = {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/dev-bob"}
+    return event
+
+
 def approval(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
     """A new AMI approved for DR (a fresh one each run, so every run copies to both DR regions)."""
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -181,14 +198,31 @@ def untagged_image(ec2: Any, state: dict[str, str]) -> dict[str, Any]:
 
 
 BENCHES: list[Bench] = [
-    Bench("public_guard", "public-share event", public_share, "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls"),
+    Bench(
+        "public_guard",
+        "public-share event",
+        public_share,
+        "cold start <= 1.3x floor; <= 2 EC2 + 1 SNS calls; DynamoDB 2 PutItem, 2 UpdateItem, Query, BatchGetItem",
+    ),
+    Bench(
+        "public_guard",
+        "public-share, member",
+        public_share,
+        "cold start <= 1.3x floor; as above + 1 STS AssumeRole (the member role) + 1 Organizations DescribeAccount",
+        member=True,
+    ),
     Bench(
         "dr_replicator",
         "approval, 2 DR regions",
         approval,
         "cold start <= 1.3x floor; 1 + 2 per region EC2, 1 + 1 per region DynamoDB, 1 SNS per region",
     ),
-    Bench("tag_enforcer", "compliant CreateImage", compliant_image, "cold start <= 1.3x floor; <= 3 EC2 calls"),
+    Bench(
+        "tag_enforcer",
+        "compliant CreateImage",
+        compliant_image,
+        "cold start <= 1.3x floor; <= 3 EC2 calls; 1 DynamoDB Query (the event's pending alerts)",
+    ),
     Bench("tag_enforcer", "untagged CreateImage", untagged_image, "cold start <= 1.3x floor; 3 EC2 + 1 SNS calls"),
 ]
 PARAMETERS = {"DrRegions": "us-west-2,eu-west-1"}  # as `sam deploy --parameter-overrides`; the rest: defaults
@@ -226,9 +260,11 @@ def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, name) for r in runs) for name in ("wall", "cpu", "cpu_with_exit")))
 
 
-def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, str]) -> Counter[str]:
-    """Run the handler once in this process and count its API calls by service and operation."""
+def count_calls(bench: Bench, prepare: Callable[[], str], env: dict[str, str], meter: WriteUnitMeter) -> Counter[str]:
+    """Run the handler once in this process and count its API calls by service and operation (and, in
+    ``meter``, the DynamoDB write units they cost)."""
     calls: Counter[str] = Counter()
+    meter.reset()
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
@@ -236,10 +272,11 @@ def count_calls(bench: Bench, ec2: Any, state: dict[str, str], env: dict[str, st
         boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
             "after-call.*.*", lambda model, **_: calls.update([f"{model.service_model.service_id} {model.name}"])
         )
+        meter.register(boto3.DEFAULT_SESSION.events)  # type: ignore[union-attr]
         sys.path.insert(0, str(ROOT / "functions" / bench.function))
         import importlib
 
-        event = bench.prepare(ec2, state)
+        event = json.loads(prepare())
         context = type(
             "C",
             (),
@@ -287,15 +324,47 @@ def main() -> int:
     session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     topic = session.client("sns", endpoint_url=endpoint).create_topic(Name="amiguard-alerts")["TopicArn"]
+    # Organization mode: the stack's account manages an organization with one member, where the member bench acts.
+    organizations = session.client("organizations", endpoint_url=endpoint)
+    organization = organizations.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = organizations.create_account(AccountName="prod", Email="prod@example.com")["CreateAccountStatus"][
+        "AccountId"
+    ]
+    access = session.client("sts", endpoint_url=endpoint).assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole", RoleSessionName="bench-setup"
+    )["Credentials"]
+    member_ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id=access["AccessKeyId"],
+        aws_secret_access_key=access["SecretAccessKey"],
+        aws_session_token=access["SessionToken"],
+    )
     template = load_template(ROOT / "template.yaml")
     ledger = table_definition(template, "LedgerTable")
     if ledger is None:
         raise SystemExit("template.yaml has no LedgerTable")
     session.client("dynamodb", endpoint_url=endpoint).create_table(TableName=LEDGER_TABLE, **ledger)
+    meter = WriteUnitMeter(session.client("dynamodb", endpoint_url=endpoint))
+    # As deployed: the alert dedup key is the stack's secret (one GetSecretValue per cold start that alerts).
+    dedup_key = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name="amiguard-alert-dedup-key", SecretString="bench-" + "k" * 58
+    )["ARN"]
     # The stack as CloudFormation resolves it: each function gets the template's environment, nothing set by hand.
-    stack = Stack(
-        parameter_values(template, PARAMETERS), {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE}, ACCOUNT, REGION
-    )
+    resources = {ALERT_TOPIC_ID: topic, LEDGER_TABLE_ID: LEDGER_TABLE, DEDUP_KEY_ID: dedup_key}
+    roles = {f"{logical_id}.Arn": arn for logical_id, arn in role_arns(template, ACCOUNT).items()}
+    stacks = {
+        member_mode: Stack(
+            parameter_values(template, PARAMETERS | ({"OrganizationId": organization} if member_mode else {})),
+            resources,
+            ACCOUNT,
+            REGION,
+            attributes=roles,
+        )
+        for member_mode in (False, True)
+    }
+    stack = stacks[False]
     # The floors and the functions on botocore's full data: nothing of amiguard's in the environment.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AMIGUARD_", "AWS_", "POWERTOOLS_"))}
     floor_env = inherited | base_env
@@ -320,7 +389,13 @@ def main() -> int:
         )
         for bench in BENCHES:
             state: dict[str, str] = {}
-            deployed_env = floor_env | function_environment(template, bench.function, stack)
+            deployed_env = floor_env | function_environment(template, bench.function, stacks[bench.member])
+            bench_ec2 = member_ec2 if bench.member else ec2
+
+            def prepare(bench: Bench = bench, bench_ec2: Any = bench_ec2, state: dict[str, str] = state) -> str:
+                event = bench.prepare(bench_ec2, state)
+                return json.dumps(in_account(event, member) if bench.member else event)
+
             full_env = {k: v for k, v in deployed_env.items() if k != "AWS_DATA_PATH"}
             floors: list[Run] = []
             trimmed_floors: list[Run] = []
@@ -330,10 +405,10 @@ def main() -> int:
             for _ in range(args.runs + 1):  # the first round warms the OS file cache and is dropped
                 floors.append(timed(FLOOR, floor_env))
                 trimmed_floors.append(timed(FLOOR, trimmed_floor_env))
-                event = json.dumps(bench.prepare(ec2, state))
+                event = prepare()
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
                 samples.append(timed(code, deployed_env, phases))
-                event = json.dumps(bench.prepare(ec2, state))
+                event = prepare()
                 code = CHILD.format(function_dir=str(ROOT / "functions" / bench.function), event=event)
                 full_models.append(timed(code, full_env))
             floor, cold, full = median_run(floors[1:]), median_run(samples[1:]), median_run(full_models[1:])
@@ -342,8 +417,12 @@ def main() -> int:
             first = statistics.median(p["first_event"] for p in phases[1:])
             acted = [p["acted"] for p in phases[1:] if p.get("acted") is not None]
             acted_note = f"; first remediation {statistics.median(acted) * 1000:.0f} ms after start" if acted else ""
-            calls = count_calls(bench, ec2, state, {k: v for k, v in deployed_env.items() if k not in inherited})
+            calls = count_calls(bench, prepare, {k: v for k, v in deployed_env.items() if k not in inherited}, meter)
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
+            alerts = calls["SNS Publish"]
+            alerting = meter.by_row["FINDING"] + meter.by_row["DEDUP"]  # the alert path's rows
+            per_alert = f"; alert path {alerting / alerts:.1f} per alert (target <= 6)" if alerts else ""
+            rows = ", ".join(f"{n} {kind}" for kind, n in sorted(meter.by_row.items()))
             print(
                 f"{bench.function:<14} {bench.label:<22} {floor.cpu * 1000:>6.0f} ms {trimmed.cpu * 1000:>6.0f} ms"
                 f" {cold.cpu * 1000:>6.0f} ms {cold.cpu / floor.cpu:>8.2f}x {cold.wall / floor.wall:>9.2f}x"
@@ -351,6 +430,7 @@ def main() -> int:
                 f" {full.cpu / floor.cpu:>10.2f}x"
             )
             print(f"{'':<14} calls: {summary}")
+            print(f"{'':<14} DynamoDB write units: {meter.total} ({rows}) for {alerts} alert(s){per_alert}")
             print(
                 f"{'':<14} import {imports * 1000:.0f} ms + first event {first * 1000:.0f} ms{acted_note};"
                 f" target: {bench.targets}"

@@ -13,6 +13,7 @@ from amiguard.aws.clients import ClientFactory
 from amiguard.aws.images import Ec2Images
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import load_settings
 from amiguard.services.scan import Scanner, ScanReport
 from amiguard_cli.sandbox.moto_gaps import patch_moto
@@ -20,6 +21,21 @@ from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 HOME = "us-east-1"
 ACCOUNT = "123456789012"
+LEDGER = "amiguard-ledger"
+
+
+def create_ledger(session: boto3.Session) -> DynamoViolations:
+    """The ledger table (its keys as the template declares them) and amiguard's violation records in it."""
+    session.client("dynamodb", region_name=HOME).create_table(
+        TableName=LEDGER,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoViolations(lambda: session.client("dynamodb", region_name=HOME), LEDGER)
 
 
 def moto_session(monkeypatch: pytest.MonkeyPatch, settings: Mapping[str, str]) -> Iterator[boto3.Session]:
@@ -50,6 +66,7 @@ def run_scan(
     config: Config | None = None,
     replication: bool = False,
     tagging: bool = False,
+    ledger: bool = False,
 ) -> ScanReport:
     """One scan with the settings from the environment, the adapters asked for, four workers per region."""
     clients = ClientFactory(session, config=config) if config else ClientFactory(session)
@@ -58,6 +75,7 @@ def run_scan(
         images=lambda region: Ec2Images(clients.ec2(region)),
         replication=(lambda region: Ec2Replication(clients.ec2(region))) if replication else None,
         tagging=(lambda region: Ec2Tagging(clients.ec2(region))) if tagging else None,
+        violations=DynamoViolations(lambda: clients.dynamodb(HOME), LEDGER) if ledger else None,
         account=ACCOUNT,
         fix=fix,
         concurrency=4,

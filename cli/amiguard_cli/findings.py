@@ -23,7 +23,6 @@ from amiguard.models.findings import Severity
 from amiguard_cli.console import HelpFormatter, fail
 
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "green"}
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -86,7 +85,11 @@ def as_json(entries: Sequence[LedgerEntry]) -> str:
     return json.dumps(
         [
             entry.finding.to_message()
-            | {"alerted": entry.alerted, "suppressed_duplicates": entry.suppressed_duplicates}
+            | {
+                "alerted": entry.alerted,
+                "alert": entry.state.value,
+                "suppressed_duplicates": entry.suppressed_duplicates,
+            }
             for entry in entries
         ],
         ensure_ascii=False,
@@ -95,28 +98,39 @@ def as_json(entries: Sequence[LedgerEntry]) -> str:
 
 
 def print_table(entries: Sequence[LedgerEntry], out: TextIO | None = None, width: int | None = None) -> None:
+    """Newest first; fits 80 columns (see :mod:`amiguard_cli.tables`): ids whole, names cut, text folded."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"amiguard findings ({len(entries)})", show_lines=False)
-    for column in ("when (UTC)", "severity", "type", "resource", "region", "actor", "action", "alert"):
-        table.add_column(column, overflow="fold")
+    from amiguard_cli.tables import add_id_column, add_text_column, narrow_table, severity_text, stacked
+
+    table = narrow_table(f"amiguard findings ({len(entries)})")
+    table.add_column("when (UTC)", no_wrap=True)
+    add_text_column(table, "finding")
+    add_id_column(table, "resource")
+    add_text_column(table, "actor")
+    add_text_column(table, "action, alert")
     for entry in entries:
         finding = entry.finding
         moment = finding.event_time or finding.detected_at
-        resource = " / ".join(filter(None, [finding.image_id, finding.image_name, finding.snapshot_id])) or "account"
-        alert = "sent" if entry.alerted else "suppressed (duplicate)"
+        alert = {"sent": "sent", "pending": "pending (not alerted yet)"}.get(
+            entry.state.value, "suppressed (duplicate)"
+        )
         if entry.suppressed_duplicates:
             alert += f", {entry.suppressed_duplicates} duplicate(s) since"
         table.add_row(
-            f"{moment:%Y-%m-%d %H:%M:%S}",
-            f"[{SEVERITY_STYLE[finding.severity.value]}]{finding.severity.value}[/]",
-            finding.type.value,
-            resource,
-            finding.region,
-            (finding.actor or "").rsplit(":", 1)[-1],
-            finding.action.value,
-            alert,
+            f"{moment:%Y-%m-%d}\n{moment:%H:%M:%S}",
+            stacked(severity_text(finding.severity.value), finding.type.value),
+            stacked(
+                finding.image_id or ("" if finding.snapshot_id else "account"),
+                finding.snapshot_id,
+                finding.image_name,
+                finding.account,
+                Text(finding.region, style="dim"),
+            ),
+            # The user or session name: who it was, in a few characters (the JSON output has the whole ARN).
+            (finding.actor or "").rsplit(":", 1)[-1].rsplit("/", 1)[-1],
+            stacked(finding.action.value, Text(alert, style="dim")),
         )
     Console(file=out, width=width).print(table)
 

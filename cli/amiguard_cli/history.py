@@ -3,8 +3,10 @@ records) and CloudTrail ``LookupEvents``.
 
 A file holds ``{"Records": [...]}`` (S3 delivery), ``{"Events": [{"CloudTrailEvent": "..."}]}``
 (LookupEvents output saved by the AWS CLI), one EventBridge event or a list of them, or one bare record or a list
-of them; ``.json`` or ``.json.gz`` (gzip is recognised by its magic bytes, not by the name). A folder is read
-recursively, in name order. A file that cannot be read is an error naming it; the other files are still read.
+of them; ``.json`` or ``.json.gz`` (gzip is recognised by its magic bytes, not by the name). An EventBridge event
+that carries a CloudTrail record gives that record; one of another kind (an "EC2 AMI State Change") is kept as the
+event it is, since no CloudTrail record holds it. A folder is read recursively, in name order. A file that cannot
+be read is an error naming it; the other files are still read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amiguard.aws.errors import error_code
 from amiguard.aws.pacing import TokenBucket
+from amiguard.models.events import wrap_cloudtrail_record
 
 GZIP_MAGIC = b"\x1f\x8b"
 # LookupEvents: "two requests per second, per account, per region" (not adjustable); 50 events a page at most.
@@ -41,7 +44,8 @@ class SourceError:
 
 @dataclass
 class History:
-    """CloudTrail records, what could not be read, and what was skipped (reason -> count)."""
+    """CloudTrail records (and EventBridge events no record holds), what could not be read, and what was skipped
+    (reason -> count)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
@@ -51,6 +55,8 @@ class History:
         for item in items:
             if not isinstance(item, dict):
                 self.skipped["not-a-record"] += 1
+            elif _is_event(item):
+                self.records.append(item)
             elif not isinstance(item.get("eventName"), str):
                 self.skipped["no-eventName"] += 1
             else:
@@ -97,8 +103,21 @@ def _is_container(document: dict[str, Any]) -> bool:
     return isinstance(document.get("Records"), list) or isinstance(document.get("Events"), list)
 
 
+def _is_event(item: dict[str, Any]) -> bool:
+    """An EventBridge event whose detail is not a CloudTrail record (an "EC2 AMI State Change")."""
+    detail = item.get("detail")
+    return "detail-type" in item and isinstance(detail, dict) and "eventName" not in detail
+
+
 def _unwrap(item: Any) -> Any:
-    return _from_eventbridge(item) if isinstance(item, dict) and "detail-type" in item else item
+    if isinstance(item, dict) and "detail-type" in item and not _is_event(item):
+        return _from_eventbridge(item)
+    return item
+
+
+def as_event(item: dict[str, Any]) -> dict[str, Any]:
+    """One item of a :class:`History` as EventBridge delivers it: a record wrapped, an event as it is."""
+    return item if _is_event(item) else wrap_cloudtrail_record(item)
 
 
 def _files(path: Path) -> list[Path]:

@@ -24,7 +24,7 @@ from amiguard_cli.console import (
 def _demo(args: argparse.Namespace) -> int:
     from amiguard_cli.demo.scenario import run_demo
 
-    failed = run_demo()
+    failed = run_demo(full=args.full)
     return 0 if failed == 0 else 2
 
 
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="play the scenario on the embedded sandbox (moto)", formatter_class=HelpFormatter
+    )
+    demo.add_argument(
+        "--full",
+        "--verbose",
+        action="store_true",
+        help="print every step, delivery and alert as it happens (default: one line per event and a summary)",
     )
     demo.set_defaults(run=_demo)
 

@@ -15,7 +15,8 @@ import io
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import boto3
@@ -28,13 +29,18 @@ from amiguard.aws.pacing import (
     EC2_READ_BURST,
     EC2_READ_REFILL_PER_SECOND,
     PACED_RETRY_CONFIG,
+    InFlightCap,
     PacedClients,
     RegionPacer,
 )
 from amiguard.aws.regions import ENABLED, enabled_regions, region_opt_in_status
+from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.aws.replication import Ec2Replication
 from amiguard.aws.tags import Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.settings import REGION, SettingsError, load_settings
+from amiguard.policy.checks import ReplicaRemedyPort
+from amiguard.services.dr_replicator import LedgerRecordedReplication
 from amiguard.services.scan import (
     DEFAULT_CONCURRENCY,
     EXIT_ERROR,
@@ -45,8 +51,18 @@ from amiguard.services.scan import (
     describe_error,
 )
 from amiguard_cli.console import HelpFormatter, description, fail
+from amiguard_cli.org import add_org_arguments
+
+# Accounts scanned at once by --org, and the requests in flight over all of them: 32 accounts of 2 regions at
+# EC2's 20 reads per second each, ~50 ms a call, keep ~64 in flight; the cap leaves room for bursts.
+DEFAULT_ACCOUNT_CONCURRENCY = 32
+DEFAULT_MAX_IN_FLIGHT = 128
+# Per account-region with --org: 3 calls in flight keep up with EC2's 20 per second at up to 150 ms a call, and
+# hundreds of threads more (8 per account-region) would cost a third more CPU in switching.
+ORG_REGION_CONCURRENCY = 3
 
 FORMATS = ("table", "json", "csv", "html")
+ORG_CSV_COLUMNS = ("account", "account_name")  # first, in a scan of several accounts
 CSV_COLUMNS = (
     "severity",
     "type",
@@ -83,8 +99,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY})",
+        default=None,
+        help=f"per-region parallel calls (default: {DEFAULT_CONCURRENCY}; with --org {ORG_REGION_CONCURRENCY}, "
+        "since each account-region is held to its bucket's 20 calls per second and threads cost CPU)",
     )
     parser.add_argument(
         "--rate",
@@ -104,6 +121,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--pace-from-start",
         action="store_true",
         help="pace from the first call, assuming EC2's bucket is full (default: from EC2's first throttle)",
+    )
+    add_org_arguments(parser, verb="scan", account_concurrency=DEFAULT_ACCOUNT_CONCURRENCY)
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help=f"with --org: AWS requests in flight at once over all accounts (default: {DEFAULT_MAX_IN_FLIGHT})",
     )
     parser.set_defaults(run=run)
     return parser
@@ -199,10 +223,13 @@ def render_csv(report: ScanReport) -> str:
     """One row per finding (errors go to standard error: a CSV has one shape)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    org = bool(report.account_names)
+    writer.writerow((*ORG_CSV_COLUMNS, *CSV_COLUMNS) if org else CSV_COLUMNS)
     for finding in report.findings:
+        where = [finding.account, report.account_names.get(finding.account, "")] if org else []
         writer.writerow(
             [
+                *where,
                 finding.severity.value,
                 finding.type.value,
                 finding.region,
@@ -220,45 +247,70 @@ def render_csv(report: ScanReport) -> str:
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
 
-def render_table(report: ScanReport, out: IO[str], *, color: bool) -> None:
+def render_table(report: ScanReport, out: IO[str], *, color: bool, width: int | None = None) -> None:
+    """Findings most severe first, then what could not be checked; fits 80 columns (:mod:`amiguard_cli.tables`)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 160)
+    from amiguard_cli.tables import add_id_column, add_text_column, narrow_table, severity_text, stacked
+
+    if width is None and not color:
+        width = 160
+    console = Console(file=out, force_terminal=color, no_color=not color, width=width)
     if report.findings:
-        table = Table(title=f"amiguard scan: {len(report.findings)} finding(s)", show_lines=False)
-        for column in ("severity", "type", "region", "image", "snapshot", "action", "summary"):
-            table.add_column(column, overflow="fold")
+        table = narrow_table(f"amiguard scan of {report.account}: {len(report.findings)} finding(s)")
+        add_text_column(table, "finding")
+        add_id_column(table, "resource")
+        table.add_column("action", no_wrap=True)
+        add_text_column(table, "summary", ratio=2)
         ordered = sorted(
             report.findings,
-            key=lambda f: (_SEVERITY_ORDER.get(f.severity.value, 9), f.type.value, f.region, f.image_id or ""),
+            key=lambda f: (_SEVERITY_ORDER.get(f.severity.value, 9), f.account, f.type.value, f.region, f.image_id),
         )
         for finding in ordered:
             table.add_row(
-                finding.severity.value,
-                finding.type.value,
-                finding.region,
-                finding.image_id or "",
-                finding.snapshot_id or "",
+                stacked(severity_text(finding.severity.value), finding.type.value),
+                stacked(
+                    finding.image_id,
+                    finding.snapshot_id,
+                    # another account's (a scan of an organization names every account, with its name)
+                    account_label(report, finding.account)
+                    if report.account_names or finding.account != report.account
+                    else None,
+                    Text(finding.region, style="dim"),
+                ),
                 finding.action.value,
                 finding.summary,
             )
         console.print(table)
     if report.errors:
-        errors = Table(title="could not check", show_lines=False)
-        for column in ("region", "stage", "resource", "problem"):
-            errors.add_column(column, overflow="fold")
+        errors = narrow_table("could not check")
+        add_id_column(errors, "resource")
+        add_text_column(errors, "stage")
+        add_text_column(errors, "problem", ratio=3)
         for error in report.errors:
-            errors.add_row(error.region, error.stage, error.image_id or error.snapshot_id or "", error.message)
+            account = account_label(report, error.account) if report.account_names and error.account else None
+            resource = stacked(error.image_id or error.snapshot_id, account, Text(error.region, style="dim"))
+            errors.add_row(resource, error.stage, error.message)
         console.print(errors)
     console.print(summary_line(report))
 
 
+def account_label(report: ScanReport, account: str) -> str:
+    """``123456789012 (prod)`` in a scan of several accounts."""
+    name = report.account_names.get(account, "")
+    return f"{account} ({name})" if name else account
+
+
 def summary_line(report: ScanReport) -> str:
-    scanned = [region.region for region in report.regions if region.listed]
+    scanned = list(dict.fromkeys(region.region for region in report.regions if region.listed))
     vanished = sum(len(region.vanished) for region in report.regions)
     counts = ", ".join(f"{count} {kind}" for kind, count in report.counts().items()) or "no findings"
-    parts = [f"{report.images} AMI(s) in {len(scanned)} region(s) ({', '.join(scanned) or 'none'})", counts]
+    where = f"{len(scanned)} region(s) ({', '.join(scanned) or 'none'})"
+    if report.account_names:
+        reached = len({region.account for region in report.regions if region.listed})
+        where += f" of {reached}/{len(report.account_names)} account(s)"
+    parts = [f"{report.images} AMI(s) in {where}", counts]
     if vanished:
         parts.append(f"{vanished} deregistered during the scan")
     if report.errors:
@@ -275,6 +327,7 @@ def render_html(report: ScanReport) -> str:
         {
             "severity": f.severity.value,
             "account": f.account,
+            "account_name": report.account_names.get(f.account, ""),
             "type": f.type.value,
             "region": f.region,
             "image": f.image_id or "",
@@ -284,8 +337,12 @@ def render_html(report: ScanReport) -> str:
         }
         for f in report.findings
     ]
-    columns = ("type", "region", "image", "snapshot", "action", "summary")
-    errors = [f"{error.region}: {error.message}" for error in report.errors]
+    columns: tuple[str, ...] = ("type", "region", "image", "snapshot", "action", "summary")
+    if report.account_names:
+        columns = ("account", "account_name", *columns)
+    errors = [
+        f"{error.account + ' ' if error.account else ''}{error.region}: {error.message}" for error in report.errors
+    ]
     return page(f"amiguard scan of {report.account}", rows, columns, summary=summary_line(report), errors=errors)
 
 
@@ -297,7 +354,8 @@ def write_report(report: ScanReport, args: argparse.Namespace) -> None:
     elif args.format == "csv":
         text = render_csv(report)
         for error in report.errors:
-            print(f"amiguard scan: {error.region}: {error.message}", file=sys.stderr)
+            where = f"{error.account} {error.region}" if error.account else error.region
+            print(f"amiguard scan: {where}: {error.message}", file=sys.stderr)
     else:
         buffer = io.StringIO()
         color = args.output is None and sys.stdout.isatty()
@@ -316,7 +374,15 @@ def write_report(report: ScanReport, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``amiguard scan``: returns the exit code."""
+    org_only = [name for name in ("ou", "accounts", "exclude_accounts") if getattr(args, name, None)]
+    if org_only and not args.org:
+        fail(f"--{org_only[0].replace('_', '-')} narrows --org: add --org")
+        return EXIT_ERROR
     if args.sandbox:
+        if args.org:
+            from amiguard_cli.sandbox.scan_org import run_org_in_sandbox
+
+            return run_org_in_sandbox(args)
         from amiguard_cli.sandbox.scan import run_in_sandbox
 
         return run_in_sandbox(args, scan_account)
@@ -325,41 +391,95 @@ def run(args: argparse.Namespace) -> int:
     except BotoCoreError as error:
         fail(f"scan cannot start: {error}")
         return EXIT_ERROR
-    report = scan_account(args, session)
+    if args.org:
+        from amiguard_cli.scan_org import scan_organization
+
+        report = scan_organization(args, session)
+    else:
+        report = scan_account(args, session)
     if report is None:
         return EXIT_ERROR
     write_report(report, args)
     return report.exit_code
 
 
-def scan_account(args: argparse.Namespace, session: boto3.Session) -> ScanReport | None:
-    """Scan with ``session``'s credentials as ``args`` say; ``None`` (after saying why) when it cannot start."""
+@dataclass(frozen=True)
+class ScanSessions:
+    """Whose credentials each part of a scan uses: one session for everything in the caller's own account; in a
+    member account, the reader role, or with ``--fix`` the acting role of each remedy (public_guard's revokes
+    shares and reads, tag_enforcer's marks tag violations, dr_replicator's copies and cleans up replicas)."""
+
+    images: boto3.Session
+    tagging: boto3.Session
+    replication: boto3.Session
+
+    @classmethod
+    def one(cls, session: boto3.Session) -> ScanSessions:
+        return cls(session, session, session)
+
+
+def scan_account(
+    args: argparse.Namespace,
+    session: boto3.Session,
+    *,
+    account: str | None = None,
+    sessions: ScanSessions | None = None,
+    cap: InFlightCap | None = None,
+    on_fail: Callable[[str], object] = fail,
+    progress_bar: bool = True,
+) -> ScanReport | None:
+    """Scan with ``session``'s credentials as ``args`` say; ``None`` (after ``on_fail`` said why) when it cannot
+    start. In a member ``account``, EC2 is read (and mended) through ``sessions``; the ledger stays ``session``'s."""
     try:
         settings = load_settings()
     except SettingsError as bad_settings:
-        fail(str(bad_settings))
+        on_fail(str(bad_settings))
         return None
+    where = sessions or ScanSessions.one(session)
     try:
         home = session.region_name or "us-east-1"
+        # One bucket per region of this account (EC2's limit is per account and region), whoever's role calls.
         pacer = RegionPacer(burst=args.burst, rate=args.rate, armed=args.pace_from_start) if args.rate > 0 else None
-        clients = PacedClients(session, pacer=pacer, config=scan_config(args.concurrency, paced=pacer is not None))
-        account = str(clients.client("sts", home).get_caller_identity()["Account"])
+        concurrency = args.concurrency or DEFAULT_CONCURRENCY
+        config = scan_config(concurrency, paced=pacer is not None)
+        clients = PacedClients(where.images, pacer=pacer, config=config, cap=cap)
+        def clients_of(part: boto3.Session) -> PacedClients:
+            return clients if part is where.images else PacedClients(part, pacer=pacer, config=config, cap=cap)
+
+        tag_clients, copy_clients = clients_of(where.tagging), clients_of(where.replication)
+        ledger_clients = clients if sessions is None else PacedClients(session, pacer=None, config=config, cap=cap)
+        account = account or str(clients.client("sts", home).get_caller_identity()["Account"])
         regions, region_errors = resolve_regions(args, clients, home)
     except (ClientError, BotoCoreError) as error:
         _, message = describe_error(error, "the home region")
-        fail(f"scan cannot start: {message}")
+        on_fail(f"scan cannot start: {message}")
         return None
 
-    show_bar = sys.stderr.isatty()
+    show_bar = progress_bar and sys.stderr.isatty()
     progress = BarProgress(regions) if show_bar else None
+    # With the stack's ledger (AMIGUARD_LEDGER_TABLE), replicas are the copies amiguard recorded, and --fix records
+    # its copies there; without it, a replica is a copy its tag and EC2 agree on, never cleaned up by a tag alone.
+    replicas = DynamoReplicaLedger(ledger_clients.dynamodb(), settings.ledger_table) if settings.ledger_table else None
+
+    def replication(region: str) -> ReplicaRemedyPort:
+        ec2 = Ec2Replication(copy_clients.ec2(region))
+        return LedgerRecordedReplication(ec2, replicas) if replicas else ec2
+
     scanner = Scanner(
         settings=settings,
         images=lambda region: Ec2Images(clients.ec2(region)),
-        replication=lambda region: Ec2Replication(clients.ec2(region)),
-        tagging=lambda region: Ec2Tagging(clients.ec2(region)),
+        replication=replication,
+        replica_records=replicas,
+        tagging=lambda region: Ec2Tagging(tag_clients.ec2(region)),
+        # the stack's ledger (AMIGUARD_LEDGER_TABLE): without it tag violations are reported, never marked
+        violations=(
+            DynamoViolations(lambda: ledger_clients.dynamodb(home), settings.ledger_table)
+            if settings.ledger_table
+            else None
+        ),
         account=account,
         fix=args.fix,
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         progress=progress,
     )
     if progress:

@@ -193,7 +193,9 @@ class _Scanner:
         attrs: dict[str, Kind] = {}
         in_factory = node.name in self.factories
         methods = [item for item in node.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)]
-        for method in methods:  # first what each method stores on self, then the calls
+        for method in methods:  # first what each method stores on self (or a property returns), then the calls
+            if any(isinstance(d, ast.Name) and d.id == "property" for d in method.decorator_list):
+                attrs[method.name] = self.annotation(method.returns)
             scope = self.parameters(method)
             for statement in ast.walk(method):
                 self.assign(statement, scope, attrs)

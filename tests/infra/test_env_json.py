@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from amiguard.models.settings import Settings, SettingsError, load_settings
-from amiguard_cli.sandbox.cfn import Stack, deployed_environment, function_name, parameter_values, resources_of_type
+from amiguard_cli.sandbox.cfn import deployed_environment, function_name, placeholder_stack, resources_of_type
 
 from .sam_tools import REPO_ROOT
 
@@ -28,7 +28,7 @@ def test_env_json_names_every_function_of_the_template_when_invoked_locally(temp
 def test_env_json_sets_every_variable_the_template_gives_each_function_when_invoked_locally(
     template: dict[str, Any],
 ) -> None:
-    stack = Stack(parameter_values(template, {}), {"AlertTopic": "t", "LedgerTable": "l"}, "123456789012", "us-east-1")
+    stack = placeholder_stack(template, {})
     for logical_id, name in _functions(template).items():
         deployed = deployed_environment(template, name, stack)
         missing = sorted(set(deployed) - set(ENV_JSON.get(logical_id, {})))

@@ -16,7 +16,7 @@ AMIGUARD_ROLE_PATH = "/amiguard/"
 # Mutating EC2 actions on images and snapshots may only name these (Fn::Sub resolved, partition aws).
 IMAGE_OR_SNAPSHOT_ARN = re.compile(r"^arn:aws:ec2:\*:(123456789012)?:(image|snapshot)/\*$")
 # Account-level settings: the action takes no resource, so "*" is the narrowest grant there is.
-ACCOUNT_LEVEL_EC2_ACTIONS = frozenset({"ec2:EnableImageBlockPublicAccess"})
+ACCOUNT_LEVEL_EC2_ACTIONS = frozenset({"ec2:EnableImageBlockPublicAccess", "ec2:EnableSnapshotBlockPublicAccess"})
 READ_ONLY_PREFIXES = ("Describe", "Get", "List")
 # What SNS documents for publishing to an encrypted topic (GenerateDataKey and ...WithoutPlaintext).
 WILDCARD_ACTIONS_ALLOWED = frozenset({"kms:GenerateDataKey*"})

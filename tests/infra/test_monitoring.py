@@ -41,7 +41,13 @@ def test_every_function_errors_alarm_when_deployed(template: dict[str, Any]) -> 
 
 
 def test_every_queue_alarms_when_a_message_waits_in_it(template: dict[str, Any]) -> None:
-    queues = resources_of_type(template, "AWS::SQS::Queue")
+    # Every queue where a message waits only when something failed: all but work queues (those with a redrive
+    # policy, whose messages are work in progress and whose dead-letter queue is watched instead).
+    queues = {
+        queue_id: queue
+        for queue_id, queue in resources_of_type(template, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" not in queue.get("Properties", {})
+    }
     alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
 
     watched = _watched(alarms, "AWS/SQS", "QueueName")
@@ -94,19 +100,102 @@ def test_ledger_table_keeps_its_promises_when_deployed(template: dict[str, Any])
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-time"
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["gsi1pk", "gsi1sk"]
+    # keys only: a row's alert-state update writes nothing to the index (amiguard/aws/ledger.py, "Write units")
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
 
 
 def test_alert_publishers_may_write_the_ledger_and_nothing_else_in_it(template: dict[str, Any]) -> None:
     roles = resources_of_type(template, "AWS::IAM::Role")
+    # The ledger grants live in a policy of their own per role (the table's resource policy names the roles).
+    ledger_policies = {
+        policy["Properties"]["RoleName"]["Ref"]: policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in resources_of_type(template, "AWS::IAM::RolePolicy").values()
+        if any(
+            str(a).startswith("dynamodb:")
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            for a in _actions(s)
+        )
+    }
     for role_id, role in roles.items():
         statements = [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
-        actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-        dynamo = [s for s in statements if any(str(a).startswith("dynamodb:") for a in s["Action"])]
+        actions = {a for s in statements for a in _actions(s)}
+        assert not any(a.startswith("dynamodb:") for a in actions), f"{role_id}: ledger grants belong in its policy"
+        dynamo = ledger_policies.get(role_id, [])
         if "sns:Publish" in actions:
             assert dynamo, f"{role_id} publishes alerts without the ledger (de-duplication and audit trail)"
         for statement in dynamo:
-            assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}, role_id
-            assert set(statement["Action"]) <= {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+            assert statement["Resource"] in (
+                {"Fn::GetAtt": ["LedgerTable", "Arn"]},
+                {"Fn::Sub": "${LedgerTable.Arn}/index/by-time"},
+            ), role_id
+            assert set(_actions(statement)) <= {
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+            }
+
+
+WRITE_ACTIONS = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def test_only_the_stacks_function_roles_may_write_the_ledger_when_deployed(template: dict[str, Any]) -> None:
+    table = template["Resources"]["LedgerTable"]["Properties"]
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    function_roles = {function["Properties"]["Role"]["Fn::GetAtt"][0] for function in functions.values()}
+
+    [statement] = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+
+    assert (statement["Effect"], statement["Principal"], statement["Resource"]) == ("Deny", "*", "*")
+    # data-plane writes only: CloudFormation (the deployer's credentials) still manages the table
+    assert set(statement["Action"]) == WRITE_ACTIONS
+    excepted = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert {ref["Fn::GetAtt"][0] for ref in excepted} == function_roles
+    assert all(ref["Fn::GetAtt"][1] == "Arn" for ref in excepted)
+
+
+def test_only_the_alerting_functions_may_read_the_dedup_key_when_deployed(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    secret = resources["AlertDedupKey"]["Properties"]["GenerateSecretString"]
+    [statement] = resources["AlertDedupKeyPolicy"]["Properties"]["ResourcePolicy"]["Statement"]
+    readers = {ref["Fn::GetAtt"][0] for ref in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    keyed = {
+        function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in functions.values()
+        if "AMIGUARD_DEDUP_KEY_SECRET" in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+
+    assert secret["PasswordLength"] >= 32
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "secretsmanager:GetSecretValue")
+    assert (
+        readers == keyed == {"PublicGuardRole", "TagEnforcerRole", "DrReplicatorRole", "SweeperRole", "TamperGuardRole"}
+    )
+
+
+def test_every_alerting_function_gets_realert_hours_and_the_dedup_key_when_deployed(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    alerting = {
+        function_id: function for function_id, function in functions.items() if function_id != "NotifierFunction"
+    }
+    assert len(alerting) == len(functions) - 1  # the notifier reads the topic; every other function alerts
+    for function_id, function in alerting.items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert variables.get("AMIGUARD_REALERT_HOURS") == {"Ref": "RealertHours"}, function_id
+        assert variables.get("AMIGUARD_DEDUP_KEY_SECRET") == {"Ref": "AlertDedupKey"}, function_id
+    assert template["Parameters"]["RealertHours"]["Default"] == 168
 
 
 def test_notifier_is_subscribed_to_the_alert_topic_with_a_dead_letter_queue(deployed_template: dict[str, Any]) -> None:
@@ -135,3 +224,41 @@ def test_only_the_notifier_may_read_the_slack_secret_and_only_when_one_is_given(
     assert policy["Properties"]["RoleName"] == {"Ref": "NotifierRole"}
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Resource"] == {"Ref": "SlackWebhookSecretArn"}
+
+
+def _function_errors_widget(template: dict[str, Any]) -> dict[str, Any]:
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body.replace("${", "").replace('}"', '"'))["widgets"]
+    [widget] = [w for w in widgets if w.get("properties", {}).get("title") == "Function errors"]
+    return dict(widget)
+
+
+def test_function_errors_widget_shows_every_function_of_the_template_when_deployed(template: dict[str, Any]) -> None:
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+
+    shown = {
+        metric[3]
+        for metric in _function_errors_widget(template)["properties"]["metrics"]
+        if metric[:3] == ["AWS/Lambda", "Errors", "FunctionName"]
+    }
+
+    assert functions - shown == set(), "add these functions' Errors to the dashboard's Function errors widget"
+    assert shown - functions == set(), "the Function errors widget names functions the template does not have"
+
+
+def test_every_per_function_alarm_watches_every_function_of_the_template_when_deployed(
+    template: dict[str, Any],
+) -> None:
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+
+    for alarm_id, alarm in alarms.items():
+        watched = {
+            item["Value"]["Ref"]
+            for query in alarm["Properties"].get("Metrics", [])
+            if query.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/Lambda"
+            for item in query["MetricStat"]["Metric"].get("Dimensions", [])
+            if item["Name"] == "FunctionName"
+        }
+        if watched:
+            assert functions - watched == set(), f"{alarm_id} does not watch these functions"

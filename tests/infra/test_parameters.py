@@ -98,7 +98,20 @@ def test_settings_reach_every_function_when_set_as_parameters(template: dict[str
         "AMIGUARD_TRUSTED_PRINCIPALS": {"Ref": "TrustedPrincipals"},
         "AMIGUARD_PUBLIC_ALLOWLIST": {"Ref": "PublicAllowlist"},
         "AMIGUARD_ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "AMIGUARD_SECURITY_HUB": {"Ref": "SecurityHub"},
+        "AMIGUARD_EXCEPTIONS": {"Ref": "Exceptions"},
+        "AMIGUARD_ORGANIZATION_ID": {"Ref": "OrganizationId"},
+        "AMIGUARD_OWN_ROLE_ARNS": {"Fn::Join": [",", [{"Fn::GetAtt": [role, "Arn"]} for role in ROLES]]},
     }
+
+
+ROLES = ["PublicGuardRole", "TagEnforcerRole", "NotifierRole", "DrReplicatorRole", "SweeperRole", "TamperGuardRole"]
+
+
+def test_own_role_arns_name_every_function_role_when_deployed(template: dict[str, Any]) -> None:
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+
+    assert sorted(f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions) == sorted(ROLES)
 
 
 def test_alert_email_subscription_exists_only_when_email_given(template: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ def test_every_cloudtrail_event_name_the_stack_reacts_to_is_forwarded_when_it_ha
         for rules in _function_rules(template).values()
         for _, properties in rules
         if CLOUDTRAIL in properties["Pattern"].get("detail-type", [])
+        # AMI events; tamper_guard's calls concern the home region's own resources (and IAM's us-east-1)
+        and properties["Pattern"].get("source") == ["aws.ec2"]
         for name in properties["Pattern"]["detail"]["eventName"]
     }
     forwarded = {

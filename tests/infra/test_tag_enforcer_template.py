@@ -84,16 +84,20 @@ def test_tag_settings_reach_tag_enforcer_when_set_as_parameters() -> None:
         "AMIGUARD_TAG_GRACE_HOURS": {"Ref": "TagGraceHours"},
         "AMIGUARD_TAG_ESCALATION": {"Ref": "TagEscalation"},
         "AMIGUARD_INHERIT_TAGS": {"Ref": "InheritTags"},
+        "AMIGUARD_MAX_IMAGE_AGE_DAYS": {"Ref": "MaxImageAgeDays"},
+        "AMIGUARD_UNUSED_IMAGE_DAYS": {"Ref": "UnusedImageDays"},
         "AMIGUARD_LEDGER_TABLE": {"Ref": "LedgerTable"},
+        "AMIGUARD_REALERT_HOURS": {"Ref": "RealertHours"},
+        "AMIGUARD_DEDUP_KEY_SECRET": {"Ref": "AlertDedupKey"},
     }
 
 
 def test_tag_writes_are_scoped_to_images_and_snapshots_when_granted() -> None:
     statements = RESOURCES["TagEnforcerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    [tagging] = [s for s in statements if "ec2:CreateTags" in s["Action"]]
+    tagging = [s for s in statements if s["Action"] in ("ec2:CreateTags", "ec2:DeleteTags")]
 
-    assert sorted(tagging["Action"]) == ["ec2:CreateTags", "ec2:DeleteTags"]
-    assert tagging["Resource"] == [IMAGE_ARN, SNAPSHOT_ARN]
+    assert sorted(s["Action"] for s in tagging) == ["ec2:CreateTags", "ec2:DeleteTags"]
+    assert all(s["Resource"] == [IMAGE_ARN, SNAPSHOT_ARN] for s in tagging)
     escalation_actions = {"ec2:EnableImageDeprecation", "ec2:DisableImage", "ec2:DeregisterImage"}
     assert not any(
         set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) & escalation_actions for s in statements

@@ -14,6 +14,7 @@ class Answer:
     status: int = 200
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0  # seconds to wait (real time, whatever the test's clock) before answering
 
 
 @dataclass
@@ -38,6 +39,8 @@ class WebhookServer:
                 body = self.rfile.read(length).decode("utf-8")
                 server.received.append(Received(self.path, dict(self.headers), json.loads(body)))
                 answer = server.answers.pop(0) if server.answers else server.default
+                if answer.hang:
+                    threading.Event().wait(answer.hang)  # the request was taken; the answer comes too late
                 data = answer.body.encode()
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():

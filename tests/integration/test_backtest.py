@@ -192,14 +192,14 @@ def test_approval_would_copy_to_each_dr_region_once_when_replication_is_on(
 
 
 def test_amiguards_own_calls_yield_nothing_when_in_the_history(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/amiguard/amiguard-PublicGuardRole-0A1B2C3D4E5F"
+    monkeypatch.setenv("AMIGUARD_OWN_ROLE_ARNS", role)  # the stack's role ARNs, as its functions get them
     own = {
         "type": "AssumedRole",
         "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/amiguard-public-guard/public_guard",
-        "sessionContext": {
-            "sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role/amiguard/amiguard-public-guard"}
-        },
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role}},
     }
 
     code, report = backtest(
@@ -339,3 +339,16 @@ def test_lookup_asks_for_each_routed_event_name_in_each_region_when_reading_clou
     assert sorted({r["awsRegion"] for r in history.records}) == ["eu-west-1", "us-east-1"]
     assert len(history.records) == 2 * len(names)
     assert [error.source for error in history.errors] == ["not-a-region"]
+
+
+def test_a_role_that_only_looks_like_amiguards_is_not_its_own_when_in_the_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMIGUARD_OWN_ROLE_ARNS", f"arn:aws:iam::{ACCOUNT}:role/amiguard/amiguard-PublicGuardRole-0A1B")
+    lookalike = f"arn:aws:iam::{ACCOUNT}:role/amiguard/amiguard-public-guard"
+    identity = {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"type": "Role", "arn": lookalike}}}
+    path = trail(tmp_path, record("ModifyImageAttribute", share(IMAGE, group="all"), userIdentity=identity))
+
+    code, report = backtest(capsys, "--file", str(path))
+
+    assert [d["finding"] for d in report["decisions"]] == ["public-share"] and code == 1

@@ -63,7 +63,7 @@ def _who_asked(client: Any, *, region: str, **_: Any) -> History:
 
 
 def _args(**overrides: Any) -> argparse.Namespace:
-    defaults = {"regions": None, "all_regions": False, "accounts": None, "exclude_accounts": None}
+    defaults = {"regions": None, "all_regions": False, "ou": None, "accounts": None, "exclude_accounts": None}
     return argparse.Namespace(**(defaults | {"role_name": "amiguard-reader", "account_concurrency": 4} | overrides))
 
 

@@ -68,3 +68,32 @@ def test_nothing_is_done_when_block_public_access_is_already_back_on(monkeypatch
 
     stub.assert_no_pending_responses()
     assert outcome.status == "clean" and outcome.findings == []
+
+
+@pytest.mark.parametrize("mode", ["enforce", "audit"])
+def test_declarative_policy_setting_is_reported_not_changed_when_image_block_public_access_is_off(
+    monkeypatch, ec2, mode
+):
+    # Given: an organization's EC2 declarative policy manages the setting (EC2 refuses the account's change)
+    monkeypatch.setenv("AMIGUARD_MODE", mode)
+    stub = Stubber(ec2)
+    stub.add_response(
+        "get_image_block_public_access_state",
+        {"ImageBlockPublicAccessState": "unblocked", "ManagedBy": "declarative-policy"},
+        {},
+    )
+    alerts = Alerts()
+    guard = PublicGuard(settings=load_settings(), images=lambda region: Ec2Images(ec2), alerts=alerts)
+
+    # When: the Stubber answers no EnableImageBlockPublicAccess (a call to it would fail the test)
+    with stub:
+        outcome = guard.handle(disable_event())
+        guard.publish(outcome)
+
+    # Then
+    stub.assert_no_pending_responses()
+    [finding] = alerts.published
+    assert outcome.reason == "managed-by-declarative-policy"
+    assert finding.type == "block-public-access-disabled" and finding.action == "none"
+    assert finding.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+    assert "declarative policy" in finding.summary

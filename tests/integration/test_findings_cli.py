@@ -79,7 +79,7 @@ def test_table_names_what_happened_to_each_alert_when_printed(ledger: DynamoLedg
 
     text = out.getvalue()
     assert "amiguard findings (3)" in text and "public-share" in text and "missing-tags" in text
-    assert "suppressed (duplicate)" in text  # recorded, never confirmed as sent
+    assert "pending (not alerted yet)" in text  # recorded, never confirmed as sent
 
 
 def test_json_is_printed_when_output_is_not_a_terminal(capsys) -> None:

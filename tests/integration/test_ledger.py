@@ -1,4 +1,4 @@
-"""The ledger under moto: the template's own table, dedup claims, suppressed counts, and both queries."""
+"""The ledger under moto: the template's own table, the outbox, dedup claims, suppressed counts, queries, cost."""
 
 from __future__ import annotations
 
@@ -11,9 +11,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from amiguard.aws.ledger import LEASE_MARGIN, STALE_CLAIM, AlertInFlight, DynamoLedger, finding_pk, finding_sk
+from amiguard.aws.ledger import (
+    LEASE_MARGIN,
+    STALE_CLAIM,
+    AlertInFlight,
+    AlertState,
+    DynamoLedger,
+    dedup_hash,
+    finding_pk,
+    finding_sk,
+)
 from amiguard.models.findings import Finding, FindingType
 from amiguard.services.alerting import LedgeredAlerts
+from amiguard.services.ports import AlertResult
+from amiguard_cli.sandbox.capacity import WriteUnitMeter
 from amiguard_cli.sandbox.cfn import load_template, table_definition
 from amiguard_cli.sandbox.iam import iam_actions
 from tests.factories import a_finding
@@ -21,7 +32,8 @@ from tests.factories import a_finding
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # What the roles grant for the alert path (template.yaml, RecordFindingsInLedger); a new call fails this file.
-GRANTED_WRITE_OPERATIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+GRANTED_OPERATIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
+KEY = b"the-stack-secret"
 
 
 class Clock:
@@ -62,7 +74,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(dynamodb: Any, clock: Clock) -> DynamoLedger:
-    return DynamoLedger(dynamodb, "ledger", clock=clock)
+    return DynamoLedger(dynamodb, "ledger", clock=clock, dedup_key=lambda: KEY)
+
+
+def _claim(ledger: DynamoLedger, finding: Finding) -> Any:
+    ledger.stage(finding)
+    return ledger.claim(finding)
 
 
 def _item(dynamodb: Any, pk: str, sk: str) -> dict[str, Any]:
@@ -71,49 +88,49 @@ def _item(dynamodb: Any, pk: str, sk: str) -> dict[str, Any]:
 
 
 def test_first_claim_alerts_when_finding_is_new(ledger: DynamoLedger) -> None:
-    claim = ledger.claim_alert(a_finding())
+    claim = _claim(ledger, a_finding())
 
     assert claim.first
 
 
 def test_duplicate_is_suppressed_and_counted_when_inside_the_window(ledger: DynamoLedger, clock: Clock) -> None:
-    ledger.confirm_sent(ledger.claim_alert(a_finding()))
+    ledger.confirm_sent(_claim(ledger, a_finding()))
     clock.now += timedelta(minutes=59)
 
-    second = ledger.claim_alert(a_finding(event_id="another-event"))
-    third = ledger.claim_alert(a_finding(event_id="yet-another-event"))
+    second = _claim(ledger, a_finding(event_id="another-event"))
+    third = _claim(ledger, a_finding(event_id="yet-another-event"))
 
     assert (second.first, second.suppressed) == (False, 1)
     assert (third.first, third.suppressed) == (False, 2)
 
 
 def test_finding_alerts_again_when_the_window_has_passed(ledger: DynamoLedger, clock: Clock) -> None:
-    first = ledger.claim_alert(a_finding())
+    first = _claim(ledger, a_finding())
     ledger.confirm_sent(first)
     clock.now += timedelta(hours=1, seconds=1)
 
-    assert ledger.claim_alert(a_finding()).first
+    assert _claim(ledger, a_finding()).first
 
 
 def test_other_evidence_alerts_when_same_image_and_type(ledger: DynamoLedger) -> None:
-    ledger.claim_alert(a_finding())
+    _claim(ledger, a_finding())
 
-    other = ledger.claim_alert(a_finding(type=FindingType.UNTRUSTED_SHARE, evidence={"untrusted": ["999988887777"]}))
+    other = _claim(ledger, a_finding(type=FindingType.UNTRUSTED_SHARE, evidence={"untrusted": ["999988887777"]}))
 
     assert other.first
 
 
 def test_unsent_claim_is_taken_over_when_older_than_any_function_timeout(ledger: DynamoLedger, clock: Clock) -> None:
-    ledger.claim_alert(a_finding())  # the function died before publishing: never confirmed
+    _claim(ledger, a_finding())  # the function died before publishing: never confirmed
     clock.now += STALE_CLAIM + timedelta(seconds=1)
 
-    assert ledger.claim_alert(a_finding()).first
+    assert _claim(ledger, a_finding()).first
 
 
 def test_duplicate_is_retried_not_suppressed_when_the_first_claim_was_never_confirmed_sent(
     ledger: DynamoLedger, clock: Clock
 ) -> None:
-    ledger.claim_and_record(a_finding())  # the first invocation timed out while SNS hung: never confirmed
+    _claim(ledger, a_finding())  # the first invocation timed out while SNS hung: never confirmed
     sns = RecordingSns()
     clock.now += timedelta(minutes=1)  # Lambda's first retry of the event
 
@@ -132,7 +149,7 @@ def test_lambdas_retry_takes_the_claim_over_when_the_claimants_invocation_has_en
 ) -> None:
     deadline = NOW + timedelta(seconds=60)  # the claimant had a minute left when it claimed
     claimant = DynamoLedger(dynamodb, "ledger", clock=clock, deadline=lambda: deadline)
-    claimant.claim_and_record(a_finding())  # then timed out while SNS hung
+    _claim(claimant, a_finding())  # then timed out while SNS hung
     sns = RecordingSns()
     retry = LedgeredAlerts(DynamoLedger(dynamodb, "ledger", clock=clock), sns)
 
@@ -146,10 +163,10 @@ def test_lambdas_retry_takes_the_claim_over_when_the_claimants_invocation_has_en
 
 
 def test_claim_is_free_again_when_released_after_a_failed_publish(ledger: DynamoLedger) -> None:
-    claim = ledger.claim_alert(a_finding())
+    claim = _claim(ledger, a_finding())
     ledger.release(claim)
 
-    assert ledger.claim_alert(a_finding()).first
+    assert _claim(ledger, a_finding()).first
 
 
 def test_alert_published_once_and_duplicates_counted_on_its_row_when_sent_through_ledgered_alerts(
@@ -166,9 +183,9 @@ def test_alert_published_once_and_duplicates_counted_on_its_row_when_sent_throug
 
     assert [finding.event_id for finding in sns.published] == [original.event_id]
     row = _item(dynamodb, finding_pk(original), finding_sk(original))
-    assert row["alerted"] == {"BOOL": True}
+    assert row["alert"] == {"S": "sent"}
     assert row["suppressed_duplicates"] == {"N": "2"}
-    dedup = _item(dynamodb, f"DEDUP#{original.fingerprint}", "DEDUP")
+    dedup = _item(dynamodb, f"DEDUP#{dedup_hash(KEY, original.fingerprint)}", "DEDUP")
     assert dedup["suppressed"] == {"N": "2"}
 
 
@@ -255,14 +272,156 @@ def test_alert_path_calls_only_what_the_roles_grant_when_it_alerts_and_suppresse
         failing.publish(a_finding(image_id="ami-0fedcba9876543210"))
     alerts.publish(a_finding())
     alerts.publish(a_finding())
+    alerts.publish_pending(a_finding().event_id, NOW - timedelta(hours=2, minutes=30))
 
-    assert set(called) == GRANTED_WRITE_OPERATIONS
+    assert set(called) == GRANTED_OPERATIONS
 
 
-def test_new_finding_costs_two_round_trips_when_alerted(ledger: DynamoLedger, dynamodb: Any) -> None:
-    called: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: called.append(model.name))
+def _metered(dynamodb: Any) -> WriteUnitMeter:
+    meter = WriteUnitMeter(boto3.client("dynamodb", region_name="us-east-1"))
+    meter.register(dynamodb.meta.events)
+    return meter
 
-    LedgeredAlerts(ledger, RecordingSns()).publish(a_finding())
 
-    assert called == ["TransactWriteItems", "TransactWriteItems"]  # claim + row, then sent + alerted
+def test_new_alert_costs_at_most_six_write_units_when_published(ledger: DynamoLedger, dynamodb: Any) -> None:
+    meter = _metered(dynamodb)
+    alerts = LedgeredAlerts(ledger, RecordingSns())
+    findings = [a_finding(image_id=f"ami-{index:017x}", event_id=f"event-{index}") for index in range(5)]
+
+    alerts.stage(findings)  # before the remediation, as the services do
+    for finding in findings:
+        assert alerts.publish(finding) is AlertResult.SENT
+
+    assert meter.total / len(findings) <= 6, meter.by_operation
+    assert not any(operation.startswith("TransactWriteItems") for operation in meter.by_operation)
+
+
+def test_row_stays_under_one_kilobyte_when_the_finding_is_typical(ledger: DynamoLedger, dynamodb: Any) -> None:
+    from amiguard_cli.sandbox.capacity import item_size
+
+    finding = a_finding()
+    LedgeredAlerts(ledger, RecordingSns()).publish(finding)
+
+    assert item_size(_item(dynamodb, finding_pk(finding), finding_sk(finding))) < 1024
+
+
+def test_staged_finding_is_alerted_when_a_later_attempt_of_its_event_finds_nothing(ledger: DynamoLedger) -> None:
+    # Given the first attempt staged its finding, remediated, then could not reach SNS
+    finding = a_finding()
+    failing = LedgeredAlerts(ledger, RecordingSns(fail=True))
+    failing.stage([finding])
+    with pytest.raises(ConnectionError):
+        failing.publish(finding)
+    sns = RecordingSns()
+
+    # When the retry (a fresh environment) sees current state clean: no finding, only the event
+    results = LedgeredAlerts(ledger, sns).publish_pending(finding.event_id, finding.event_time or NOW)
+
+    # Then the staged finding is alerted, once
+    assert results == [AlertResult.SENT]
+    assert [alert.event_id for alert in sns.published] == [finding.event_id]
+    [entry] = ledger.findings_for_image("us-east-1", "ami-0123456789abcdef0")
+    assert entry.state is AlertState.SENT
+    assert LedgeredAlerts(ledger, sns).publish_pending(finding.event_id, finding.event_time or NOW) == []
+
+
+def test_staged_finding_is_alerted_by_the_sweeper_when_its_event_failed_for_good(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    finding = a_finding(event_time=NOW - timedelta(hours=3))
+    LedgeredAlerts(ledger, RecordingSns()).stage([finding])  # then the function died, the event is in the DLQ
+    sns = RecordingSns()
+    sweeper = LedgeredAlerts(ledger, sns, clock=clock)
+
+    assert sweeper.publish_stale_pending() == []  # staged a moment ago: its own invocation may still alert it
+    clock.now += STALE_CLAIM + timedelta(seconds=1)
+    assert sweeper.publish_stale_pending() == [AlertResult.SENT]
+
+    assert [alert.event_id for alert in sns.published] == [finding.event_id]
+    assert "alerted by the sweep" in sns.published[0].summary  # its action may not have taken effect
+
+
+def test_row_is_marked_sent_not_realerted_when_the_process_died_between_the_two_confirmations(
+    ledger: DynamoLedger, dynamodb: Any, clock: Clock
+) -> None:
+    finding = a_finding()
+    ledger.stage(finding)
+    claim = ledger.claim(finding)
+    dynamodb.update_item(  # what confirm_sent's first write does; the second never happened
+        TableName="ledger",
+        Key={"pk": {"S": claim.dedup_key}, "sk": {"S": "DEDUP"}},
+        UpdateExpression="SET sent_at = :now",
+        ExpressionAttributeValues={":now": {"S": "2026-11-26T12:00:00.000000Z"}},
+    )
+    sns = RecordingSns()
+
+    LedgeredAlerts(ledger, sns).publish_pending(finding.event_id, finding.event_time or NOW)
+
+    assert sns.published == []
+    [entry] = ledger.findings_for_image("us-east-1", "ami-0123456789abcdef0")
+    assert entry.state is AlertState.SENT
+
+
+def test_standing_finding_is_not_realerted_when_inside_realert_hours(ledger: DynamoLedger, clock: Clock) -> None:
+    sns = RecordingSns()
+    sweep = LedgeredAlerts(ledger, sns, window=timedelta(hours=168), clock=clock)
+
+    first = sweep.publish(a_finding(event_id=None, event_time=None, detected_at=clock.now))
+    clock.now += timedelta(days=1)
+    second = sweep.publish(a_finding(event_id=None, event_time=None, detected_at=clock.now))
+    clock.now += timedelta(days=6, minutes=1)
+    third = sweep.publish(a_finding(event_id=None, event_time=None, detected_at=clock.now))
+
+    assert [first, second, third] == [AlertResult.SENT, AlertResult.SUPPRESSED, AlertResult.SENT]
+    assert len(sns.published) == 2
+
+
+def test_new_event_alerts_after_the_dedup_window_when_the_sweep_alerted_the_same_finding(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    sns = RecordingSns()
+    LedgeredAlerts(ledger, sns, window=timedelta(hours=168), clock=clock).publish(a_finding(event_id=None))
+    clock.now += timedelta(hours=2)
+
+    result = LedgeredAlerts(ledger, sns, clock=clock).publish(a_finding(event_id="made-public-again"))
+
+    assert result is AlertResult.SENT
+
+
+def test_row_prewritten_for_the_plain_fingerprint_does_not_suppress_when_alerting(
+    ledger: DynamoLedger, dynamodb: Any
+) -> None:
+    # Given someone wrote the dedup row an unkeyed design would use (the fingerprint hashes public data)
+    finding = a_finding()
+    dynamodb.put_item(
+        TableName="ledger",
+        Item={
+            "pk": {"S": f"DEDUP#{finding.fingerprint}"},
+            "sk": {"S": "DEDUP"},
+            "claimed_at": {"S": "2026-11-26T11:59:00.000000Z"},
+            "sent_at": {"S": "2026-11-26T11:59:00.000000Z"},
+            "lease_until": {"S": "2099-01-01T00:00:00.000000Z"},
+        },
+    )
+    sns = RecordingSns()
+
+    result = LedgeredAlerts(ledger, sns).publish(finding)
+
+    assert result is AlertResult.SENT and len(sns.published) == 1
+    assert dedup_hash(KEY, finding.fingerprint) != finding.fingerprint
+
+
+def test_alerted_row_stays_sent_when_its_event_is_redelivered_after_a_later_alert(
+    ledger: DynamoLedger, clock: Clock
+) -> None:
+    alerts = LedgeredAlerts(ledger, RecordingSns(), clock=clock)
+    first = a_finding()
+    alerts.publish(first)
+    clock.now += timedelta(hours=2)
+    alerts.publish(a_finding(event_id="e2", event_time=NOW + timedelta(hours=2)))  # after the window: alerted
+    clock.now += timedelta(minutes=10)
+
+    assert alerts.publish(first) is AlertResult.SUPPRESSED  # the first event delivered once more
+
+    states = {entry.finding.event_id: entry.state for entry in ledger.findings_for_image("us-east-1", first.image_id)}
+    assert states == {first.event_id: AlertState.SENT, "e2": AlertState.SENT}

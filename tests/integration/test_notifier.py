@@ -74,10 +74,13 @@ def test_block_kit_message_reaches_the_webhook_when_an_ami_is_made_public(
 
 
 def test_secret_is_read_once_when_several_alerts_are_delivered(sandbox: Sandbox, slack: WebhookServer) -> None:
-    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
+    webhook = _store_secret(sandbox, slack.url)
+    sandbox.reconfigure(SlackWebhookSecretArn=webhook)
     reads: list[str] = []
     boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]  # the handlers' clients' session
-        "before-call.secrets-manager.GetSecretValue", lambda **_: reads.append("read")
+        # the webhook's reads only (public_guard reads the alert dedup key, once per environment, too)
+        "provide-client-params.secrets-manager.GetSecretValue",
+        lambda params, **_: reads.append("read") if params["SecretId"] == webhook else None,
     )
 
     for name in ("one", "two", "three"):
@@ -217,3 +220,61 @@ def test_error_names_no_url_when_the_webhook_is_unreachable(caplog: pytest.LogCa
         webhook.post(finding_blocks(a_finding()))
 
     assert "XXXXsecretXXXX" not in str(raised.value) + caplog.text
+
+
+# --- the secret never reaches a log, even with botocore at DEBUG -----------------------------------------
+
+
+def test_webhook_url_never_reaches_a_log_when_botocore_logs_at_debug(
+    sandbox: Sandbox, slack: WebhookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = f'{{"url": "{slack.url}"}}'
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, secret))
+    _make_public(sandbox)
+
+    with caplog.at_level(logging.DEBUG):  # the root logger: botocore.parsers, botocore.endpoint, urllib3 ...
+        sandbox.run()
+
+    assert len(slack.received) == 1
+    assert any(record.name == "botocore.parsers" for record in caplog.records)  # DEBUG really was on
+    logged = caplog.text + "".join(delivery.output for delivery in _notifier(sandbox))
+    assert "XXXXsecretXXXX" not in logged
+    assert "SecretString" not in logged
+
+
+def test_other_clients_still_log_their_bodies_when_botocore_logs_at_debug(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        _make_public(sandbox, name="debugging-ec2")
+        sandbox.run()
+
+    assert any("Response body" in record.getMessage() for record in caplog.records if record.name == "botocore.parsers")
+
+
+def test_hostile_alert_fields_reach_slack_escaped_when_published_to_the_topic(
+    sandbox: Sandbox, slack: WebhookServer
+) -> None:
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
+    finding = a_finding(account="<!channel>", region="<!here|here>", image_id="<https://evil.example|ami>")
+    sandbox.internal_client("sns").publish(TopicArn=sandbox.topic_arn, Message=finding.model_dump_json())
+
+    sandbox.run()
+
+    [received] = slack.received
+    text = str(received.payload)
+    assert "<!channel>" not in text and "<!here" not in text and "<https://evil.example" not in text
+
+
+def test_alert_with_a_non_finite_exposure_is_dropped_when_published_to_the_topic(
+    sandbox: Sandbox, slack: WebhookServer
+) -> None:
+    sandbox.reconfigure(SlackWebhookSecretArn=_store_secret(sandbox, slack.url))
+    message = a_finding().model_dump_json().replace('"exposure_seconds":2.4', '"exposure_seconds":NaN')
+    sandbox.internal_client("sns").publish(TopicArn=sandbox.topic_arn, Message=message)
+
+    sandbox.run()
+
+    [delivery] = _notifier(sandbox)
+    assert delivery.result["reason"] == "malformed-alert"
+    assert slack.received == []

@@ -21,7 +21,7 @@ from amiguard_cli import main as cli
 from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT, Estate, plant_estate
 from amiguard_cli.sandbox.moto_gaps import CannedHttp, canned
 from amiguard_cli.scan import resolve_regions
-from tests.scan_support import moto_session, run_scan
+from tests.scan_support import create_ledger, moto_session, run_scan
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 REGIONS = (HOME, OTHER)
@@ -52,7 +52,9 @@ def _wire_error(url: str, status: int, code: str) -> AWSResponse:
 
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    yield from moto_session(monkeypatch, {"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT})
+    for session in moto_session(monkeypatch, {"AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT}):
+        create_ledger(session)  # amiguard's violation records: tag violations can be marked
+        yield session
 
 
 def plant(session: boto3.Session, per_region: int = 20, **kw: Any) -> Estate:
@@ -63,7 +65,7 @@ def plant(session: boto3.Session, per_region: int = 20, **kw: Any) -> Estate:
 
 
 def scan(session: boto3.Session, *, fix: bool = False, config: Config | None = None) -> ScanReport:
-    return run_scan(session, REGIONS, fix=fix, config=config)
+    return run_scan(session, REGIONS, fix=fix, config=config, ledger=True)
 
 
 def found(report: ScanReport, kind: str) -> set[tuple[str, str]]:

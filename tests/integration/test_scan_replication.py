@@ -93,7 +93,7 @@ def test_fix_copies_with_dr_replicators_request_so_a_second_scan_is_clean_when_a
     again = scan(session)
     # Then: exactly the request dr_replicator makes (same builder, same ClientToken), made in the DR region
     assert kinds(fixed) == [("not-replicated", HOME, source, "copied")]
-    assert sent == [copy_request(image, DR, {}).as_api()]
+    assert sent == [copy_request(image, DR, {}, approval_tag=APPROVAL).as_api()]
     [made] = replicas_in(session, DR)
     assert {t["Key"]: t["Value"] for t in made["Tags"]}["amiguard:replica-of"] == f"{HOME}/{source}"
     assert again.findings == []

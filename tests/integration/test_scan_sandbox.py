@@ -49,6 +49,13 @@ def test_sandbox_scan_reports_every_planted_problem_and_exits_1_when_run_without
     assert {f["region"] for f in report["findings"] if f["type"] == "block-public-access-disabled"} == (
         estate.block_public_access_off
     )
+    assert found(report, "unencrypted-ami") == estate.unencrypted
+    assert found(report, "ami-legacy-platform") == estate.legacy_platform
+    assert found(report, "ami-stale") == estate.stale
+    assert found(report, "ami-unused") == estate.unused
+    assert {f["region"] for f in report["findings"] if f["type"] == "snapshot-block-public-access-disabled"} == (
+        estate.snapshot_block_public_access_off
+    )
     assert len(report["findings"]) == sum(
         len(kind)
         for kind in (
@@ -59,6 +66,11 @@ def test_sandbox_scan_reports_every_planted_problem_and_exits_1_when_run_without
             estate.not_replicated,
             estate.orphaned_replicas,
             estate.block_public_access_off,
+            estate.unencrypted,
+            estate.legacy_platform,
+            estate.stale,
+            estate.unused,
+            estate.snapshot_block_public_access_off,
         )
     )
     assert report["errors"] == []
@@ -81,7 +93,13 @@ def test_sandbox_fix_clears_every_problem_but_the_missing_tags_it_marks_when_fix
         "missing-tags": "tagged",
         "not-replicated": "copied",
         "replica-cleanup": "deprecated",
+        "snapshot-block-public-access-disabled": "revoked",
+        "ami-stale": "deprecated",
+        "ami-unused": "deprecated",
+        "unencrypted-ami": "none",
+        "ami-legacy-platform": "none",
     }
     after = captured.err.strip().splitlines()[-1]
     assert after.startswith("after --fix, scanned again:")
-    assert f"{len(planted[0].missing_tag)} missing-tags (exit 1); left for a human: missing-tags" in after
+    assert f"{len(planted[0].missing_tag)} missing-tags, 1 unencrypted-ami (exit 1)" in after
+    assert after.endswith("left for a human: ami-legacy-platform, missing-tags, unencrypted-ami")

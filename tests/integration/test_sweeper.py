@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from amiguard.aws.replicas import DynamoReplicaLedger
+from amiguard.aws.violations import DynamoViolations
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard_cli.sandbox.account import Sandbox
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
 from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, UNTRUSTED_ACCOUNT
@@ -120,6 +124,27 @@ def register(sb: Sandbox, region: str, tags: dict[str, str]) -> str:
     return image_id
 
 
+def recorded_replica(sb: Sandbox, region: str, source: str) -> str:
+    """A replica dr_replicator made and recorded (EC2 reports what it was copied from), whose events were missed."""
+    from moto.ec2.models import ec2_backends
+
+    image_id = register(sb, region, {"amiguard:replica-of": source})
+    source_region, source_id = source.split("/")
+    ami = ec2_backends[sb.account][region].amis[image_id]
+    ami.source_image_id, ami.source_image_region = source_id, source_region  # what EC2 reports for a copy
+    DynamoReplicaLedger(sb.internal_client("dynamodb"), "amiguard-ledger").claim(
+        ReplicaRecord(
+            source_region=source_region,
+            source_image_id=source_id,
+            destination_region=region,
+            status=ReplicaStatus.AVAILABLE,
+            replica_id=image_id,
+            started_at=datetime(2025, 1, 5, tzinfo=UTC),
+        )
+    )
+    return image_id
+
+
 def replicas(sb: Sandbox, region: str) -> dict[str, dict[str, Any]]:
     images = sb.internal_client("ec2", region).describe_images(Owners=["self"])["Images"]
     return {i["ImageId"]: i for i in images if any(t["Key"] == "amiguard:replica-of" for t in i.get("Tags", []))}
@@ -137,7 +162,7 @@ def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_
 ) -> None:
     # Given an approved AMI never copied to the DR region, and a replica there of an AMI long gone
     approved = register(sandbox, "us-east-1", {"amiguard:approved": "true"})
-    orphan = register(sandbox, "eu-west-1", {"amiguard:replica-of": "us-east-1/ami-0c0ffee0c0ffee000"})
+    orphan = recorded_replica(sandbox, "eu-west-1", "us-east-1/ami-0c0ffee0c0ffee000")
     sandbox.alerts()
     # When
     result = sweep(sandbox, Mode=mode, DrRegions="eu-west-1")
@@ -155,10 +180,12 @@ def test_sweep_repairs_dr_drift_in_the_stacks_mode_when_a_copy_is_missing_and_a_
 def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating_when_tags_are_required(
     sandbox: Sandbox,
 ) -> None:
-    # Given an AMI from before deployment lacking CostCenter, and one marked in 2020 (overdue)
+    # Given an AMI from before deployment lacking CostCenter, and one amiguard marked in 2020 (overdue)
     fresh = register(sandbox, "us-east-1", {"Owner": "dev"})
     marked = {"amiguard:violation": "missing:CostCenter", "amiguard:violation-since": "2020-01-01T00:00:00Z"}
     overdue = register(sandbox, "us-east-1", {"Owner": "dev"} | marked)
+    ledger = DynamoViolations(lambda: sandbox.internal_client("dynamodb"), sandbox.ledger_table)
+    ledger.record(sandbox.account, "us-east-1", overdue, "missing:CostCenter", datetime(2020, 1, 1, tzinfo=UTC))
     sandbox.alerts()
     # When
     sweep(sandbox, RequiredTags="Owner,CostCenter", TagEscalation="deprecate")
@@ -167,7 +194,8 @@ def test_sweep_marks_untagged_images_and_reports_overdue_ones_without_escalating
     ec2 = sandbox.internal_client("ec2")
     tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[fresh])["Images"][0]["Tags"]}
     assert tags["amiguard:violation"] == "missing:CostCenter"
-    assert "amiguard:violation-since" in tags
+    recorded = ledger.records(sandbox.account, "us-east-1", [fresh])[fresh]
+    assert tags["amiguard:violation-since"] == recorded.since.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert not ec2.describe_images(ImageIds=[overdue])["Images"][0].get("DeprecationTime")
     assert sorted((a.message["type"], a.message["image_id"], a.message["action"]) for a in alerts[:-1]) == sorted(
         [("missing-tags", fresh, "tagged"), ("missing-tags", overdue, "none"), ("escalated", overdue, "none")]

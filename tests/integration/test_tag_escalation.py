@@ -12,11 +12,13 @@ import pytest
 from botocore.stub import Stubber
 
 from amiguard.aws.tags import IN_USE_STATES, Ec2Tagging
+from amiguard.aws.violations import DynamoViolations
 from amiguard.models.findings import Finding
 from amiguard.models.settings import load_settings
-from amiguard.policy.tagging import ESCALATION_BLOCKED, VIOLATION, VIOLATION_SINCE
+from amiguard.policy.tagging import ESCALATION_BLOCKED, VIOLATION, VIOLATION_SINCE, ViolationRecord, parse_iso
 from amiguard.services.tag_enforcer import TagEnforcer
 from amiguard_cli.sandbox.account import Sandbox
+from tests.factories import RecordedViolations
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 IMAGE = "ami-0123456789abcdef0"
@@ -62,12 +64,26 @@ def described(since: str = OVERDUE, *, protection: str = "disabled", **extra: An
     }
 
 
-def sweep(escalation: str, script: list[tuple[str, dict[str, Any], dict[str, Any]]], mode: str = "enforce"):
-    """Run one sweep over a stubbed EC2 client that answers exactly ``script`` (operation, response, params)."""
+def sweep(
+    escalation: str,
+    script: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    mode: str = "enforce",
+    recorded: str | None = OVERDUE,
+):
+    """Run one sweep over a stubbed EC2 client that answers exactly ``script`` (operation, response, params),
+    amiguard's record saying the AMI's violation started at ``recorded``."""
     ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     alerts = CollectedAlerts()
     settings = load_settings(mode=mode, tag_escalation=escalation, tag_grace_hours=72)
-    service = TagEnforcer(settings=settings, tagging=lambda _: Ec2Tagging(ec2), alerts=alerts, clock=lambda: NOW)
+    since = parse_iso(recorded)
+    records = {IMAGE: ViolationRecord(since, "missing:Owner,CostCenter")} if since else {}
+    service = TagEnforcer(
+        settings=settings,
+        tagging=lambda _: Ec2Tagging(ec2),
+        violations=RecordedViolations(records),
+        alerts=alerts,
+        clock=lambda: NOW,
+    )
     with Stubber(ec2) as stub:
         for operation, response, params in script:
             stub.add_response(operation, response, params)
@@ -169,7 +185,7 @@ def test_blocked_escalation_is_not_alerted_again_when_already_tagged_blocked():
 
 
 def test_ami_within_grace_is_left_alone_when_the_sweep_runs():
-    _, findings = sweep("disable", [("describe_images", described(RECENT), SWEEP_QUERY)])
+    _, findings = sweep("disable", [("describe_images", described(RECENT), SWEEP_QUERY)], recorded=RECENT)
 
     assert findings == []
 
@@ -189,21 +205,68 @@ def test_violation_fixed_while_the_event_was_missed_is_resolved_when_the_sweep_f
     assert finding.type == "resolved" and finding.severity == "info"
 
 
+def test_forged_old_start_is_not_escalated_but_reported_and_restored_when_the_record_is_recent():
+    # Given amiguard recorded the violation 28 h ago, and someone tagged it as started 76 h ago
+    forged = described(RECENT, tags={VIOLATION_SINCE: OVERDUE})
+    restore = {"Resources": [IMAGE], "Tags": [{"Key": VIOLATION_SINCE, "Value": RECENT}]}
+    # When the sweep runs with TagEscalation=deregister: no DescribeInstances, no DeregisterImage
+    _, [finding] = sweep(
+        "deregister", [("describe_images", forged, SWEEP_QUERY), ("create_tags", {}, restore)], recorded=RECENT
+    )
+    # Then
+    assert finding.type == "forged-amiguard-tag" and finding.severity == "high"
+    assert finding.evidence["forged"] == {VIOLATION_SINCE: OVERDUE}
+    assert finding.evidence["recorded_since"] == RECENT
+
+
+def test_tagged_violation_amiguard_never_recorded_is_recorded_now_and_not_escalated_when_the_sweep_finds_it():
+    # Given tags claiming a violation since 76 h ago, and no record of it
+    restart = {"Resources": [IMAGE], "Tags": [{"Key": VIOLATION_SINCE, "Value": "2026-11-26T12:00:30Z"}]}
+    violations = RecordedViolations()
+    ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    alerts = CollectedAlerts()
+    service = TagEnforcer(
+        settings=load_settings(tag_escalation="deregister", tag_grace_hours=72),
+        tagging=lambda _: Ec2Tagging(ec2),
+        violations=violations,
+        alerts=alerts,
+        clock=lambda: NOW,
+    )
+    # When
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_images", described(), SWEEP_QUERY)
+        stub.add_response("create_tags", {}, restart)
+        service.publish(service.handle(dict(SCHEDULED)))
+        stub.assert_no_pending_responses()
+    # Then: the grace period starts now, the forgery and the (missed) violation are alerted
+    assert [f.type.value for f in alerts.findings] == ["forged-amiguard-tag", "missing-tags"]
+    assert violations.records("123456789012", "us-east-1", [IMAGE])[IMAGE].since == NOW.replace(microsecond=0)
+
+
+def record_violation(sb: Sandbox, image_id: str, violation: str, since: datetime) -> None:
+    """amiguard's own adapter writes the record, as tag_enforcer did when it marked the AMI at ``since``."""
+    ledger = DynamoViolations(lambda: sb.internal_client("dynamodb"), sb.ledger_table)
+    ledger.record(sb.account, sb.home, image_id, violation, since)
+    tags = {VIOLATION: violation, VIOLATION_SINCE: since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    sb.internal_client("ec2").create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
 def test_overdue_ami_is_disabled_in_the_sandbox_when_the_schedule_fires():
     with Sandbox(parameters={"Mode": "enforce", "TagEscalation": "disable"}) as sb:
         ec2 = sb.internal_client("ec2")
         instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         overdue = ec2.create_image(InstanceId=instance, Name="overdue")["ImageId"]
         recent = ec2.create_image(InstanceId=instance, Name="recent")["ImageId"]
-        since = datetime.now(UTC) - timedelta(hours=73)
-        for image_id, started in ((overdue, since), (recent, datetime.now(UTC))):
-            tags = {VIOLATION: "missing:Owner", VIOLATION_SINCE: started.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        record_violation(sb, overdue, "missing:Owner,CostCenter", datetime.now(UTC) - timedelta(hours=73))
+        record_violation(sb, recent, "missing:Owner,CostCenter", datetime.now(UTC))
 
         delivery = sb.invoke("tag_enforcer", dict(SCHEDULED))
 
         assert delivery.error is None
-        states = {i["ImageId"]: i["State"] for i in ec2.describe_images(ImageIds=[overdue, recent])["Images"]}
+        states = {
+            i["ImageId"]: i["State"]
+            for i in ec2.describe_images(ImageIds=[overdue, recent], IncludeDisabled=True)["Images"]
+        }
         assert states == {overdue: "disabled", recent: "available"}
         [alert] = sb.alerts()
         assert alert.message["type"] == "escalated" and alert.message["action"] == "disabled"
@@ -215,6 +278,7 @@ def test_malformed_schedule_event_is_dropped_when_it_lacks_source_or_region(even
     service = TagEnforcer(
         settings=load_settings(tag_escalation="disable"),
         tagging=lambda _: Ec2Tagging(ec2),
+        violations=RecordedViolations(),
         alerts=CollectedAlerts(),
         clock=lambda: NOW,
     )

@@ -3,10 +3,13 @@
 import pytest
 
 from amiguard.models.events import AmiStateChangeEvent, CloudTrailEvent
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.screening import screen_cloudtrail
 from tests.samples import all_sample_names, load_sample
 
 PUBLIC_GUARD_EVENTS = frozenset({"ModifyImageAttribute", "ModifySnapshotAttribute", "DisableImageBlockPublicAccess"})
+OWN_ROLE = "arn:aws:iam::123456789012:role/amiguard/amiguard-PublicGuardRole-1A2B3C"
+OWN = OwnRoles.of([OWN_ROLE])
 
 
 @pytest.mark.parametrize("name", all_sample_names())
@@ -36,14 +39,12 @@ def test_assumed_role_actor_is_issuer_role_and_session_when_console_user():
 )
 def test_sample_is_dropped_with_reason_when_screened(name, reason):
     event = CloudTrailEvent.model_validate(load_sample(name))
-    drop = screen_cloudtrail(event, expected_names=PUBLIC_GUARD_EVENTS)
+    drop = screen_cloudtrail(event, expected_names=PUBLIC_GUARD_EVENTS, own=OWN)
     assert drop is not None and drop.reason == reason
 
 
-def test_own_role_is_recognised_when_issuer_path_is_amiguard():
+def test_own_role_is_recognised_when_issuer_is_exactly_a_stack_role():
     event = load_sample("cloudtrail-raw-modifyimageattribute-add-group-all-panther.json")
-    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = (
-        "arn:aws:iam::123456789012:role/amiguard/amiguard-PublicGuardRole-1A2B3C"
-    )
-    drop = screen_cloudtrail(CloudTrailEvent.model_validate(event), expected_names=PUBLIC_GUARD_EVENTS)
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = OWN_ROLE
+    drop = screen_cloudtrail(CloudTrailEvent.model_validate(event), expected_names=PUBLIC_GUARD_EVENTS, own=OWN)
     assert drop is not None and drop.reason == "amiguard-own-action"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from amiguard.aws.ledger import finding_pk, finding_sk, iso
+from amiguard.models.findings import Action
 from tests.factories import a_finding
 
 
@@ -12,8 +13,16 @@ def test_image_partition_when_finding_names_an_ami() -> None:
     assert finding_pk(a_finding()) == "IMAGE#us-east-1#ami-0123456789abcdef0"
 
 
-def test_account_partition_when_finding_is_account_level() -> None:
-    assert finding_pk(a_finding(image_id=None)) == "ACCOUNT#us-east-1"
+def test_account_partition_names_the_account_when_finding_is_account_level() -> None:
+    finding = a_finding(image_id=None)
+    assert finding_pk(finding) == f"ACCOUNT#{finding.account}#us-east-1"
+
+
+def test_account_partitions_differ_when_two_accounts_have_the_same_account_level_finding() -> None:
+    # Organization mode: image block public access off in two members is two rows, two alerts
+    assert finding_pk(a_finding(image_id=None, account="111122223333")) != finding_pk(
+        a_finding(image_id=None, account="444455556666")
+    )
 
 
 def test_sort_key_is_event_time_fingerprint_and_event_id_when_event_known() -> None:
@@ -44,3 +53,22 @@ def test_times_sort_lexically_when_zones_and_precision_differ() -> None:
     ]
 
     assert sorted(moments, key=iso) == sorted(moments)
+
+
+def test_a_changed_outcome_gets_its_own_row_and_alert_id_when_the_problem_is_the_same() -> None:
+    # Given a public AMI the sweep could not fix, then fixed in a retry of the same sweep
+    not_fixed = a_finding(action=Action.NONE, fix_failed=True)
+    fixed = a_finding(action=Action.REVOKED)
+
+    # Then it is one problem, but the fix is news: another row, another alert (and dedup) identity
+    assert not_fixed.problem_fingerprint == fixed.problem_fingerprint
+    assert finding_sk(not_fixed) != finding_sk(fixed)
+
+
+def test_the_same_problem_is_one_identity_when_only_the_action_differs() -> None:
+    # Given an AMI tag_enforcer marked, then a sweep that finds it already marked
+    marked = a_finding(action=Action.TAGGED)
+    found_again = a_finding(action=Action.NONE)
+
+    # Then it is a repeat: one row per event, one alert
+    assert marked.fingerprint == found_again.fingerprint

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from amiguard.models.images import Image
-from amiguard.models.replicas import ReplicaStatus
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.models.settings import ReplicaCleanup, SettingsError, load_settings
 from amiguard.policy.replication import (
     COPY_ATTEMPTS,
@@ -21,11 +21,14 @@ from amiguard.policy.replication import (
     is_approved,
     is_replica,
     parse_replica_of,
-    regions_to_copy,
+    plan_copy,
+    replica_standing,
     replication_blocker,
+    source_candidates,
 )
 
 ACCOUNT = "123456789012"
+APPROVAL = "amiguard:approved"
 SOURCE = "ami-0123456789abcdef0"
 
 
@@ -96,9 +99,48 @@ def test_blocker_names_the_reason_when_ami_cannot_be_copied(overrides, blocker):
     assert replication_blocker(image(**overrides), ACCOUNT) is blocker
 
 
-def test_replica_is_recognised_when_replica_of_tag_is_present_even_malformed():
-    assert is_replica(image(tags={"amiguard:replica-of": "garbage"}))
+def replica_image(tags: dict[str, str] | None = None, copied_from: tuple[str, str] | None = ("us-east-1", SOURCE)):
+    """An AMI in us-west-2; ``copied_from`` is what EC2 reports as its SourceImageRegion/SourceImageId."""
+    region, source = copied_from or (None, None)
+    return image(
+        image_id="ami-0fedcba9876543210",
+        region="us-west-2",
+        tags={"amiguard:replica-of": f"us-east-1/{SOURCE}"} if tags is None else tags,
+        source_region=region,
+        source_image_id=source,
+    )
+
+
+def test_replica_is_recognised_without_the_ledger_only_when_ec2_and_its_tag_name_the_same_source():
+    assert is_replica(replica_image())
+    assert not is_replica(replica_image(copied_from=None))  # the tag alone: anyone's to write
+    assert not is_replica(replica_image(copied_from=("us-east-1", "ami-0aaaabbbbccccdddd")))
+    assert not is_replica(replica_image(tags={"amiguard:replica-of": "garbage"}))
     assert not is_replica(image())
+
+
+@pytest.mark.parametrize(
+    ("tags", "copied_from", "recorded", "standing"),
+    [
+        (None, ("us-east-1", SOURCE), True, "recorded"),
+        ({}, ("us-east-1", SOURCE), True, "recorded"),  # its tag was removed: the ledger still knows it
+        (None, ("us-east-1", SOURCE), False, "copy"),
+        (None, None, False, "forged"),  # tagged on an AMI EC2 says is no copy
+        (None, ("us-west-2", "ami-0aaaabbbbccccdddd"), False, "forged"),  # CreateImage in its own region
+        (None, ("eu-west-1", SOURCE), False, "forged"),
+        ({"amiguard:replica-of": "garbage"}, ("us-east-1", SOURCE), False, "forged"),
+        ({}, ("us-east-1", SOURCE), False, "none"),
+    ],
+)
+def test_replica_standing_comes_from_the_ledger_and_ec2_when_a_tag_makes_a_claim(tags, copied_from, recorded, standing):
+    assert replica_standing(replica_image(tags, copied_from), recorded=recorded) == standing
+
+
+def test_ledger_is_asked_about_ec2s_source_first_then_the_tags_when_both_are_known():
+    forged = replica_image({"amiguard:replica-of": "eu-west-1/ami-0aaaabbbbccccdddd"})
+    assert source_candidates(forged) == (("us-east-1", SOURCE), ("eu-west-1", "ami-0aaaabbbbccccdddd"))
+    assert source_candidates(replica_image()) == (("us-east-1", SOURCE),)
+    assert source_candidates(image()) == ()  # no claim, no copy: no ledger query
 
 
 @pytest.mark.parametrize(
@@ -124,26 +166,64 @@ def test_destinations_exclude_source_region_when_it_is_a_dr_region():
     assert destination_regions("us-west-2", ["us-west-2", "eu-west-1", "eu-west-1"]) == ("eu-west-1",)
 
 
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+def row(status: ReplicaStatus, replica_id: str | None = "ami-0fedcba9876543210", **fields: object) -> ReplicaRecord:
+    values: dict[str, object] = {
+        "source_region": "us-east-1",
+        "source_image_id": SOURCE,
+        "destination_region": "us-west-2",
+        "status": status,
+        "replica_id": replica_id,
+        "started_at": NOW - timedelta(hours=2),
+        "generation": 1,
+    }
+    return ReplicaRecord.model_validate(values | fields)
+
+
 @pytest.mark.parametrize(
-    ("statuses", "expected"),
+    ("record", "replica_state", "copy", "generation", "replaces"),
     [
-        ({}, ("us-west-2", "eu-west-1")),
-        ({"us-west-2": ReplicaStatus.PENDING}, ("eu-west-1",)),
-        ({"us-west-2": ReplicaStatus.AVAILABLE, "eu-west-1": ReplicaStatus.AVAILABLE}, ()),
-        ({"us-west-2": ReplicaStatus.FAILED, "eu-west-1": ReplicaStatus.RETRYING}, ("us-west-2", "eu-west-1")),
-        ({"us-west-2": ReplicaStatus.WOULD_COPY}, ("us-west-2", "eu-west-1")),
-        ({"us-west-2": ReplicaStatus.DEPRECATED}, ("us-west-2", "eu-west-1")),
+        (None, None, True, 1, None),
+        (row(ReplicaStatus.AVAILABLE), "available", False, 1, None),
+        (row(ReplicaStatus.PENDING), "pending", False, 1, None),
+        (row(ReplicaStatus.AVAILABLE), "disabled", False, 1, None),
+        # the copy failed: a new generation, so a new ClientToken (the old one would return the failed copy)
+        (row(ReplicaStatus.FAILED), None, True, 2, "ami-0fedcba9876543210"),
+        (row(ReplicaStatus.PENDING), "failed", True, 2, "ami-0fedcba9876543210"),
+        # deregistered by hand: EC2 shows it deregistered for a while, then not at all
+        (row(ReplicaStatus.AVAILABLE, generation=3), "deregistered", True, 4, "ami-0fedcba9876543210"),
+        (row(ReplicaStatus.AVAILABLE), None, True, 2, "ami-0fedcba9876543210"),
+        # just made: DescribeImages may not show it yet
+        (row(ReplicaStatus.PENDING, started_at=NOW - timedelta(minutes=1)), None, False, 1, None),
+        (row(ReplicaStatus.AVAILABLE, started_at=NOW - timedelta(minutes=1)), None, True, 2, "ami-0fedcba9876543210"),
+        # CopyImage never returned an id: the same token again
+        (row(ReplicaStatus.RETRYING, None, generation=2), None, True, 2, None),
+        (row(ReplicaStatus.WOULD_COPY, None), None, True, 1, None),
+        (row(ReplicaStatus.DEPRECATED), None, True, 2, "ami-0fedcba9876543210"),
     ],
 )
-def test_regions_to_copy_are_those_without_live_replica_when_ledger_has_rows(statuses, expected):
-    assert regions_to_copy(("us-west-2", "eu-west-1"), statuses) == expected
+def test_copy_plan_reconciles_the_ledger_row_with_ec2_when_a_destination_is_checked(
+    record, replica_state, copy, generation, replaces
+):
+    replica = replica_image().model_copy(update={"state": replica_state}) if replica_state else None
+    plan = plan_copy(record, replica, NOW)
+    assert (plan.copy, plan.generation, plan.replaces) == (copy, generation, replaces)
+
+
+def test_client_token_is_new_for_each_generation_and_unchanged_for_the_first():
+    first = client_token("us-east-1", SOURCE, "us-west-2")
+    assert client_token("us-east-1", SOURCE, "us-west-2", 1) == first
+    later = {client_token("us-east-1", SOURCE, "us-west-2", n) for n in (2, 3, 4)}
+    assert len(later) == 3 and first not in later and all(len(token) == 64 for token in later)
 
 
 # --- the CopyImage request ---------------------------------------------------------------------------------
 
 
 def test_copy_request_is_encrypted_with_named_key_and_tagged_when_region_has_a_key():
-    request = copy_request(image(), "us-west-2", {"us-west-2": "alias/dr-amis"})
+    request = copy_request(image(), "us-west-2", {"us-west-2": "alias/dr-amis"}, approval_tag="amiguard:approved")
 
     assert request.as_api() == {
         "SourceRegion": "us-east-1",
@@ -153,7 +233,6 @@ def test_copy_request_is_encrypted_with_named_key_and_tagged_when_region_has_a_k
         "ClientToken": client_token("us-east-1", SOURCE, "us-west-2"),
         "Encrypted": True,
         "KmsKeyId": "alias/dr-amis",
-        "CopyImageTags": True,
         "TagSpecifications": [
             {
                 "ResourceType": "image",
@@ -162,27 +241,63 @@ def test_copy_request_is_encrypted_with_named_key_and_tagged_when_region_has_a_k
                     {"Key": "amiguard:source-image", "Value": SOURCE},
                     {"Key": "amiguard:source-region", "Value": "us-east-1"},
                 ],
-            }
+            },
+            {"ResourceType": "snapshot", "Tags": [{"Key": "amiguard:replica-of", "Value": f"us-east-1/{SOURCE}"}]},
         ],
     }
 
 
 def test_copy_request_uses_default_ebs_key_when_region_has_none():
-    params = copy_request(image(), "eu-west-1", {"us-west-2": "alias/dr-amis"}).as_api()
+    params = copy_request(image(), "eu-west-1", {"us-west-2": "alias/dr-amis"}, approval_tag=APPROVAL).as_api()
 
     assert params["Encrypted"] is True and "KmsKeyId" not in params
 
 
 def test_copy_request_describes_the_replica_when_source_has_no_description():
-    params = copy_request(image(description=None), "eu-west-1", {}).as_api()
+    params = copy_request(image(description=None), "eu-west-1", {}, approval_tag=APPROVAL).as_api()
 
     assert params["Description"] == f"DR replica of us-east-1/{SOURCE}"
 
 
 def test_copy_request_truncates_description_when_longer_than_ec2_allows():
-    params = copy_request(image(description="x" * 400), "eu-west-1", {}).as_api()
+    params = copy_request(image(description="x" * 400), "eu-west-1", {}, approval_tag=APPROVAL).as_api()
 
     assert len(params["Description"]) == 255
+
+
+def test_replica_keeps_the_sources_own_tags_but_not_its_approval_or_amiguard_tags_when_copied():
+    source = image(
+        tags={
+            "amiguard:approved": "true",
+            "Owner": "bob@example.com",
+            "amiguard:violation": "missing:CostCenter",
+            "amiguard:replica-of": "eu-west-1/ami-0aaaabbbbccccdddd",
+        }
+    )
+    tags = dict(copy_request(source, "us-west-2", {}, approval_tag="amiguard:approved").tags)
+    assert tags == {
+        "Owner": "bob@example.com",
+        "amiguard:replica-of": f"us-east-1/{SOURCE}",
+        "amiguard:source-image": SOURCE,
+        "amiguard:source-region": "us-east-1",
+    }
+
+
+def test_replica_tags_fit_ec2s_limit_when_the_source_has_fifty_tags():
+    source = image(tags={f"k{n:02}": "v" for n in range(50)})
+    tags = copy_request(source, "us-west-2", {}, approval_tag="amiguard:approved").tags
+    assert len(tags) == 50 and tags[-3][0] == "amiguard:replica-of"
+
+
+def test_copy_request_carries_the_generations_token_when_a_dead_copy_is_replaced():
+    request = copy_request(image(), "us-west-2", {}, approval_tag=APPROVAL, generation=2)
+    assert request.client_token == client_token("us-east-1", SOURCE, "us-west-2", 2) and request.generation == 2
+
+
+def test_approval_change_names_each_ami_once_when_a_call_repeats_it_a_thousand_times():
+    params = tag_params([SOURCE] * 1000 + ["ami-0fedcba9876543210"], [{"key": APPROVAL, "value": "true"}])
+    change = approval_change("CreateTags", params, {}, APPROVAL)
+    assert change.granted == (SOURCE, "ami-0fedcba9876543210")
 
 
 # --- approval changes from CloudTrail ----------------------------------------------------------------------

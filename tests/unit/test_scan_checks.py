@@ -11,6 +11,7 @@ from amiguard.models.images import Image
 from amiguard.models.settings import load_settings
 from amiguard.policy.checks import (
     BlockNewPublicSharing,
+    BlockNewPublicSnapshotSharing,
     BlockPublicAccessCheck,
     CheckContext,
     Fact,
@@ -20,8 +21,10 @@ from amiguard.policy.checks import (
     RegionFacts,
     RevokeCreateVolumePermissions,
     RevokeLaunchPermissions,
+    SnapshotBlockPublicAccessCheck,
+    SnapshotShareCheck,
 )
-from amiguard.policy.sharing import Grant, GrantKind
+from amiguard.policy.sharing import BlockPublicAccess, Grant, GrantKind
 from amiguard.services.scan import RegionResult, ScanError, ScanReport
 
 OWN = "123456789012"
@@ -116,28 +119,55 @@ def test_allow_listed_public_image_raises_only_its_untrusted_share_when_shared_w
     assert [p.verdict.type for p in problems] == [FindingType.UNTRUSTED_SHARE]
 
 
-def test_snapshot_facts_are_asked_for_only_when_some_image_has_snapshots() -> None:
-    check = PublicSnapshotCheck()
-    assert check.needs([image(snapshot_ids=("snap-0123456789abcdef0",))], context()) == {Fact.PUBLIC_SNAPSHOTS}
-    assert check.needs([image()], context()) == frozenset()
+def test_snapshot_facts_are_asked_for_when_no_image_has_snapshots() -> None:
+    # a snapshot that backs no AMI can be public or shared as well
+    assert PublicSnapshotCheck().needs([image()], context()) == {Fact.PUBLIC_SNAPSHOTS}
+    assert SnapshotShareCheck().needs([], context()) == {Fact.SNAPSHOT_SHARES}
 
 
 def test_public_snapshot_backing_two_images_is_one_finding_naming_both_when_shared_publicly() -> None:
     # Given two AMIs on one public snapshot and one public snapshot that backs no owned AMI
-    snapshot = "snap-0123456789abcdef0"
+    snapshot, lone = "snap-0123456789abcdef0", "snap-0fffffffffffffff0"
     images = [
         image("ami-0bbbbbbbbbbbbbbbb", snapshot_ids=(snapshot,)),
         image("ami-0aaaaaaaaaaaaaaab", snapshot_ids=(snapshot,)),
     ]
-    facts = RegionFacts("us-east-1", images, public_snapshots=frozenset({snapshot, "snap-0fffffffffffffff0"}))
+    facts = RegionFacts("us-east-1", images, public_snapshots=frozenset({snapshot, lone}))
     # When
     problems = PublicSnapshotCheck().evaluate(facts, context())
-    # Then
-    assert len(problems) == 1
-    assert problems[0].verdict.type is FindingType.PUBLIC_SNAPSHOT
-    assert problems[0].snapshot_id == snapshot
+    # Then: one finding per snapshot; the lone one names no AMI
+    assert [p.snapshot_id for p in problems] == [snapshot, lone]
+    assert {p.verdict.type for p in problems} == {FindingType.PUBLIC_SNAPSHOT}
     assert problems[0].verdict.evidence["backed_images"] == ["ami-0aaaaaaaaaaaaaaab", "ami-0bbbbbbbbbbbbbbbb"]
     assert problems[0].remedy == RevokeCreateVolumePermissions(snapshot, (PUBLIC,))
+    assert problems[1].image is None and problems[1].verdict.evidence["backed_images"] == []
+    assert problems[1].remedy == RevokeCreateVolumePermissions(lone, (PUBLIC,))
+
+
+def test_snapshot_shared_with_a_stranger_is_an_untrusted_share_when_it_backs_an_ami_or_not() -> None:
+    # Given a snapshot behind an AMI shared with a stranger and the partner, a lone one shared with a stranger,
+    # one shared with the partner only, and a public one (PublicSnapshotCheck's)
+    behind, lone, partner, public = (f"snap-0{digit * 16}" for digit in "abcd")
+    facts = RegionFacts(
+        "us-east-1",
+        [image("ami-0aaaaaaaaaaaaaaab", snapshot_ids=(behind,))],
+        snapshot_grants={
+            behind: (Grant(GrantKind.USER_ID, STRANGER), Grant(GrantKind.USER_ID, TRUSTED)),
+            lone: (Grant(GrantKind.USER_ID, STRANGER),),
+            partner: (Grant(GrantKind.USER_ID, TRUSTED),),
+            public: (PUBLIC,),
+        },
+    )
+    # When
+    problems = SnapshotShareCheck().evaluate(facts, context())
+    # Then: only the stranger's grants, each revoked alone
+    assert [(p.snapshot_id, p.verdict.type) for p in problems] == [
+        (behind, FindingType.UNTRUSTED_SHARE),
+        (lone, FindingType.UNTRUSTED_SHARE),
+    ]
+    assert problems[0].image is not None and problems[0].image.image_id == "ami-0aaaaaaaaaaaaaaab"
+    assert problems[1].image is None
+    assert problems[0].remedy == RevokeCreateVolumePermissions(behind, (Grant(GrantKind.USER_ID, STRANGER),))
 
 
 @pytest.mark.parametrize(
@@ -147,10 +177,57 @@ def test_public_snapshot_backing_two_images_is_one_finding_naming_both_when_shar
 )
 def test_block_public_access_finding_only_when_it_is_off(state: str | None, expected: list[FindingType]) -> None:
     # Given / When
-    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=state), context())
+    access = BlockPublicAccess(state) if state else None
+    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=access), context())
     # Then
     assert [p.verdict.type for p in problems] == expected
     assert all(p.remedy == BlockNewPublicSharing() for p in problems)
+
+
+@pytest.mark.parametrize(("state", "found"), [("unblocked", True), ("block-new-sharing", False)])
+def test_block_public_access_is_reported_without_remedy_when_a_declarative_policy_manages_it(
+    state: str, found: bool
+) -> None:
+    # Given: the organization's EC2 declarative policy sets the region's state (the account cannot change it)
+    access = BlockPublicAccess(state, managed_by="declarative-policy")
+    # When
+    problems = BlockPublicAccessCheck().evaluate(RegionFacts("eu-west-1", [], block_public_access=access), context())
+    # Then: a finding that says so, and nothing for scan --fix or the sweeper to try
+    assert len(problems) == int(found)
+    for problem in problems:
+        assert problem.remedy is None
+        assert problem.verdict.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+
+
+@pytest.mark.parametrize(
+    ("state", "managed_by", "remedy"),
+    [
+        ("unblocked", "account", BlockNewPublicSnapshotSharing()),
+        ("unblocked", "declarative-policy", None),
+        ("block-all-sharing", "account", "none"),
+        ("block-new-sharing", "declarative-policy", "none"),
+    ],
+    ids=["off", "off-by-declarative-policy", "on-all", "on-by-declarative-policy"],
+)
+def test_snapshot_block_public_access_is_fixed_only_when_the_account_manages_it_when_it_is_off(
+    state: str, managed_by: str, remedy: object
+) -> None:
+    # Given: GetSnapshotBlockPublicAccessState's state and ManagedBy for the region
+    access = BlockPublicAccess(state, managed_by=managed_by)
+    # When
+    problems = SnapshotBlockPublicAccessCheck().evaluate(
+        RegionFacts("eu-west-1", [], snapshot_block_public_access=access), context()
+    )
+    # Then: no finding while it is on; off, a finding, with a remedy only where the account may change it
+    if remedy == "none":
+        assert problems == []
+        return
+    [problem] = problems
+    assert problem.verdict.type == FindingType.SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED
+    assert problem.remedy == remedy
+    if managed_by == "declarative-policy":
+        assert problem.verdict.evidence == {"state": "unblocked", "managed_by": "declarative-policy"}
+        assert "snapshot_block_public_access" in problem.verdict.summary
 
 
 def _report(*, findings: bool, errors: bool, listed: bool = True) -> ScanReport:

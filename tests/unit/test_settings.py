@@ -52,6 +52,10 @@ def test_lists_and_json_are_parsed_when_given_in_contract_form(monkeypatch):
         ("AMIGUARD_REQUIRED_TAGS", "amiguard:violation"),
         ("AMIGUARD_ALERT_TOPIC_ARN", "amiguard-alerts"),
         ("AMIGUARD_SLACK_WEBHOOK_SECRET", "https://hooks.slack.com/services/T000/B000/XXXX"),
+        ("AMIGUARD_ORGANIZATION_ID", "o-short"),
+        ("AMIGUARD_ORGANIZATION_ID", "arn:aws:organizations::111122223333:organization/o-abcdefghij"),
+        ("AMIGUARD_OWN_RULES", "arn:aws:events:us-east-1:123456789012:rule/a/b/c"),
+        ("AMIGUARD_SWEEP_QUEUE_URL", "arn:aws:sqs:us-east-1:111122223333:amiguard-sweep"),
     ],
 )
 def test_start_up_fails_naming_the_variable_when_value_is_bad(monkeypatch, variable, value):
@@ -63,3 +67,22 @@ def test_start_up_fails_naming_the_variable_when_value_is_bad(monkeypatch, varia
 def test_start_up_fails_naming_the_variable_when_a_required_setting_is_empty():
     with pytest.raises(SettingsError, match="AMIGUARD_ALERT_TOPIC_ARN"):
         load_settings().require("alert_topic_arn")
+
+
+def test_organization_mode_is_read_when_organization_id_is_set(monkeypatch):
+    monkeypatch.setenv("AMIGUARD_ORGANIZATION_ID", "o-abcdefghij")
+
+    assert load_settings().organization_id == "o-abcdefghij"
+
+
+def test_rule_of_a_custom_bus_is_named_bus_slash_rule_when_given_by_arn(monkeypatch):
+    monkeypatch.setenv(
+        "AMIGUARD_OWN_RULES",
+        "arn:aws:events:us-east-1:123456789012:rule/amiguard-PublicGuardFunctionSharingChanged-A1,"
+        "arn:aws:events:us-east-1:123456789012:rule/amiguard-amiguard-central/amiguard-TagEnforcerFunctionImagesAndTags-B2",
+    )
+
+    assert load_settings().own_rules == (
+        "amiguard-PublicGuardFunctionSharingChanged-A1",
+        "amiguard-amiguard-central/amiguard-TagEnforcerFunctionImagesAndTags-B2",
+    )

@@ -131,3 +131,10 @@ def test_console_link_opens_the_resource_when_region_and_partition_vary(
 )
 def test_duration_reads_naturally_when_exposure_is_formatted(seconds: float, expected: str) -> None:
     assert format_duration(seconds) == expected
+
+
+def test_account_is_named_then_numbered_when_the_finding_carries_its_organization_name() -> None:
+    payload = finding_blocks(a_finding(account="444455556666", account_name="prod"))
+    fields = [field["text"] for block in payload["blocks"] for field in block.get("fields", [])]
+
+    assert "*Account*\nprod (444455556666)" in fields

@@ -19,9 +19,10 @@ from amiguard.policy.tagging import (
     VIOLATION,
     VIOLATION_SINCE,
     Provenance,
+    RecordChange,
     Step,
     Transition,
-    carried_over_violation,
+    ViolationRecord,
     decide_escalation,
     deprecation_time,
     evaluate_required_tags,
@@ -165,58 +166,98 @@ def test_snapshot_tags_are_the_required_values_when_the_ami_has_them():
     assert snapshot_tags(tags, keys_to_inherit(DEFAULT_RULES, ())) == {"Owner": "ana", "CostCenter": "cc"}
 
 
-# --- violation tags -------------------------------------------------------------------------------------
+# --- violation tags, decided from amiguard's record -------------------------------------------------------
+
+MARKED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+RECORD = ViolationRecord(since=MARKED_AT, violation="missing:Owner,CostCenter")
+MARKED = {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
 
 
-def test_new_violation_tags_the_ami_when_it_was_compliant():
-    change = violation_change({}, evaluate_required_tags({}, DEFAULT_RULES), NOW)
+def change_for(tags, record, **kw):
+    return violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW, record, **kw)
 
-    assert change.transition is Transition.NEW
+
+def test_new_violation_is_recorded_and_tagged_when_amiguard_has_no_record():
+    change = change_for({}, None)
+
+    assert change.transition is Transition.NEW and change.record is RecordChange.CREATE
     assert change.add == {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2026-11-26T12:00:00Z"}
+    assert change.since == NOW and change.forged == {}
     assert change.newsworthy
 
 
 def test_unchanged_violation_writes_nothing_when_the_same_event_arrives_twice():
-    tags = {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
-
-    change = violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW)
+    change = change_for(MARKED, RECORD)
 
     assert change.transition is Transition.UNCHANGED and change.add == {} and change.remove == ()
+    assert change.record is RecordChange.NONE and change.forged == {}
     assert not change.newsworthy
 
 
-def test_changed_violation_keeps_violation_since_when_other_keys_are_now_missing():
-    tags = {"Owner": "ana", VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
+def test_changed_violation_keeps_the_recorded_start_when_other_keys_are_now_missing():
+    change = change_for({"Owner": "ana"} | MARKED, RECORD)
 
-    change = violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW)
+    assert change.transition is Transition.CHANGED and change.record is RecordChange.UPDATE
+    assert change.add == {VIOLATION: "missing:CostCenter"} and change.since == MARKED_AT
+    assert change.previous == "missing:Owner,CostCenter"
 
-    assert change.transition is Transition.CHANGED
-    assert change.add == {VIOLATION: "missing:CostCenter"}
+
+def test_forged_older_start_is_reported_and_the_recorded_one_restored_when_the_tag_disagrees():
+    forged = MARKED | {VIOLATION_SINCE: "2020-01-01T00:00:00Z"}
+
+    change = change_for(forged, RECORD)
+
+    assert change.forged == {VIOLATION_SINCE: "2020-01-01T00:00:00Z"}
+    assert change.add == {VIOLATION_SINCE: "2026-11-20T08:00:00Z"} and change.since == MARKED_AT
+    assert change.transition is Transition.UNCHANGED
 
 
-def test_violation_since_is_reset_when_it_is_not_a_valid_time():
-    tags = {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "yesterday"}
+def test_forged_violation_tags_do_not_hide_a_new_violation_when_amiguard_recorded_none():
+    # Given someone tagged the AMI as already marked, then deleted Owner
+    change = change_for(MARKED | {VIOLATION_SINCE: "2020-01-01T00:00:00Z"}, None)
 
-    change = violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW)
-
+    assert change.transition is Transition.NEW and change.record is RecordChange.CREATE
+    assert change.forged == {VIOLATION: "missing:Owner,CostCenter", VIOLATION_SINCE: "2020-01-01T00:00:00Z"}
     assert change.add == {VIOLATION_SINCE: "2026-11-26T12:00:00Z"}
 
 
-def test_violation_tags_are_removed_when_the_ami_is_fixed():
-    tags = {"Owner": "a", "CostCenter": "b", VIOLATION: "missing:Owner", VIOLATION_SINCE: "x", ESCALATION_BLOCKED: "y"}
+def test_tags_carried_onto_a_new_image_are_replaced_not_reported_when_there_is_no_record():
+    change = change_for(MARKED, None, new_image=True)
 
-    change = violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW)
+    assert change.forged == {} and change.transition is Transition.NEW
+    assert change.add == {VIOLATION_SINCE: "2026-11-26T12:00:00Z"}
 
-    assert change.transition is Transition.RESOLVED
+
+def test_recorded_violation_is_alerted_again_when_its_tags_were_never_written():
+    # amiguard writes the record before the tags: a retry after a failed tag write still alerts
+    change = change_for({}, RECORD)
+
+    assert change.transition is Transition.NEW and change.record is RecordChange.NONE and change.forged == {}
+    assert change.add == MARKED
+
+
+def test_unreadable_start_is_forged_and_rewritten_when_a_record_exists():
+    change = change_for(MARKED | {VIOLATION_SINCE: "yesterday"}, RECORD)
+
+    assert change.forged == {VIOLATION_SINCE: "yesterday"} and change.add == {VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
+
+
+def test_violation_tags_and_record_are_removed_when_the_ami_is_fixed():
+    tags = {"Owner": "a", "CostCenter": "b", ESCALATION_BLOCKED: "y"} | MARKED
+
+    change = change_for(tags, RECORD)
+
+    assert change.transition is Transition.RESOLVED and change.record is RecordChange.DELETE
     assert set(change.remove) == {VIOLATION, VIOLATION_SINCE, ESCALATION_BLOCKED}
 
 
-def test_a_stray_violation_since_is_removed_silently_when_the_ami_is_compliant():
+def test_violation_tags_without_a_record_are_forged_and_removed_when_the_ami_is_compliant():
     tags = {"Owner": "a", "CostCenter": "b", VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
 
-    change = violation_change(tags, evaluate_required_tags(tags, DEFAULT_RULES), NOW)
+    change = change_for(tags, None)
 
     assert change.transition is Transition.COMPLIANT and change.remove == (VIOLATION_SINCE,)
+    assert change.forged == {VIOLATION_SINCE: "2026-11-20T08:00:00Z"}
     assert not change.newsworthy
 
 
@@ -291,25 +332,25 @@ def image(**overrides):
     return Image(**values)
 
 
+OVERDUE_SINCE = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("escalation", "overrides", "in_use", "step"),
+    ("escalation", "overrides", "since", "in_use", "step"),
     [
-        (TagEscalation.DEPRECATE, {}, 0, Step.DEPRECATE),
-        (TagEscalation.DEPRECATE, {"deprecation_time": "2026-11-25T00:00:00.000Z"}, 0, Step.DONE),
-        (TagEscalation.DEPRECATE, {"deprecation_time": "2028-01-01T00:00:00.000Z"}, 0, Step.DEPRECATE),
-        (TagEscalation.DISABLE, {}, 0, Step.DISABLE),
-        (TagEscalation.DISABLE, {"state": "disabled"}, 0, Step.DONE),
-        (TagEscalation.DEREGISTER, {}, 0, Step.DEREGISTER),
-        (TagEscalation.DEREGISTER, {"deregistration_protection": True}, 0, Step.BLOCKED),
-        (TagEscalation.DEREGISTER, {}, 2, Step.BLOCKED),
-        (TagEscalation.NONE, {}, 0, Step.WAIT),
-        (
-            TagEscalation.DEREGISTER,
-            {"tags": {VIOLATION: "missing:Owner", VIOLATION_SINCE: "2026-11-24T12:00:00Z"}},
-            0,
-            Step.WAIT,
-        ),
-        (TagEscalation.DEREGISTER, {"tags": {VIOLATION: "missing:Owner", VIOLATION_SINCE: "garbage"}}, 0, Step.WAIT),
+        (TagEscalation.DEPRECATE, {}, OVERDUE_SINCE, 0, Step.DEPRECATE),
+        (TagEscalation.DEPRECATE, {"deprecation_time": "2026-11-25T00:00:00.000Z"}, OVERDUE_SINCE, 0, Step.DONE),
+        (TagEscalation.DEPRECATE, {"deprecation_time": "2028-01-01T00:00:00.000Z"}, OVERDUE_SINCE, 0, Step.DEPRECATE),
+        (TagEscalation.DISABLE, {}, OVERDUE_SINCE, 0, Step.DISABLE),
+        (TagEscalation.DISABLE, {"state": "disabled"}, OVERDUE_SINCE, 0, Step.DONE),
+        (TagEscalation.DEREGISTER, {}, OVERDUE_SINCE, 0, Step.DEREGISTER),
+        (TagEscalation.DEREGISTER, {"deregistration_protection": True}, OVERDUE_SINCE, 0, Step.BLOCKED),
+        (TagEscalation.DEREGISTER, {}, OVERDUE_SINCE, 2, Step.BLOCKED),
+        (TagEscalation.NONE, {}, OVERDUE_SINCE, 0, Step.WAIT),
+        (TagEscalation.DEREGISTER, {}, datetime(2026, 11, 24, 12, 0, tzinfo=UTC), 0, Step.WAIT),
+        (TagEscalation.DEREGISTER, {}, None, 0, Step.WAIT),
+        # the tag says 2020: only the record counts
+        (TagEscalation.DEREGISTER, {"tags": {VIOLATION_SINCE: "2020-01-01T00:00:00Z"}}, NOW, 0, Step.WAIT),
     ],
     ids=[
         "deprecate",
@@ -322,12 +363,15 @@ def image(**overrides):
         "instances-in-use",
         "escalation-off",
         "within-grace",
-        "unreadable-since",
+        "no-record",
+        "forged-tag-ignored",
     ],
 )
-def test_escalation_step_is_decided_when_the_grace_period_is_over(escalation, overrides, in_use, step):
+def test_escalation_step_is_decided_from_the_record_when_the_grace_period_is_over(
+    escalation, overrides, since, in_use, step
+):
     decision = decide_escalation(
-        image(**overrides), escalation=escalation, grace_hours=72, now=NOW, instances_in_use=in_use
+        image(**overrides), since=since, escalation=escalation, grace_hours=72, now=NOW, instances_in_use=in_use
     )
 
     assert decision.step is step, decision.reason
@@ -338,17 +382,3 @@ def test_deprecation_is_set_in_the_next_whole_minute_when_escalating():
 
     assert at == datetime(2026, 11, 26, 12, 1, tzinfo=UTC)
     assert at - NOW <= timedelta(minutes=1)
-
-
-@pytest.mark.parametrize(
-    ("tags", "created", "stale"),
-    [
-        ({VIOLATION: "missing:Owner", VIOLATION_SINCE: "2026-01-01T00:00:00Z"}, "2026-11-26T10:00:00.000Z", True),
-        ({VIOLATION: "missing:Owner", VIOLATION_SINCE: "2026-11-26T10:00:05Z"}, "2026-11-26T10:00:00.000Z", False),
-        ({VIOLATION: "missing:Owner"}, "2026-11-26T10:00:00.000Z", True),
-        ({"Owner": "x"}, "2026-11-26T10:00:00.000Z", False),
-    ],
-    ids=["copied-from-older-ami", "written-for-this-ami", "violation-without-since", "no-violation-tags"],
-)
-def test_violation_tags_are_carried_over_when_older_than_the_ami(tags, created, stale):
-    assert bool(carried_over_violation(tags, created)) is stale

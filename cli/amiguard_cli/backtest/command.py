@@ -28,7 +28,9 @@ from typing import IO, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from amiguard.models.events import CLOUDTRAIL_DETAIL_TYPE, CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE
 from amiguard.models.settings import REGION, SettingsError, load_settings
+from amiguard_cli import org
 from amiguard_cli.backtest.decide import Backtest, Result, WouldDo
 from amiguard_cli.console import HelpFormatter, description, fail
 from amiguard_cli.history import (
@@ -37,6 +39,13 @@ from amiguard_cli.history import (
     SourceError,
     lookup_events,
     read_files,
+)
+from amiguard_cli.org import (
+    DEFAULT_ACCOUNT_CONCURRENCY,
+    accounts_from_args,
+    add_org_arguments,
+    describe_refusal,
+    for_each_account,
 )
 from amiguard_cli.sandbox.cfn import Route, event_routes, load_template
 
@@ -77,15 +86,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="read history from this file or folder instead of LookupEvents (repeatable)",
     )
     parser.add_argument("--profile", help="AWS named profile to use")
-    parser.add_argument("--org", action="store_true", help="every active account of the organization (see --role-name)")
-    parser.add_argument("--accounts", help="with --org: only these account ids (comma list)")
-    parser.add_argument("--exclude-accounts", help="with --org: leave these account ids out (comma list)")
-    parser.add_argument(
-        "--role-name", default="amiguard-reader", help="with --org: the member role to read through (/amiguard/ path)"
-    )
-    parser.add_argument(
-        "--account-concurrency", type=int, default=8, help="with --org: accounts read in parallel (default: 8)"
-    )
+    add_org_arguments(parser, verb="read", account_concurrency=DEFAULT_ACCOUNT_CONCURRENCY)
     parser.add_argument(
         "--trusted-principals", help="what if these were trusted (overrides AMIGUARD_TRUSTED_PRINCIPALS)"
     )
@@ -128,12 +129,18 @@ def _instant(text: str, option: str) -> datetime:
 # --- history ------------------------------------------------------------------------------------------
 
 
+# CloudTrail records both as management events, so LookupEvents returns both (it takes exact names only: a rule's
+# prefix pattern, tamper_guard's Lambda calls, is matched in trail files but cannot be looked up).
+CLOUDTRAIL_DETAIL_TYPES = frozenset({CLOUDTRAIL_DETAIL_TYPE, CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE})
+
+
 def routed_event_names(routes: list[Route]) -> list[str]:
     """Every CloudTrail eventName the template's rules route (what LookupEvents is asked for, one by one)."""
     names: set[str] = set()
     for route in routes:
         value = (route.pattern.get("detail") or {}).get("eventName")
-        if route.pattern.get("detail-type") == ["AWS API Call via CloudTrail"] and isinstance(value, list):
+        detail_types = set(route.pattern.get("detail-type") or ())
+        if detail_types and detail_types <= CLOUDTRAIL_DETAIL_TYPES and isinstance(value, list):
             names.update(name for name in value if isinstance(name, str))
     return sorted(names)
 
@@ -207,26 +214,18 @@ def org_history(
 ) -> History:
     """LookupEvents in every active account through its reader role, accounts in parallel (each account and region
     has its own LookupEvents limit, so each gets its own bucket). A role that refuses is that account's error."""
-    from amiguard_cli.org import active_accounts, describe_refusal, member_session
-
-    accounts = active_accounts(session, only=_ids(args.accounts), exclude=_ids(args.exclude_accounts))
     history = History()
 
-    def one(account: str) -> History:
+    def one(account: org.Account) -> History:
         try:
-            member = member_session(session, account, args.role_name, purpose="backtest")
+            member = org.member_session(session, account.id, args.role_name, purpose="backtest")
         except (ClientError, BotoCoreError) as error:
-            return History(errors=[SourceError(account, describe_refusal(error, account, args.role_name))])
+            return History(errors=[SourceError(account.id, describe_refusal(error, account.id, args.role_name))])
         return lookup_history(args, member, routes, start, end, on_page)
 
-    with ThreadPoolExecutor(max_workers=max(1, args.account_concurrency)) as pool:
-        for result in pool.map(one, [account.id for account in accounts]):
-            history.extend(result)
+    for result in for_each_account(accounts_from_args(args, session), one, args.account_concurrency):
+        history.extend(result)
     return history
-
-
-def _ids(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _regions(args: argparse.Namespace, session: Any, home: str, history: History) -> list[str]:
@@ -277,24 +276,44 @@ def render_csv(result: Result) -> str:
     return buffer.getvalue()
 
 
-def render_table(result: Result, errors: list[SourceError], out: IO[str], *, color: bool) -> None:
+def render_table(
+    result: Result, errors: list[SourceError], out: IO[str], *, color: bool, width: int | None = None
+) -> None:
+    """What amiguard would have done, then counts by finding and actor; fits 80 columns (:mod:`..tables`)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 160)
+    from amiguard_cli.tables import add_id_column, add_text_column, narrow_table, severity_text, stacked
+
+    if width is None and not color:
+        width = 160
+    console = Console(file=out, force_terminal=color, no_color=not color, width=width)
     if result.decisions:
-        table = Table(title=f"amiguard backtest: {len(result.decisions)} decision(s)")
-        for column in COLUMNS:
-            table.add_column(column, overflow="fold", no_wrap=column in {"resource", "account"})
+        table = narrow_table(f"amiguard backtest: {len(result.decisions)} decision(s)")
+        table.add_column("when (UTC), where", no_wrap=True)
+        add_text_column(table, "actor, event")
+        add_id_column(table, "resource")
+        add_text_column(table, "finding, action")
         for decision in result.decisions:
-            row = decision.as_row()
-            table.add_row(*[str(row[column] or "") for column in COLUMNS])
+            moment = decision.time
+            table.add_row(
+                stacked(
+                    f"{moment:%Y-%m-%d}" if moment else "",
+                    f"{moment:%H:%M:%S}" if moment else "",
+                    decision.account,
+                    Text(decision.region, style="dim"),
+                ),
+                # The user or session name (the "by actor" table and the JSON output have the whole ARN).
+                stacked((decision.actor or "").rsplit("/", 1)[-1], Text(decision.event, style="dim")),
+                decision.resource,
+                stacked(severity_text(decision.severity.value), decision.finding.value, f"→ {decision.action.value}"),
+            )
         console.print(table)
         facts = summary(result)
         for title, counts in (("by finding", facts["by_finding"]), ("by actor", facts["by_actor"])):
-            totals = Table(title=title)
-            totals.add_column(title.removeprefix("by "), overflow="fold")
-            totals.add_column("count", justify="right")
+            totals = narrow_table(title, separated=False)
+            add_text_column(totals, title.removeprefix("by "))
+            totals.add_column("count", justify="right", no_wrap=True)
             for name, count in counts.items():
                 totals.add_row(name, str(count))
             console.print(totals)

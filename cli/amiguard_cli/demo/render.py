@@ -64,14 +64,15 @@ def render_finding_as_slack(finding: Finding | dict[str, Any]) -> str:
     return render_slack_text(finding_blocks(model))
 
 
-def render_sns_message(alert: Alert) -> str:
-    """The SNS notification as a subscriber gets it: subject, filterable attributes, then the JSON message."""
+def render_sns_message(alert: Alert, *, indent: int | None = 2) -> str:
+    """The SNS notification as a subscriber gets it: subject, filterable attributes, then the JSON message
+    (indented for reading; ``indent=None``: on one line, as SNS delivers it)."""
     attributes = ", ".join(f"{name}={value}" for name, value in sorted(alert.attributes.items()))
     return "\n".join(
         [
             f"Subject: {alert.subject}",
             f"MessageAttributes: {attributes}",
             "Message:",
-            json.dumps(alert.message, ensure_ascii=False, indent=2),
+            json.dumps(alert.message, ensure_ascii=False, indent=indent),
         ]
     )

@@ -1,5 +1,6 @@
-"""Act: an AMI is made public, shared with a stranger and a partner, its snapshot made public, and the
-account's image block public access turned off. public_guard undoes each within seconds."""
+"""Act: an AMI is made public, shared with a stranger and a partner, its snapshot made public, the AMI made
+public and private again before amiguard looks, and the account's image block public access turned off.
+public_guard undoes each within seconds, and reports the exposure that ended before it looked."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
             SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add", GroupNames=["all"]
         )
         timeline.step("dev-bob", f"makes snapshot {snapshot_id} public")
+    timeline.settle()
+
+    with acting_as(iam_user("dev-bob")):
+        ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]})
+        ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
+        timeline.step("dev-bob", f"makes {image_id} public and private again within a second")
     timeline.settle()
 
     with acting_as(iam_user("admin-eve")):

@@ -55,6 +55,9 @@ def act(sandbox: Sandbox, timeline: Timeline) -> None:
     # The sweeper's own calls are recorded too: public_guard ignores amiguard's calls, dr_replicator tracks the
     # copies it made to available.
     timeline.settle()
+    # tag_enforcer's hourly sweep, in every enabled region: the AMIs just marked are within their grace period.
+    hourly = event | {"id": "9e4d2b7a-1c3f-4a5e-8d6b-0f2e4c6a8b13", "time": "2026-11-27T07:00:00Z"}
+    timeline.delivery(sandbox.invoke("tag_enforcer", hourly))
 
     sandbox.reconfigure(ReplicaCleanup="deregister")
     timeline.step("setup", "ReplicaCleanup=deregister; the next day's sweep")

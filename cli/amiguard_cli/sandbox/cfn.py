@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,13 @@ class Route:
     function: str  # the folder under functions/, e.g. "public_guard"
     rule: str  # "<FunctionLogicalId>.<EventName>"
     pattern: dict[str, Any]
+    name: Any = None  # the event's RuleName as written (a literal or an intrinsic), None: CloudFormation names it
+    bus: Any = None  # the event's EventBusName as written (organization mode: !If to the central bus), None: default
+
+    @property
+    def logical_id(self) -> str:
+        """The logical id SAM gives the AWS::Events::Rule it generates (function id + event name)."""
+        return self.rule.replace(".", "")
 
 
 def function_name(code_uri: str) -> str:
@@ -91,7 +99,12 @@ def function_events(template: dict[str, Any], event_type: str) -> Iterator[Funct
 
 def event_routes(template: dict[str, Any]) -> list[Route]:
     """Every ``EventBridgeRule`` event of every ``AWS::Serverless::Function``."""
-    return [Route(e.function, e.rule, e.properties["Pattern"]) for e in function_events(template, "EventBridgeRule")]
+    return [
+        Route(
+            e.function, e.rule, e.properties["Pattern"], e.properties.get("RuleName"), e.properties.get("EventBusName")
+        )
+        for e in function_events(template, "EventBridgeRule")
+    ]
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,14 @@ class UnresolvedValue(ValueError):
     """A template value the sandbox cannot resolve the way CloudFormation would."""
 
 
+STACK_NAME = "amiguard"
+
+
+def stack_id(account: str, region: str, name: str = STACK_NAME) -> str:
+    """The ``AWS::StackId`` CloudFormation would give the sandbox's stack (stable per account and region)."""
+    return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/{uuid.uuid5(uuid.NAMESPACE_URL, account + region)}"
+
+
 @dataclass(frozen=True)
 class Stack:
     """What CloudFormation knows while it resolves a value: the parameters, the resources made, the pseudo params."""
@@ -235,23 +256,143 @@ class Stack:
     account: str
     region: str
     partition: str = "aws"
+    attributes: Mapping[str, str] = field(default_factory=dict)  # "LogicalId.Attribute" -> what !GetAtt returns
+    conditions: Mapping[str, bool] = field(default_factory=dict)  # the template's Conditions, for !If
+
+    def resolve_optional(self, value: Any) -> str | None:
+        """As :meth:`resolve`, where ``!If`` may choose ``!Ref AWS::NoValue`` (None: the property is left out)."""
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] == "AWS::NoValue":
+            return None
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            if name not in self.conditions:
+                raise UnresolvedValue(f"!If {name}: no such condition in the sandbox's stack")
+            return self.resolve_optional(when_true if self.conditions[name] else when_false)
+        return self.resolve(value)
 
     def ref(self, name: str) -> str:
-        pseudo = {"AWS::AccountId": self.account, "AWS::Region": self.region, "AWS::Partition": self.partition}
+        pseudo = {
+            "AWS::AccountId": self.account,
+            "AWS::Region": self.region,
+            "AWS::Partition": self.partition,
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": stack_id(self.account, self.region),
+        }
         for source in (pseudo, self.parameters, self.resources):
             if name in source:
                 return source[name]
         raise UnresolvedValue(f"!Ref {name}: no such parameter, pseudo parameter or resource in the sandbox")
 
     def resolve(self, value: Any) -> str:
-        """``value`` (a literal, ``!Ref`` or ``!Sub``) as the string a function's environment would hold."""
+        """``value`` (a literal, ``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join`` of those, ``!Select`` of a ``!Split``)
+        as the string a function's environment would hold."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
             return self.ref(str(value["Ref"]))
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+            attribute = ".".join(str(part) for part in value["Fn::GetAtt"])
+            if attribute not in self.attributes:
+                raise UnresolvedValue(f"!GetAtt {attribute}: not an attribute the sandbox knows")
+            return self.attributes[attribute]
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return re.sub(r"\$\{([^}!]+)\}", lambda match: self.ref(match.group(1)), value["Fn::Sub"])
+        if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+            separator, items = value["Fn::Join"]
+            return str(separator).join(self.resolve(item) for item in items)
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            if (chosen := self.resolve_optional(value)) is None:
+                raise UnresolvedValue(f"{value!r} chose AWS::NoValue where a value is needed")
+            return chosen
+        if isinstance(value, dict) and set(value) == {"Fn::Select"}:
+            index, listed = value["Fn::Select"]
+            if not (isinstance(listed, dict) and set(listed) == {"Fn::Split"}):
+                raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox (only !Select of a !Split)")
+            separator, text = listed["Fn::Split"]
+            return self.resolve(text).split(str(separator))[int(index)]
         if isinstance(value, dict | list):
             raise UnresolvedValue(f"cannot resolve {value!r} in the sandbox")
         return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+STACK_NAME = "amiguard"  # the name the sandbox's stack is deployed under
+
+
+def get_atts(node: Any) -> set[str]:
+    """Every ``!GetAtt Resource.Attribute`` under ``node`` (a template or part of one)."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::GetAtt"}:
+            return {".".join(str(part) for part in node["Fn::GetAtt"])}
+        return set().union(*(get_atts(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(get_atts(value) for value in node))
+    return set()
+
+
+def placeholder_stack(template: dict[str, Any], parameters: Mapping[str, str]) -> Stack:
+    """A stack whose resources and attributes resolve to strings naming them (``<resource LedgerTable>``): what a
+    value is bound to, for tests that compare environments rather than run them."""
+    return Stack(
+        parameter_values(template, parameters),
+        {logical_id: f"<resource {logical_id}>" for logical_id in template["Resources"]},
+        "123456789012",
+        "us-east-1",
+        attributes={attribute: f"<attribute {attribute}>" for attribute in get_atts(template["Resources"])},
+    )
+
+
+def role_arns(template: dict[str, Any], account: str, stack_name: str = STACK_NAME) -> dict[str, str]:
+    """Each ``AWS::IAM::Role``'s ARN by logical id, named as CloudFormation names a role with no ``RoleName``:
+    ``<stack>-<logical id>-<suffix>`` (at most 64 characters) under the role's ``Path``."""
+    arns = {}
+    for logical_id, resource in resources_of_type(template, "AWS::IAM::Role").items():
+        properties = resource.get("Properties") or {}
+        path = str(properties.get("Path", "/"))
+        name = properties.get("RoleName")
+        if not isinstance(name, str):
+            suffix = uuid.uuid5(uuid.NAMESPACE_URL, f"{account}/{stack_name}/{logical_id}").hex[:12].upper()
+            name = f"{stack_name}-{logical_id}"[: 64 - len(suffix) - 1] + f"-{suffix}"
+        arns[logical_id] = f"arn:aws:iam::{account}:role{path}{name}"
+    return arns
+
+
+def function_role(template: dict[str, Any], function: str) -> str:
+    """The logical id of the role ``function`` runs as (its ``Role: !GetAtt <Role>.Arn``)."""
+    role = serverless_functions(template)[function].get("Role")
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        raise UnresolvedValue(f"{function}: Role must be !GetAtt <a role of this stack>.Arn")
+    return str(role["Fn::GetAtt"][0])
+
+
+def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, bool]:
+    """Every entry of the template's ``Conditions``, as CloudFormation evaluates it with ``stack``'s parameters."""
+    declared = template.get("Conditions") or {}
+    values: dict[str, bool] = {}
+
+    def operand(value: Any) -> str:
+        return stack.resolve(value)
+
+    def holds(value: Any) -> bool:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Condition":
+                return condition(str(argument))
+            if key == "Fn::Equals":
+                return operand(argument[0]) == operand(argument[1])
+            if key == "Fn::Not":
+                return not holds(argument[0])
+            if key == "Fn::And":
+                return all(holds(item) for item in argument)
+            if key == "Fn::Or":
+                return any(holds(item) for item in argument)
+        raise UnresolvedValue(f"condition {value!r}: the sandbox does not evaluate it")
+
+    def condition(name: str) -> bool:
+        if name not in values:
+            values[name] = holds(declared[name])
+        return values[name]
+
+    for name in declared:
+        condition(name)
+    return values
 
 
 def parameter_values(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -294,3 +435,10 @@ def deployed_data_path(template: dict[str, Any], root: Path) -> str | None:
     if value is None:
         return None
     return value.replace(LAYER_MOUNT, str(root / "layers" / "amiguard"), 1)
+
+
+def function_timeout(template: dict[str, Any], function: str) -> int:
+    """Seconds ``function`` may run per invocation: its own ``Timeout``, else the Globals' (Lambda's default 3)."""
+    own = serverless_functions(template).get(function, {}).get("Timeout")
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    return int(own if own is not None else default)

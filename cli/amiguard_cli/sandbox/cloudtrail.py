@@ -32,9 +32,12 @@ def iam_user(name: str, account: str = ACCOUNT) -> dict[str, Any]:
     }
 
 
-def assumed_role(role_name: str, session: str, *, path: str = "/", account: str = ACCOUNT) -> dict[str, Any]:
+def assumed_role(
+    role_name: str, session: str, *, path: str = "/", account: str = ACCOUNT, source_identity: str | None = None
+) -> dict[str, Any]:
+    """A role session as CloudTrail records it (``source_identity``: the SourceIdentity it was assumed with)."""
     role_id = "AROA" + uuid.uuid5(uuid.NAMESPACE_DNS, role_name).hex[:16].upper()
-    return {
+    identity: dict[str, Any] = {
         "type": "AssumedRole",
         "principalId": f"{role_id}:{session}",
         "arn": f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}",
@@ -51,6 +54,9 @@ def assumed_role(role_name: str, session: str, *, path: str = "/", account: str 
             "attributes": {"creationDate": _now(), "mfaAuthenticated": "false"},
         },
     }
+    if source_identity:
+        identity["sessionContext"]["sourceIdentity"] = source_identity
+    return identity
 
 
 DEFAULT_USER = "alice"
@@ -235,8 +241,10 @@ def ami_state_change(image_id: str, state: str) -> dict[str, Any]:
 class CloudTrailRecorder:
     """A botocore hook pair: remember each EC2 call's parameters, then record the call once it succeeded."""
 
-    def __init__(self, publish: Callable[[str, str, dict[str, Any]], None]) -> None:
-        # publish(region, detail_type, detail) puts one event on the region's default bus.
+    def __init__(self, publish: Callable[[str, str, dict[str, Any], str], None]) -> None:
+        # publish(region, detail_type, detail, account) puts one event on the account's default bus in the region.
+        # Who made a call is the sandbox's to say (``context["amiguard_caller"]``: the account and identity of the
+        # credentials that signed it); without it, the identity :func:`acting_as` set.
         self._publish = publish
         self.records: list[dict[str, Any]] = []
 
@@ -260,15 +268,17 @@ class CloudTrailRecorder:
         if "Error" in parsed:
             return
         region = context.get("client_region") or "us-east-1"
+        identity = (context.get("amiguard_caller") or {}).get("identity") or current_identity()
         record = cloudtrail_record(
-            operation, context.get("amiguard_params", {}), parsed, region=region, identity=current_identity()
+            operation, context.get("amiguard_params", {}), parsed, region=region, identity=identity
         )
+        account = str(record["recipientAccountId"])
         self.records.append(record)
-        self._publish(region, CLOUDTRAIL_DETAIL_TYPE, record)
+        self._publish(region, CLOUDTRAIL_DETAIL_TYPE, record, account)
         state = STATE_AFTER.get(operation)
         image_id = parsed.get("ImageId") or context.get("amiguard_params", {}).get("ImageId")
         if state and image_id:
-            self._publish(region, AMI_STATE_CHANGE_DETAIL_TYPE, ami_state_change(image_id, state))
+            self._publish(region, AMI_STATE_CHANGE_DETAIL_TYPE, ami_state_change(image_id, state), account)
 
 
 def to_json(detail: Mapping[str, Any]) -> str:

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
+
 UNTRUSTED_ACCOUNT = "999988887777"
 TRUSTED_ACCOUNT = "111122223333"
 
@@ -29,6 +31,11 @@ class Estate:
     block_public_access_off: set[str] = field(default_factory=set)
     not_replicated: set[tuple[str, str]] = field(default_factory=set)  # approved, no replica in a DR region
     orphaned_replicas: set[tuple[str, str]] = field(default_factory=set)  # replicas whose source is gone
+    unencrypted: set[tuple[str, str]] = field(default_factory=set)  # registered from an unencrypted snapshot
+    legacy_platform: set[tuple[str, str]] = field(default_factory=set)  # paravirtual
+    stale: set[tuple[str, str]] = field(default_factory=set)  # created long ago, no deprecation time
+    unused: set[tuple[str, str]] = field(default_factory=set)  # not launched for long
+    snapshot_block_public_access_off: set[str] = field(default_factory=set)
 
 
 def _category(index: int, bounds: Sequence[tuple[str, int]]) -> str:
@@ -105,9 +112,6 @@ def plant_estate(
     return estate
 
 
-GONE_SOURCE = "ami-0c0ffee0c0ffee000"  # a source AMI that no longer exists
-
-
 def plant_replication_drift(
     ec2_for: Callable[[str], Any],
     estate: Estate,
@@ -116,17 +120,100 @@ def plant_replication_drift(
     dr_region: str,
     approval_tag: str = "amiguard:approved",
     required_tags: Sequence[str] = ("Owner", "CostCenter"),
+    record_replica: Callable[[ReplicaRecord], object] | None = None,
 ) -> Estate:
     """An approved AMI in ``home`` that was never copied to ``dr_region``, and a replica in ``dr_region`` of an
-    AMI long gone (both carry every required tag: they plant one problem each)."""
+    AMI since deregistered: a real copy (EC2 reports its source), tagged as amiguard tags its replicas (both
+    carry every required tag: they plant one problem each) and, with ``record_replica``, recorded in the ledger as
+    dr_replicator records its copies (without that record no remedy touches it: a tag alone proves nothing)."""
     tags = [{"Key": key, "Value": "planted"} for key in required_tags]
     ec2 = ec2_for(home)
     approved = str(ec2.register_image(Name="estate-approved-golden", RootDeviceName="/dev/xvda")["ImageId"])
     ec2.create_tags(Resources=[approved], Tags=[*tags, {"Key": approval_tag, "Value": "true"}])
+    retired = str(ec2.register_image(Name="estate-retired-golden", RootDeviceName="/dev/xvda")["ImageId"])
     dr = ec2_for(dr_region)
-    orphan = str(dr.register_image(Name="estate-orphaned-replica", RootDeviceName="/dev/xvda")["ImageId"])
-    dr.create_tags(Resources=[orphan], Tags=[*tags, {"Key": "amiguard:replica-of", "Value": f"{home}/{GONE_SOURCE}"}])
+    marks = [*tags, {"Key": "amiguard:replica-of", "Value": f"{home}/{retired}"}]
+    orphan = str(
+        dr.copy_image(
+            SourceRegion=home,
+            SourceImageId=retired,
+            Name="estate-orphaned-replica",
+            TagSpecifications=[{"ResourceType": "image", "Tags": marks}],
+        )["ImageId"]
+    )
+    ec2.deregister_image(ImageId=retired)
+    if record_replica is not None:
+        record_replica(
+            ReplicaRecord(
+                source_region=home,
+                source_image_id=retired,
+                destination_region=dr_region,
+                status=ReplicaStatus.AVAILABLE,
+                replica_id=orphan,
+            )
+        )
     estate.images |= {(home, approved), (dr_region, orphan)}
     estate.not_replicated.add((home, approved))
     estate.orphaned_replicas.add((dr_region, orphan))
+    return estate
+
+
+def plant_hygiene(
+    ec2_for: Callable[[str], Any],
+    estate: Estate,
+    *,
+    region: str,
+    account: str,
+    stale_days: int,
+    unused_days: int,
+    snapshot_block_public_access_off: Sequence[str] = (),
+    required_tags: Sequence[str] = ("Owner", "CostCenter"),
+) -> Estate:
+    """One AMI per hygiene problem in ``region`` (each registered from a snapshot of its own, every required tag
+    carried): unencrypted, paravirtual, older than ``stale_days`` and last launched more than ``unused_days``
+    ago; and EBS snapshot block public access turned off in the regions given.
+
+    No API makes an old AMI: its creation and last launch dates are written into moto's record of it.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_for(region)
+    tags = [{"Key": key, "Value": "planted"} for key in required_tags]
+
+    def register(name: str, *, encrypted: bool = True, virtualization: str = "hvm") -> str:
+        volume = ec2.create_volume(Size=8, AvailabilityZone=f"{region}a", Encrypted=encrypted)["VolumeId"]
+        snapshot = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+        mapping = [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot}}]
+        image_id = str(
+            ec2.register_image(
+                Name=name, RootDeviceName="/dev/xvda", VirtualizationType=virtualization, BlockDeviceMappings=mapping
+            )["ImageId"]
+        )
+        ec2.create_tags(Resources=[image_id], Tags=tags)
+        estate.images.add((region, image_id))
+        return image_id
+
+    estate.unencrypted.add((region, register("estate-unencrypted", encrypted=False)))
+    estate.legacy_platform.add((region, register("estate-paravirtual", virtualization="paravirtual")))
+    now = datetime.now(UTC)
+    stale = register("estate-stale")
+    unused = register("estate-unused")
+    amis = ec2_backends[account][region].amis
+
+    def backdate(image_id: str, *, created: int, launched: int) -> None:
+        ami: Any = amis[image_id]  # moto's AMI has no LastLaunchedTime of its own; set, DescribeImages returns it
+        ami.creation_date = now - timedelta(days=created)
+        ami.last_launched_time = (now - timedelta(days=launched)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    backdate(stale, created=stale_days + 30, launched=1)
+    backdate(unused, created=unused_days + 30, launched=unused_days + 10)
+    estate.stale.add((region, stale))
+    estate.unused.add((region, unused))
+    if stale_days < unused_days + 30:
+        estate.stale.add((region, unused))  # as old as that, it is stale too
+    for off in snapshot_block_public_access_off:
+        ec2_for(off).disable_snapshot_block_public_access()
+        estate.snapshot_block_public_access_off.add(off)
     return estate

@@ -22,6 +22,8 @@ from amiguard_cli.sandbox.cfn import load_template
 from amiguard_cli.sandbox.queues import drain
 
 FORWARDER_TEMPLATE = "region-forwarder.yaml"
+# Organization mode: every region of every account, the stack's own home region too, forwards to the central bus.
+MEMBER_FORWARDER_TEMPLATE = "org/member-forwarder.yaml"
 
 
 def forwarder_patterns(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -36,14 +38,17 @@ def forwarder_patterns(template: dict[str, Any]) -> list[tuple[str, dict[str, An
 class RegionForwarding:
     """Forwarder rules deployed in DR regions, and the events they send home."""
 
-    def __init__(self, root: Path, home: str) -> None:
-        self._path = root / FORWARDER_TEMPLATE
+    def __init__(self, root: Path, home: str, *, organization: bool = False) -> None:
+        self._path = root / (MEMBER_FORWARDER_TEMPLATE if organization else FORWARDER_TEMPLATE)
         self.home = home
+        # Single account: the home region runs the stack's rules on its own bus. Organization mode: those rules
+        # are on the central bus, which the home region's default bus forwards to like any other region's.
+        self._forwards_home = organization
         self.regions: list[str] = []
         self._queues: list[tuple[str, str]] = []  # (region, queue url)
 
     def deploy(self, session: boto3.Session, region: str) -> None:
-        if region == self.home or region in self.regions:
+        if (region == self.home and not self._forwards_home) or region in self.regions:
             return
         events = session.client("events", region_name=region)
         sqs = session.client("sqs", region_name=region)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amiguard.models.events import wrap_cloudtrail_record
 from amiguard.models.settings import ACCOUNT_ID, IMAGE_ID, REGION
 from amiguard.policy.screening import SNAPSHOT_ID
 from amiguard_cli.sandbox.account import Alert, Delivery, Sandbox
@@ -26,7 +25,7 @@ def load_events(path: Path) -> list[dict[str, Any]]:
 
     Raises ``ValueError`` naming the file when it cannot be read or holds no event.
     """
-    from amiguard_cli.history import read_file
+    from amiguard_cli.history import as_event, read_file
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -40,7 +39,7 @@ def load_events(path: Path) -> list[dict[str, Any]]:
     if not history.records:
         skipped = ", ".join(f"{count} {reason}" for reason, count in history.skipped.items()) or "empty"
         raise ValueError(f"{path}: holds no CloudTrail record ({skipped})")
-    return [wrap_cloudtrail_record(record) for record in history.records]
+    return [as_event(record) for record in history.records]
 
 
 def _rename(collection: dict[str, Any], old: str, new: str) -> None:
@@ -103,7 +102,7 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
     region = str(detail.get("awsRegion") or event.get("region") or sandbox.home)
     params = detail.get("requestParameters") or {}
     image_id = params.get("imageId") or params.get("sourceImageId") or detail.get("ImageId")
-    snapshot_id = params.get("snapshotId")
+    snapshot_id = params.get("snapshotId") or (detail.get("serviceEventDetails") or {}).get("snapshotId")
     if not REGION.match(region):
         return []
     ec2 = sandbox.internal_client("ec2", region)
@@ -112,6 +111,9 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
     if detail.get("eventName") == "DisableImageBlockPublicAccess":
         sandbox.internal_client("ec2", region).disable_image_block_public_access()
         seeded.append(f"image block public access off in {region}")
+    if detail.get("eventName") == "DisableSnapshotBlockPublicAccess":
+        sandbox.internal_client("ec2", region).disable_snapshot_block_public_access()
+        seeded.append(f"snapshot block public access off in {region}")
     if isinstance(image_id, str) and IMAGE_ID.match(image_id):
         # a CopyImage source lives in its own region (the event is recorded in the destination)
         source_region = str(params.get("sourceRegion") or "")
@@ -129,6 +131,8 @@ def seed(sandbox: Sandbox, event: dict[str, Any]) -> list[str]:
         _rename(backend.snapshots, created, snapshot_id)
         seeded.append(snapshot_id)
         added = ((params.get("createVolumePermission") or {}).get("add") or {}).get("items") or []
+        if detail.get("serviceEventDetails"):  # another account used it: it was shared with that account
+            added = [{"userId": str((detail.get("userIdentity") or {}).get("accountId"))}]
         users = [item["userId"] for item in added if "userId" in item]
         groups = [item["group"] for item in added if "group" in item]
         if users or groups:

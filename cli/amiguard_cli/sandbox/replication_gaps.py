@@ -36,7 +36,7 @@ class CopyImageFidelity:
 
     def __init__(self, account: str) -> None:
         self._account = account
-        self._tokens: dict[tuple[str, str], str] = {}  # (region, client token) -> image id
+        self._tokens: dict[tuple[str, str, str], str] = {}  # (account, region, client token) -> image id
         self.copies: list[dict[str, Any]] = []  # every CopyImage request that made a new copy
 
     def register(self, events: Any) -> None:
@@ -51,6 +51,10 @@ class CopyImageFidelity:
         events.unregister("after-call.ec2.CopyImage", self._complete_copy)
         events.unregister("before-call.ec2.EnableImageDeprecation", self._deprecate)
 
+    def _account_of(self, context: dict[str, Any]) -> str:
+        """The account the call is made in (organization mode: the signing credentials'), else the sandbox's."""
+        return str((context.get("amiguard_caller") or {}).get("account") or self._account)
+
     def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["amiguard_copy_params"] = dict(params)
 
@@ -59,8 +63,8 @@ class CopyImageFidelity:
     ) -> tuple[CannedHttp, dict[str, Any]] | None:
         region = context.get("client_region") or "us-east-1"
         token = (params.get("body") or {}).get("ClientToken")
-        if token and (region, token) in self._tokens:
-            image_id = self._tokens[(region, token)]
+        if token and (self._account_of(context), region, token) in self._tokens:
+            image_id = self._tokens[(self._account_of(context), region, token)]
             return canned({"ImageId": image_id})
         return None
 
@@ -71,26 +75,35 @@ class CopyImageFidelity:
         if not image_id or "Error" in parsed:
             return
         token = request.get("ClientToken")
-        if token and (region, token) in self._tokens:
+        account = self._account_of(context)
+        if token and (account, region, token) in self._tokens:
             return  # the idempotent repeat answered above: nothing new was made
         if token:
-            self._tokens[(region, token)] = image_id
+            self._tokens[(account, region, token)] = image_id
         self.copies.append({"region": region, "image_id": image_id, **request})
-        backend = _backend(self._account, region)
+        backend = _backend(account, region)
         ami = backend.amis.get(image_id)
         if ami is None:
             return
         source_region = request.get("SourceRegion", region)
-        source = _backend(self._account, source_region).amis.get(request.get("SourceImageId"))
+        source = _backend(account, source_region).amis.get(request.get("SourceImageId"))
         tags: dict[str, str] = {}
         if request.get("CopyImageTags") and source is not None:
-            source_tags = _backend(self._account, source_region).tags.get(source.id, {})
+            source_tags = _backend(account, source_region).tags.get(source.id, {})
             tags |= {key: value for key, value in source_tags.items() if not key.startswith("aws:")}
         for spec in request.get("TagSpecifications") or []:
             if spec.get("ResourceType") == "image":
                 tags |= {tag["Key"]: tag.get("Value", "") for tag in spec.get("Tags") or []}
         if tags:
             backend.create_tags([image_id], tags)
+        snapshot_tags = {
+            tag["Key"]: tag.get("Value", "")
+            for spec in request.get("TagSpecifications") or []
+            if spec.get("ResourceType") == "snapshot"
+            for tag in spec.get("Tags") or []
+        }
+        if snapshot_tags and ami.ebs_snapshot is not None:  # EC2 tags the copy's new snapshots as asked
+            backend.create_tags([ami.ebs_snapshot.id], snapshot_tags)
         ami.source_image_id = request.get("SourceImageId")
         ami.source_image_region = source_region
         if request.get("Encrypted"):
@@ -100,7 +113,7 @@ class CopyImageFidelity:
     def _deprecate(self, params: Any, context: dict[str, Any], **_: Any) -> tuple[CannedHttp, dict[str, Any]]:
         region = context.get("client_region") or "us-east-1"
         body = params.get("body") or {}
-        ami = _backend(self._account, region).amis.get(body.get("ImageId"))
+        ami = _backend(self._account_of(context), region).amis.get(body.get("ImageId"))
         if ami is not None:
             ami.deprecation_time = str(body.get("DeprecateAt"))
         return canned({"Return": True})

@@ -1,8 +1,9 @@
 """``amiguard scan --sandbox``: the scan on an embedded account (moto) seeded with one of every planted problem.
 
 For a new user with no AWS account: the same command, the same checks and remedies, against an account with
-known problems (public and untrusted shares, a public snapshot, image block public access off, AMIs lacking a
-required tag, an approved AMI never copied to the DR region, a replica whose source is gone). With ``--fix``
+known problems (public and untrusted shares, a public snapshot, image and snapshot block public access off, AMIs
+lacking a required tag, an approved AMI never copied to the DR region, a replica whose source is gone, an
+unencrypted, a paravirtual, a stale and an unused AMI). With ``--fix``
 the remedies are applied and the account scanned again, so what ``--fix`` cleared (and what only a human can:
 a missing Owner) is shown. The account lives for one command.
 """
@@ -19,18 +20,30 @@ import boto3
 from moto import mock_aws
 
 from amiguard.aws.clients import ClientFactory
+from amiguard.aws.replicas import DynamoReplicaLedger
 from amiguard.services.scan import ScanReport
 from amiguard_cli.sandbox.cloudtrail import ACCOUNT
-from amiguard_cli.sandbox.estate import TRUSTED_ACCOUNT, Estate, plant_estate, plant_replication_drift
+from amiguard_cli.sandbox.estate import (
+    TRUSTED_ACCOUNT,
+    Estate,
+    plant_estate,
+    plant_hygiene,
+    plant_replication_drift,
+)
 from amiguard_cli.sandbox.moto_gaps import patch_moto
 from amiguard_cli.sandbox.replication_gaps import CopyImageFidelity
 
 HOME, OTHER, DR = "us-east-1", "eu-west-1", "us-west-2"
+LEDGER_TABLE = "amiguard-ledger"
 SETTINGS = {
+    "AMIGUARD_LEDGER_TABLE": LEDGER_TABLE,  # --fix records each violation it marks, as tag_enforcer does
     "AMIGUARD_TRUSTED_PRINCIPALS": TRUSTED_ACCOUNT,
     "AMIGUARD_REQUIRED_TAGS": "Owner,CostCenter",
     "AMIGUARD_DR_REGIONS": DR,
     "AMIGUARD_REPLICA_CLEANUP": "deprecate",
+    "AMIGUARD_MAX_IMAGE_AGE_DAYS": "365",
+    "AMIGUARD_UNUSED_IMAGE_DAYS": "90",
+    "AMIGUARD_STALE_IMAGE_ACTION": "deprecate",
 }
 
 ScanAccount = Callable[[argparse.Namespace, boto3.Session], ScanReport | None]
@@ -65,7 +78,17 @@ def plant(session: boto3.Session) -> Estate:
         block_public_access_off=[OTHER],
         workers=4,
     )
-    return plant_replication_drift(ec2, estate, home=HOME, dr_region=DR)
+    replicas = DynamoReplicaLedger(session.client("dynamodb"), LEDGER_TABLE)
+    estate = plant_replication_drift(ec2, estate, home=HOME, dr_region=DR, record_replica=replicas.claim)
+    return plant_hygiene(
+        ec2,
+        estate,
+        region=HOME,
+        account=ACCOUNT,
+        stale_days=365,
+        unused_days=90,
+        snapshot_block_public_access_off=[OTHER],
+    )
 
 
 def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
@@ -86,11 +109,19 @@ def run_in_sandbox(args: argparse.Namespace, scan_account: ScanAccount) -> int:
         patch_moto()
         session = boto3.Session(region_name=HOME)
         CopyImageFidelity(ACCOUNT).register(session.events)  # CopyImage tags and deprecation, as EC2 does them
+        session.client("dynamodb").create_table(
+            TableName=LEDGER_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         estate = plant(session)
         print(
             f"amiguard scan --sandbox: embedded account {ACCOUNT} seeded with {len(estate.images)} AMIs in "
-            f"{HOME}, {OTHER} and {DR}; settings: "
-            + ", ".join(f"{key}={value}" for key, value in SETTINGS.items()),
+            f"{HOME}, {OTHER} and {DR}; settings: " + ", ".join(f"{key}={value}" for key, value in SETTINGS.items()),
             file=sys.stderr,
         )
         report = scan_account(args, session)

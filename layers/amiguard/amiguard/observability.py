@@ -9,12 +9,15 @@ from __future__ import annotations
 import warnings
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from amiguard.aws.accounts import MemberRoleUnavailable, acting_in
 from amiguard.models.findings import Action
+from amiguard.policy.membership import member_role_unavailable
+from amiguard.policy.screening import event_shape_problem
 from amiguard.services.outcome import Outcome, Status
 
 NAMESPACE = "amiguard"
@@ -76,22 +79,63 @@ def invocation_deadline() -> datetime | None:
     return _deadline.get()
 
 
-def handle_event(
-    service: EventService, event: dict[str, Any], context: InvocationContext, *, function: str
-) -> dict[str, Any]:
+def handle_event(service: EventService, event: object, context: InvocationContext, *, function: str) -> dict[str, Any]:
     """Every handler's body: decide and act, log and count, then alert.
 
     Findings are logged before they are published, so a failing SNS publish (raised: Lambda retries and
     the dead-letter queue keeps the event) never loses what was found.
     """
+    if drop := event_shape_problem(event):
+        return report(Outcome.dropped(drop), function=function)  # the services parse objects only
+    payload = cast(dict[str, Any], event)  # event_shape_problem checked it is an object
     remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
     token = _deadline.set(datetime.now(UTC) + remaining)
     try:
-        outcome = service.handle(event)
-        result = report(outcome, function=function)
-        service.publish(outcome)
+        # Organization mode: the event's account is the one acted in (amiguard.aws.accounts).
+        with acting_in(payload.get("account")):
+            try:
+                outcome = service.handle(payload)
+            except MemberRoleUnavailable as error:
+                outcome = _member_role_unavailable(error, payload, function=function)
+            result = report(outcome, function=function)
+            service.publish(outcome)
     finally:
         _deadline.reset(token)
     if outcome.retry_error is not None:
         raise outcome.retry_error
     return result
+
+
+def _member_role_unavailable(error: MemberRoleUnavailable, payload: dict[str, Any], *, function: str) -> Outcome:
+    """The outcome of an event whose account amiguard cannot act in: a finding, then an error for Lambda to retry."""
+    raw_detail = payload.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    event_id = str(detail.get("eventID") or payload.get("id") or "") or None
+    event_time = _parse_time(detail.get("eventTime") or payload.get("time"))
+    finding = member_role_unavailable(
+        account=error.account,
+        role_arn=error.role_arn,
+        region=error.region,
+        cause=error.cause,
+        code=error.code,
+        function=function,
+        event_id=event_id,
+        event_time=event_time,
+    )
+    logger.error("member role unavailable; raising so Lambda retries", extra={"error": str(error)})
+    with single_metric(name="MemberRoleUnavailable", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="function", value=function)
+        metric.add_dimension(name="cause", value=error.cause)
+    return Outcome(
+        Status.ACTED, "member-role-unavailable", str(error), findings=[finding], event_id=event_id, retry_error=error
+    )
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -6,10 +6,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from amiguard.models.images import Image, Snapshot
-from amiguard.policy.sharing import Grant, GrantKind, grants_from_api
+from amiguard.policy.sharing import BLOCK_NEW_SHARING, BlockPublicAccess, Grant, GrantKind, grants_from_api
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+# Instances that still use their AMI (a terminated one does not); DescribeInstances takes 200 filter values.
+IN_USE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+FILTER_VALUES_MAX = 200
 
 
 class Ec2Images:
@@ -21,13 +25,15 @@ class Ec2Images:
 
     def owned_image(self, image_id: str) -> Image | None:
         """The AMI if this account owns it; ``None`` if it is someone else's. Raises if it does not exist."""
-        images = self._ec2.describe_images(ImageIds=[image_id], Owners=["self"])["Images"]
+        # A disabled AMI is private, but its snapshots may not be, and it can be enabled again: it is still ours.
+        images = self._ec2.describe_images(ImageIds=[image_id], Owners=["self"], IncludeDisabled=True)["Images"]
         return Image.from_api(images[0], self.region) if images else None
 
     def owned_images(self) -> Iterator[Image]:
-        """Every AMI this account owns in the region, page by page (DescribeImages ``Owners=self``)."""
+        """Every AMI this account owns in the region, disabled ones included, page by page (``Owners=self``)."""
         paginator = self._ec2.get_paginator("describe_images")
-        for page in paginator.paginate(Owners=["self"], PaginationConfig={"PageSize": 1000}):
+        pages = paginator.paginate(Owners=["self"], IncludeDisabled=True, PaginationConfig={"PageSize": 1000})
+        for page in pages:
             for item in page["Images"]:
                 yield Image.from_api(item, self.region)
 
@@ -53,6 +59,12 @@ class Ec2Images:
         pages = paginator.paginate(OwnerIds=["self"], RestorableByUserIds=["all"], PaginationConfig={"PageSize": 1000})
         return {snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]}
 
+    def owned_snapshot_ids(self) -> list[str]:
+        """Ids of every snapshot this account owns in the region (DescribeSnapshots ``OwnerIds=self``, paged)."""
+        paginator = self._ec2.get_paginator("describe_snapshots")
+        pages = paginator.paginate(OwnerIds=["self"], PaginationConfig={"PageSize": 1000})
+        return [snapshot["SnapshotId"] for page in pages for snapshot in page["Snapshots"]]
+
     def create_volume_permissions(self, snapshot_id: str) -> list[Grant]:
         response = self._ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
         return grants_from_api(response.get("CreateVolumePermissions", []))
@@ -71,13 +83,43 @@ class Ec2Images:
         """Ids of owned AMIs whose block device mappings use this snapshot."""
         paginator = self._ec2.get_paginator("describe_images")
         pages = paginator.paginate(
-            Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot_id]}]
+            Owners=["self"],
+            IncludeDisabled=True,
+            Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snapshot_id]}],
         )
         return sorted(image["ImageId"] for page in pages for image in page["Images"])
 
-    def block_public_access_state(self) -> str:
-        """``block-new-sharing`` or ``unblocked`` for this region."""
-        return str(self._ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"])
+    def block_public_access_state(self) -> BlockPublicAccess:
+        """``block-new-sharing`` or ``unblocked`` for this region, and who manages it (the account or a declarative
+        policy of the organization)."""
+        response = self._ec2.get_image_block_public_access_state()
+        state, managed_by = response["ImageBlockPublicAccessState"], response.get("ManagedBy") or "account"
+        return BlockPublicAccess(str(state), str(managed_by))
 
     def block_new_public_sharing(self) -> None:
-        self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")
+        self._ec2.enable_image_block_public_access(ImageBlockPublicAccessState=BLOCK_NEW_SHARING)
+
+    def snapshot_block_public_access_state(self) -> BlockPublicAccess:
+        """``block-all-sharing``, ``block-new-sharing`` or ``unblocked`` for this region, and who manages it."""
+        response = self._ec2.get_snapshot_block_public_access_state()
+        return BlockPublicAccess(str(response["State"]), str(response.get("ManagedBy") or "account"))
+
+    def block_new_public_snapshot_sharing(self) -> None:
+        self._ec2.enable_snapshot_block_public_access(State=BLOCK_NEW_SHARING)
+
+    def instances_by_image(self, image_ids: Sequence[str]) -> dict[str, int]:
+        """How many instances not terminated use each of these AMIs (DescribeInstances, filter ``image-id``)."""
+        counts: dict[str, int] = {}
+        paginator = self._ec2.get_paginator("describe_instances")
+        ids = sorted(set(image_ids))
+        for start in range(0, len(ids), FILTER_VALUES_MAX):
+            filters = [
+                {"Name": "image-id", "Values": ids[start : start + FILTER_VALUES_MAX]},
+                {"Name": "instance-state-name", "Values": IN_USE_STATES},
+            ]
+            for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}):  # type: ignore[arg-type]
+                for reservation in page["Reservations"]:
+                    for instance in reservation.get("Instances", []):
+                        image_id = instance.get("ImageId", "")
+                        counts[image_id] = counts.get(image_id, 0) + 1
+        return counts

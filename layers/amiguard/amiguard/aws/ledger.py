@@ -1,39 +1,60 @@
-"""DynamoDB ledger adapter: every finding and action, alert de-duplication, and the audit queries.
+"""DynamoDB ledger adapter: every finding and action, the alert outbox, alert de-duplication, audit queries.
 
 One table (``LedgerTable``; the key contract, docs/architecture.md):
 
-- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<region>``),
-  sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``, GSI ``by-time`` on ``DAY#YYYY-MM-DD`` / ``<iso-time>#...``;
-  "everything about this AMI" is one Query on the table, "everything in the last 24 h" one Query per day on
-  the index;
-- dedup rows: pk ``DEDUP#<fingerprint>``, sk ``DEDUP``: who claimed the alert, when, and how many
-  duplicates were suppressed since.
+- finding rows: pk ``IMAGE#<region>#<image-id>`` (account-level findings: ``ACCOUNT#<account>#<region>``),
+  sk ``FINDING#<iso-time>#<fingerprint>#<event-id>``; index ``by-time`` (keys only) on ``DAY#YYYY-MM-DD`` /
+  ``<iso-time>#<event-id>#<fingerprint>``: "everything about this AMI" is one Query on the table, "the last
+  24 h" and "every row of this event" Queries on the index (then a BatchGetItem of the rows).
+  A finding row is also the finding's **outbox** entry: it is written ``alert = pending`` before the
+  remediation (:meth:`DynamoLedger.stage`) and becomes ``sent`` or ``suppressed`` once the alert path has
+  decided. A row still ``pending`` is published by the next attempt of its event, or by the sweeper,
+  whatever current state says by then.
+- dedup rows: pk ``DEDUP#<keyed hash of the fingerprint>``, sk ``DEDUP``: who claimed the alert, until
+  when, whether it was sent, and how many duplicates were suppressed since. The fingerprint is a hash of
+  public data; keyed (HMAC with the stack's secret), the dedup key cannot be computed, so a row written in
+  advance by someone else never suppresses an alert.
+
+Write units of a new alert (what DynamoDB bills): 5. Stage the row (1, rows stay under 1 KB: the finding is
+kept zlib-compressed) + its index entry (1, keys only), claim (1), mark the claim sent (1), mark the row sent
+(1; an update touches no indexed or projected attribute, so the index is not written). No transactions: they
+bill every item twice. The two last writes go claim first: a row left ``pending`` after a crash between them is
+recognised by the next attempt as the sent claim's own row and marked ``sent``, never alerted again.
+
+Why hand-rolled and not Powertools' idempotency utility: it keys on the event (one record per invocation)
+and caches a return value; the alert path needs one claim per finding fingerprint across events, a dedup
+window, a count of suppressed duplicates, and a lease bound to the claimant's Lambda deadline.
 
 The time in a finding's keys is the event's time (the detection time when there is no event), so a
-redelivered event writes the same row again instead of a second one. Every row carries ``expires_at``
-(TTL, default 400 days). The whole finding is kept as JSON in ``finding``; the fields a reader filters on
-are also top-level attributes.
+redelivered event writes the same row again instead of a second one. Every row carries ``expires_at`` (TTL).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
+from amiguard.models import ledger_keys
+from amiguard.models.exceptions import FindingException
 from amiguard.models.findings import Finding
+from amiguard.models.ledger_keys import DEDUP_SK, FINDING_PREFIX, account_pk, day_key, dedup_pk, image_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
+DEFAULT_REALERT_WINDOW = timedelta(hours=168)
 DEFAULT_RETENTION = timedelta(days=400)
 # An alert claimed but never confirmed as sent (the function died between claim and publish) is claimable
 # again once its claimant's invocation is over: its Lambda deadline (plus LEASE_MARGIN for clocks), or,
@@ -44,6 +65,16 @@ BY_TIME_INDEX = "by-time"
 RELEASED = "0000-00-00T00:00:00.000000Z"  # a claimed_at before every window: the claim is free
 # DynamoDB items are limited to 400 KB; evidence beyond this is summarised in the row (SNS keeps it whole).
 MAX_FINDING_JSON = 300_000
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+class AlertState(StrEnum):
+    """Where a finding row is on the alert path."""
+
+    PENDING = "pending"  # staged (before the remediation), not yet alerted: the outbox
+    SENT = "sent"
+    SUPPRESSED = "suppressed"  # a duplicate of an alert sent inside its window
+    EXCEPTED = "excepted"  # covered by a reviewed exception (parameter Exceptions): recorded, not alerted
 
 
 def iso(moment: datetime) -> str:
@@ -56,9 +87,12 @@ def finding_time(finding: Finding) -> datetime:
 
 
 def finding_pk(finding: Finding) -> str:
+    """The partition of a finding's row. Every key carries the account where an id alone does not name it:
+    an AMI id is unique in its region across all accounts (AMIs are shared and launched by id alone), so an
+    AMI's partition is its region and id, in any account; an account-level finding names its account."""
     if finding.image_id:
-        return f"IMAGE#{finding.region}#{finding.image_id}"
-    return f"ACCOUNT#{finding.region}"
+        return image_pk(finding.region, finding.image_id)
+    return account_pk(finding.account, finding.region)
 
 
 def occurrence(finding: Finding) -> str:
@@ -70,7 +104,22 @@ def occurrence(finding: Finding) -> str:
 
 
 def finding_sk(finding: Finding) -> str:
-    return f"FINDING#{occurrence(finding)}"
+    return ledger_keys.finding_sk(occurrence(finding))
+
+
+def finding_key(finding: Finding) -> tuple[str, str]:
+    """The (pk, sk) of the finding's row."""
+    return finding_pk(finding), finding_sk(finding)
+
+
+def _event_prefix(event_id: str | None, moment: datetime) -> str:
+    """The by-time sort key prefix shared by every row of one event."""
+    return f"{iso(moment)}#{event_id or '-'}#"
+
+
+def dedup_hash(key: bytes, fingerprint: str) -> str:
+    """The dedup row's key: HMAC-SHA256 of the fingerprint with the stack's secret (128 bits, hex)."""
+    return hmac.new(key, fingerprint.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _s(value: str) -> dict[str, str]:
@@ -81,17 +130,30 @@ def _n(value: float) -> dict[str, str]:
     return {"N": str(int(value)) if float(value).is_integer() else repr(float(value))}
 
 
-def _dedup_key(fingerprint: str) -> dict[str, dict[str, str]]:
-    return {"pk": _s(f"DEDUP#{fingerprint}"), "sk": _s("DEDUP")}
+def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(pk), "sk": _s(sk)}
 
 
 def _finding_json(finding: Finding) -> str:
-    text = json.dumps(finding.to_message(), ensure_ascii=False, sort_keys=True)
+    message = finding.to_message()
+    text = json.dumps(message, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     if len(text.encode()) <= MAX_FINDING_JSON:
         return text
-    message = finding.to_message()
     message["evidence"] = {"truncated": True, "original_bytes": len(json.dumps(finding.evidence, default=str))}
-    return json.dumps(message, ensure_ascii=False, sort_keys=True)
+    return json.dumps(message, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _finding_from(item: dict[str, Any]) -> Finding:
+    if "finding_z" in item:
+        return Finding.model_validate_json(zlib.decompress(item["finding_z"]["B"]))
+    return Finding.model_validate_json(item["finding"]["S"])  # rows written before compression
+
+
+def _state_of(item: dict[str, Any]) -> AlertState:
+    if "alert" in item:
+        return AlertState(item["alert"]["S"])
+    # rows written before the outbox: a boolean
+    return AlertState.SENT if item.get("alerted", {}).get("BOOL") else AlertState.SUPPRESSED
 
 
 class AlertInFlight(RuntimeError):
@@ -117,6 +179,17 @@ class Claim:
     first: bool  # True: alert it; False: a duplicate inside the window, suppressed
     suppressed: int = 0  # duplicates suppressed so far in this window (this one included)
     finding_key: tuple[str, str] = ("", "")  # the row of the finding this claim alerts
+    dedup_key: str = ""  # the dedup row's pk
+
+
+@dataclass(frozen=True)
+class StagedFinding:
+    """A finding row still ``pending``: written before its remediation, not alerted yet."""
+
+    finding: Finding
+    fingerprint: str  # as staged (the finding's own, even when the row's evidence was summarised)
+    key: tuple[str, str]
+    staged_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -126,105 +199,169 @@ class LedgerEntry:
     finding: Finding
     alerted: bool
     suppressed_duplicates: int
+    state: AlertState = AlertState.SENT
+    excepted_by: str | None = None  # the exception that covered it (state ``excepted``)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
+        state = _state_of(item)
         return cls(
-            finding=Finding.model_validate_json(item["finding"]["S"]),
-            alerted=bool(item.get("alerted", {}).get("BOOL", False)),
+            finding=_finding_from(item),
+            alerted=state is AlertState.SENT,
             suppressed_duplicates=int(item.get("suppressed_duplicates", {}).get("N", "0")),
+            state=state,
+            excepted_by=item.get("excepted_by", {}).get("S"),
         )
 
 
+def _no_key() -> bytes:
+    return b""
+
+
 class DynamoLedger:
-    """Findings, actions and alert claims in the ledger table."""
+    """Findings, the alert outbox and alert claims in the ledger table.
+
+    ``dedup_key`` returns the stack's secret (called at the first claim, never at start-up); readers (the
+    CLI) and tests may leave it out. ``dedup_window`` bounds duplicates of an event-driven alert,
+    ``realert_window`` how long a dedup row lives (a standing finding is re-alerted at most that often).
+    """
 
     def __init__(
         self,
         dynamodb: DynamoDBClient,
         table_name: str,
         *,
+        dedup_key: Callable[[], bytes] = _no_key,
         dedup_window: timedelta = DEFAULT_DEDUP_WINDOW,
+        realert_window: timedelta = DEFAULT_REALERT_WINDOW,
         retention: timedelta = DEFAULT_RETENTION,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deadline: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._db = dynamodb
         self.table_name = table_name
+        self._dedup_key = dedup_key
         self.dedup_window = dedup_window
+        self.realert_window = realert_window
         self._retention = retention
         self._clock = clock
         self._deadline = deadline  # when the current invocation ends (amiguard.observability.invocation_deadline)
 
-    # --- writing ------------------------------------------------------------------------------------------
+    # --- the outbox ---------------------------------------------------------------------------------------
 
-    def claim_and_record(self, finding: Finding) -> Claim:
-        """:meth:`claim_alert` and :meth:`record` in one round trip when the finding is new (the usual case).
+    def stage(self, finding: Finding) -> bool:
+        """Write the finding's row as ``pending`` unless it is already there (a redelivered event).
 
-        The claim and the row are written in one transaction; when either condition fails (a duplicate inside
-        the window, a redelivered event whose claim was given back) the transaction writes nothing and the
-        two separate calls decide, exactly as they would alone.
+        Called before the remediation: once the AMI is fixed, current state no longer shows the finding,
+        and only this row remembers that it must be alerted. True if written.
         """
         now = self._clock()
-        token = str(uuid.uuid4())
+        moment = finding_time(finding)
+        item: dict[str, Any] = {
+            **_key(*finding_key(finding)),
+            "gsi1pk": _s(day_key(moment)),
+            "gsi1sk": _s(_event_prefix(finding.event_id, moment) + finding.fingerprint),
+            "fingerprint": _s(finding.fingerprint),
+            "alert": _s(AlertState.PENDING.value),
+            "staged_at": _s(iso(now)),
+            "finding_z": {"B": zlib.compress(_finding_json(finding).encode(), 9)},
+            "expires_at": _n(int((now + self._retention).timestamp())),
+        }
         try:
-            self._db.transact_write_items(
-                TransactItems=[{"Put": self._claim_put(finding, now, token)}, {"Put": self._row_put(finding)}]
-            )
-        except ClientError as error:
-            if error_code(error) != "TransactionCanceledException":
-                raise
-            self.record(finding)  # first: the finding is in the audit trail even if the claim raises
-            return self.claim_alert(finding)
-        return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
-
-    def claim_alert(self, finding: Finding) -> Claim:
-        """Claim the right to alert ``finding``; a second claim inside the window counts a suppressed duplicate.
-
-        Raises :class:`AlertInFlight` when the first claim's alert is not confirmed sent yet.
-        """
-        now = self._clock()
-        token = str(uuid.uuid4())
-        try:
-            self._db.put_item(**self._claim_put(finding, now, token))
+            self._db.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            return self._count_duplicate(finding, _dedup_key(finding.fingerprint), now)
-        return Claim(finding.fingerprint, token, first=True, finding_key=(finding_pk(finding), finding_sk(finding)))
+            return False
+        return True
 
-    def _claim_put(self, finding: Finding, now: datetime, token: str) -> PutTypeDef:
-        """The conditional write that takes the alert's dedup row (a PutItem or a transaction's Put)."""
+    record = stage  # the audit trail's name for it: every finding is recorded, alerted or not
+
+    def pending_for_event(self, event_id: str | None, event_time: datetime) -> list[StagedFinding]:
+        """Every row of one event still ``pending``, whatever findings the current attempt raised."""
+        keys = self._index_keys(event_time.astimezone(UTC).date(), begins=_event_prefix(event_id, event_time))
+        return [self._staged(item) for item in self._get_rows(keys) if _state_of(item) is AlertState.PENDING]
+
+    def pending_since(self, since: datetime, *, staged_before: datetime) -> list[StagedFinding]:
+        """Rows of findings timed from ``since`` still ``pending`` and staged before ``staged_before``.
+
+        What the sweeper publishes: findings whose function failed for good after staging them (the event is
+        in a failure queue). ``staged_before`` leaves alone what a running invocation is about to publish.
+        """
+        keys = [key for day in _days(since, self._clock()) for key in self._index_keys(day, start=iso(since))]
+        staged = [self._staged(item) for item in self._get_rows(keys) if _state_of(item) is AlertState.PENDING]
+        return [row for row in staged if row.staged_at is None or row.staged_at < staged_before]
+
+    @staticmethod
+    def _staged(item: dict[str, Any]) -> StagedFinding:
+        finding = _finding_from(item)
+        staged_at = item.get("staged_at", {}).get("S")
+        return StagedFinding(
+            finding=finding,
+            fingerprint=item.get("fingerprint", {}).get("S") or finding.fingerprint,
+            key=(item["pk"]["S"], item["sk"]["S"]),
+            staged_at=datetime.strptime(staged_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) if staged_at else None,
+        )
+
+    # --- claims -------------------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        finding: Finding,
+        *,
+        window: timedelta | None = None,
+        fingerprint: str | None = None,
+        key: tuple[str, str] | None = None,
+    ) -> Claim:
+        """Claim the right to alert ``finding`` (its row staged); a duplicate inside ``window`` is suppressed.
+
+        A duplicate is counted on the dedup row and on the row that was alerted, and its own row is settled
+        (``suppressed``, or ``sent`` when it is that very row: a redelivery). Raises :class:`AlertInFlight`
+        when the first claim's alert is not confirmed sent yet. ``window``: the dedup window by default;
+        ``fingerprint`` and ``key``: a staged row's own (see :class:`StagedFinding`), else the finding's.
+        """
+        fingerprint = fingerprint or finding.fingerprint
+        now = self._clock()
+        token = str(uuid.uuid4())
         deadline = self._deadline()
         lease_until = deadline + LEASE_MARGIN if deadline else now + STALE_CLAIM
-        return {
-            "TableName": self.table_name,
-            "Item": {
-                **_dedup_key(finding.fingerprint),
-                "claim_token": _s(token),
-                "claimed_at": _s(iso(now)),
-                "lease_until": _s(iso(lease_until)),
-                "finding_pk": _s(finding_pk(finding)),
-                "finding_sk": _s(finding_sk(finding)),
-                "suppressed": _n(0),
-                "expires_at": _n(int((now + self.dedup_window + STALE_CLAIM).timestamp())),
-            },
-            # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
-            "ConditionExpression": (
-                "attribute_not_exists(pk) OR claimed_at < :window_start"
-                " OR (attribute_not_exists(sent_at) AND lease_until < :now)"
-            ),
-            "ExpressionAttributeValues": {
-                ":window_start": _s(iso(now - self.dedup_window)),
-                ":now": _s(iso(now)),
-            },
-        }
+        pk, sk = key or finding_key(finding)
+        dedup = dedup_pk(dedup_hash(self._dedup_key(), fingerprint))
+        lifetime = max(self.dedup_window, self.realert_window, window or self.dedup_window) + STALE_CLAIM
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    **_key(dedup, DEDUP_SK),
+                    "claim_token": _s(token),
+                    "claimed_at": _s(iso(now)),
+                    "lease_until": _s(iso(lease_until)),
+                    "finding_pk": _s(pk),
+                    "finding_sk": _s(sk),
+                    "suppressed": _n(0),
+                    "expires_at": _n(int((now + lifetime).timestamp())),
+                },
+                # Free when: never claimed, the window has passed, or a claim died before its alert was sent.
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR claimed_at < :window_start"
+                    " OR (attribute_not_exists(sent_at) AND lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":window_start": _s(iso(now - (window or self.dedup_window))),
+                    ":now": _s(iso(now)),
+                },
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return self._count_duplicate(fingerprint, dedup, (pk, sk), now)
+        return Claim(fingerprint, token, first=True, finding_key=(pk, sk), dedup_key=dedup)
 
-    def _count_duplicate(self, finding: Finding, key: dict[str, dict[str, str]], now: datetime) -> Claim:
+    def _count_duplicate(self, fingerprint: str, dedup: str, own: tuple[str, str], now: datetime) -> Claim:
         try:
             response = self._db.update_item(
                 TableName=self.table_name,
-                Key=key,
+                Key=_key(dedup, DEDUP_SK),
                 UpdateExpression="ADD suppressed :one SET last_suppressed_at = :now",
                 # Only an alert that went out suppresses its duplicates: see AlertInFlight.
                 ConditionExpression="attribute_exists(sent_at)",
@@ -234,55 +371,90 @@ class DynamoLedger:
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            raise AlertInFlight(finding.fingerprint) from None
+            raise AlertInFlight(fingerprint) from None
         row = response.get("Attributes", {})
         count = int(row.get("suppressed", {}).get("N", "1"))
-        original_pk, original_sk = row.get("finding_pk", {}).get("S"), row.get("finding_sk", {}).get("S")
-        if original_pk and original_sk:
-            self._add_suppressed(original_pk, original_sk)  # the alerted row shows how often it recurred
-        return Claim(finding.fingerprint, str(row.get("claim_token", {}).get("S", "")), first=False, suppressed=count)
+        original = (row.get("finding_pk", {}).get("S", ""), row.get("finding_sk", {}).get("S", ""))
+        if original == own:  # the alerted event again: its row was alerted (even if not yet marked so)
+            self._update_row(own, "ADD suppressed_duplicates :one SET alert = :state", AlertState.SENT, count=True)
+        else:
+            if all(original):
+                self._update_row(original, "ADD suppressed_duplicates :one", None, count=True)
+            # Only a pending row: one alerted before (a redelivery after a later alert) stays sent.
+            self._update_row(own, "SET alert = :state", AlertState.SUPPRESSED, only_pending=True)
+        return Claim(fingerprint, str(row.get("claim_token", {}).get("S", "")), first=False, suppressed=count)
 
-    def _add_suppressed(self, pk: str, sk: str) -> None:
+    def _update_row(
+        self,
+        key: tuple[str, str],
+        expression: str,
+        state: AlertState | None,
+        *,
+        count: bool = False,
+        only_pending: bool = False,
+    ) -> None:
+        values: dict[str, Any] = {}
+        condition = "attribute_exists(pk)"
+        if only_pending:
+            condition, values[":pending"] = "alert = :pending", _s(AlertState.PENDING.value)
+        if state is not None:
+            values[":state"] = _s(state.value)
+        if count:
+            values[":one"] = _n(1)
         try:
             self._db.update_item(
                 TableName=self.table_name,
-                Key={"pk": _s(pk), "sk": _s(sk)},
-                UpdateExpression="ADD suppressed_duplicates :one",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":one": _n(1)},
+                Key=_key(*key),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            # The original row expired or was never written (its claim died): the dedup row keeps the count.
+            # The row expired or was never written (its claim died): the dedup row keeps the count. Or it
+            # is not pending: already settled.
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
 
     def confirm_sent(self, claim: Claim) -> None:
-        """The alert went out: the claim now holds for the whole window, and the finding's row says so.
+        """The alert went out: the claim now holds for the whole window, then the finding's row says so.
 
-        Both rows in one transaction: one round trip, and never one without the other.
+        Two single-item updates, not a transaction (which bills both twice). Claim first: see the module
+        docstring for why a crash between the two never re-alerts.
         """
         now = _s(iso(self._clock()))
-        pk, sk = claim.finding_key
-        self._db.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": _dedup_key(claim.fingerprint),
-                        "UpdateExpression": "SET sent_at = :now",
-                        "ExpressionAttributeValues": {":now": now},
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": _s(pk), "sk": _s(sk)},
-                        "UpdateExpression": "SET alerted = :yes, alerted_at = :now",
-                        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":now": now},
-                    }
-                },
-            ]
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(claim.dedup_key, DEDUP_SK),
+            UpdateExpression="SET sent_at = :now",
+            ExpressionAttributeValues={":now": now},
         )
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(*claim.finding_key),
+            UpdateExpression="SET alert = :sent, alerted_at = :now",
+            ExpressionAttributeValues={":sent": _s(AlertState.SENT.value), ":now": now},
+        )
+
+    def mark_excepted(self, key: tuple[str, str], exception: FindingException) -> None:
+        """Settle a pending row as ``excepted``: which exception covered it, why, until when (the audit trail)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(*key),
+                UpdateExpression="SET alert = :excepted, excepted_by = :name, exception_reason = :reason,"
+                " exception_expires = :expires",
+                ConditionExpression="alert = :pending",
+                ExpressionAttributeValues={
+                    ":excepted": _s(AlertState.EXCEPTED.value),
+                    ":pending": _s(AlertState.PENDING.value),
+                    ":name": _s(exception.name),
+                    ":reason": _s(exception.reason),
+                    ":expires": _s(exception.expires.isoformat()),
+                },
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":  # settled before (a redelivery)
+                raise
 
     def release(self, claim: Claim) -> None:
         """Give a claim back (its alert could not be sent), so the retry of the event alerts.
@@ -292,7 +464,7 @@ class DynamoLedger:
         try:
             self._db.update_item(
                 TableName=self.table_name,
-                Key=_dedup_key(claim.fingerprint),
+                Key=_key(claim.dedup_key, DEDUP_SK),
                 UpdateExpression="SET claimed_at = :released REMOVE sent_at",
                 ConditionExpression="claim_token = :token",
                 ExpressionAttributeValues={":released": _s(RELEASED), ":token": _s(claim.token)},
@@ -301,78 +473,77 @@ class DynamoLedger:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
 
-    def record(self, finding: Finding) -> bool:
-        """Write the finding's row unless it is already there (a redelivered event); True if written.
-
-        The row says ``alerted: false`` until :meth:`confirm_sent`: what the ledger claims was alerted was.
-        """
-        try:
-            self._db.put_item(**self._row_put(finding))
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
-
-    def _row_put(self, finding: Finding) -> PutTypeDef:
-        """The write of a finding's row, unless it is already there (a PutItem or a transaction's Put)."""
-        moment = finding_time(finding)
-        item: dict[str, Any] = {
-            "pk": _s(finding_pk(finding)),
-            "sk": _s(finding_sk(finding)),
-            "gsi1pk": _s(f"DAY#{moment.astimezone(UTC):%Y-%m-%d}"),
-            "gsi1sk": _s(occurrence(finding)),
-            "kind": _s("finding"),
-            "fingerprint": _s(finding.fingerprint),
-            "type": _s(finding.type.value),
-            "severity": _s(finding.severity.value),
-            "action": _s(finding.action.value),
-            "account": _s(finding.account),
-            "region": _s(finding.region),
-            "alerted": {"BOOL": False},
-            "suppressed_duplicates": _n(0),
-            "finding": _s(_finding_json(finding)),
-            "expires_at": _n(int((self._clock() + self._retention).timestamp())),
-        }
-        for name, value in (("image_id", finding.image_id), ("snapshot_id", finding.snapshot_id)):
-            if value:
-                item[name] = _s(value)
-        return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
-
     # --- reading ------------------------------------------------------------------------------------------
 
     def findings_for_image(self, region: str, image_id: str) -> list[LedgerEntry]:
         """Every finding about one AMI, oldest first."""
-        return list(
-            self._query(
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :finding)",
-                ExpressionAttributeValues={":pk": _s(f"IMAGE#{region}#{image_id}"), ":finding": _s("FINDING#")},
-            )
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :finding)",
+            ExpressionAttributeValues={":pk": _s(image_pk(region, image_id)), ":finding": _s(FINDING_PREFIX)},
         )
+        return [LedgerEntry.from_item(item) for item in items if _is_finding(item)]
 
     def findings_since(self, since: datetime, until: datetime | None = None) -> list[LedgerEntry]:
         """Every finding whose time is in ``[since, until]``, oldest first: one index Query per UTC day."""
         until = until or self._clock()
-        entries: list[LedgerEntry] = []
-        day = since.astimezone(UTC).date()
-        while day <= until.astimezone(UTC).date():
-            entries.extend(
-                self._query(
-                    IndexName=BY_TIME_INDEX,
-                    KeyConditionExpression="gsi1pk = :day AND gsi1sk BETWEEN :start AND :end",
-                    ExpressionAttributeValues={
-                        ":day": _s(f"DAY#{day:%Y-%m-%d}"),
-                        ":start": _s(iso(since)),
-                        ":end": _s(iso(until) + "#~"),
-                    },
-                )
-            )
-            day += timedelta(days=1)
-        return entries
+        keys = [key for day in _days(since, until) for key in self._index_keys(day, start=iso(since), end=iso(until))]
+        return [LedgerEntry.from_item(item) for item in self._get_rows(keys)]
 
-    def _query(self, **arguments: Any) -> Iterator[LedgerEntry]:
-        paginator = self._db.get_paginator("query")
-        for page in paginator.paginate(TableName=self.table_name, **arguments):
-            for item in page.get("Items", []):
-                if "finding" in item:
-                    yield LedgerEntry.from_item(item)
+    def _index_keys(
+        self, day: Any, *, begins: str | None = None, start: str = "", end: str = "~"
+    ) -> list[tuple[str, str]]:
+        """Table keys of the index entries of one UTC day (in time order), by prefix or time range."""
+        if begins is not None:
+            condition, values = "gsi1pk = :day AND begins_with(gsi1sk, :prefix)", {":prefix": _s(begins)}
+        else:
+            condition, values = (
+                "gsi1pk = :day AND gsi1sk BETWEEN :start AND :end",
+                {
+                    ":start": _s(start),
+                    ":end": _s(end + "#~"),
+                },
+            )
+        items = self._query(
+            IndexName=BY_TIME_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues={":day": _s(day_key(day)), **values},
+        )
+        return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
+
+    def _query(self, **arguments: Any) -> Iterator[dict[str, Any]]:
+        # By hand, not get_paginator: the functions' trimmed service models carry no paginators.
+        while True:
+            page = self._db.query(TableName=self.table_name, **arguments)
+            yield from page.get("Items", [])
+            if not page.get("LastEvaluatedKey"):
+                return
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _get_rows(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The finding rows behind ``keys`` (consistent reads), in the order of ``keys``."""
+        wanted = [key for key in dict.fromkeys(keys) if key[1].startswith(FINDING_PREFIX)]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for batch in _chunks(wanted, BATCH_GET_LIMIT):
+            request: Any = {self.table_name: {"Keys": [_key(*key) for key in batch], "ConsistentRead": True}}
+            while request:
+                response = self._db.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[(item["pk"]["S"], item["sk"]["S"])] = item
+                request = response.get("UnprocessedKeys") or None
+        return [found[key] for key in wanted if key in found and _is_finding(found[key])]
+
+
+def _is_finding(item: dict[str, Any]) -> bool:
+    return "finding_z" in item or "finding" in item
+
+
+def _days(since: datetime, until: datetime) -> Iterator[Any]:
+    day = since.astimezone(UTC).date()
+    while day <= until.astimezone(UTC).date():
+        yield day
+        day += timedelta(days=1)
+
+
+def _chunks(items: Sequence[tuple[str, str]], size: int) -> Iterator[Sequence[tuple[str, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

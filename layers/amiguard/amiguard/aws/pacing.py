@@ -25,15 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from amiguard.aws.clients import RETRY_CONFIG, ClientFactory
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
 
 # What AWS documents for EC2's non-mutating actions (per account and region).
 EC2_READ_BURST = 100
@@ -164,15 +161,76 @@ class RegionPacer:
         return client
 
 
-class PacedClients(ClientFactory):
-    """A :class:`ClientFactory` whose EC2 clients are paced by ``pacer`` (``None``: not paced)."""
+class InFlightCap:
+    """At most ``limit`` HTTP attempts in flight at once across every client it is attached to (a process-wide
+    cap for a scan of many accounts: each account-region is paced by its own bucket, and together they must not
+    open more connections than the machine and its network can serve).
 
-    def __init__(self, session: boto3.Session | None = None, *, pacer: RegionPacer | None, config: Config) -> None:
+    A slot is taken on ``before-send`` (after the pacer's token: a caller waiting for a token holds no slot) and
+    given back on ``needs-retry``, which botocore emits after every attempt, answered or failed. A thread holds
+    at most one slot (a thread makes one request at a time): an attempt that ends without ``needs-retry`` (an
+    exception botocore does not catch) leaves the slot with its thread, which reuses it for its next request.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the in-flight cap needs room for at least one request")
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._held = threading.local()
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0  # the most attempts seen in flight at once
+
+    def acquire(self, **_: Any) -> None:
+        if getattr(self._held, "slot", False):
+            return
+        self._slots.acquire()
+        self._held.slot = True
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def release(self, **_: Any) -> None:
+        if not getattr(self._held, "slot", False):
+            return
+        self._held.slot = False
+        with self._lock:
+            self.in_flight -= 1
+        self._slots.release()
+
+    def attach(self, client: Any) -> Any:
+        """Count ``client``'s attempts against the cap (once per client; returns the client)."""
+        if getattr(client, "_amiguard_capped", False):
+            return client
+        client._amiguard_capped = True
+        service = client.meta.service_model.service_id.hyphenize()
+        events = client.meta.events
+        events.register_last(f"before-send.{service}", self.acquire)  # after the pacer's token
+        events.register_first(f"needs-retry.{service}", self.release)
+        return client
+
+
+class PacedClients(ClientFactory):
+    """A :class:`ClientFactory` whose EC2 clients are paced by ``pacer`` (``None``: not paced) and whose every
+    client counts against ``cap`` (``None``: no cap)."""
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        *,
+        pacer: RegionPacer | None,
+        config: Config,
+        cap: InFlightCap | None = None,
+    ) -> None:
         super().__init__(session, config=config)
         self.pacer = pacer
+        self.cap = cap
 
-    def ec2(self, region: str) -> EC2Client:
-        client = super().ec2(region)
-        if self.pacer is not None:
-            self.pacer.attach(client)
-        return client
+    def _make(self, service: str, region: str | None) -> Any:
+        made = super()._make(service, region)
+        if service == "ec2" and self.pacer is not None:
+            self.pacer.attach(made)
+        if self.cap is not None:
+            self.cap.attach(made)
+        return made

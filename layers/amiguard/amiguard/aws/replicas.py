@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from amiguard.aws.errors import error_code
-from amiguard.models.replicas import ReplicaRecord, ReplicaStatus, replica_key, source_key
+from amiguard.models.ledger_keys import REPLICA_PREFIX, day_key_of, image_pk, replica_sk
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.policy.replication import LIVE_STATUSES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Finished rows (available, failed, cleaned up) leave the table after a year; the replica's own
-# amiguard:replica-of tag still finds it after that.
+# Finished rows (failed, cleaned up) leave the table after a year. The row of an available replica never
+# expires: it is the only record that amiguard made that copy (a tag is anyone's to write), so without it
+# the replica would no longer be amiguard's to track or clean up.
 FINISHED_ROW_TTL = timedelta(days=365)
-TERMINAL = frozenset(
-    {ReplicaStatus.AVAILABLE, ReplicaStatus.FAILED, ReplicaStatus.DEPRECATED, ReplicaStatus.DEREGISTERED}
-)
+TERMINAL = frozenset({ReplicaStatus.FAILED, ReplicaStatus.DEPRECATED, ReplicaStatus.DEREGISTERED})
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -45,11 +45,13 @@ def to_item(record: ReplicaRecord) -> dict[str, Any]:
         "destination_region": {"S": record.destination_region},
         "status": {"S": record.status.value},
         "attempts": {"N": str(record.attempts)},
+        "generation": {"N": str(record.generation)},
     }
     optional = {
         "replica_id": record.replica_id,
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),
+        "finished_by": record.finished_by,
         "last_error": record.last_error,
         "kms_key_id": record.kms_key_id,
         "client_token": record.client_token,
@@ -57,7 +59,7 @@ def to_item(record: ReplicaRecord) -> dict[str, Any]:
     item |= {key: {"S": value} for key, value in optional.items() if value}
     if record.started_at:
         started = _iso(record.started_at) or ""
-        item["gsi1pk"] = {"S": f"DAY#{started[:10]}"}
+        item["gsi1pk"] = {"S": day_key_of(started)}
         item["gsi1sk"] = {"S": f"{started}#{record.source_image_id}#{record.destination_region}"}
     if record.status in TERMINAL:
         ended = record.finished_at or datetime.now(UTC)
@@ -78,10 +80,12 @@ def from_item(item: dict[str, Any]) -> ReplicaRecord:
         replica_id=text("replica_id"),
         started_at=_parse_time(text("started_at")),
         finished_at=_parse_time(text("finished_at")),
+        finished_by=text("finished_by"),
         attempts=int(item.get("attempts", {}).get("N", "0")),
         last_error=text("last_error"),
         kms_key_id=text("kms_key_id"),
         client_token=text("client_token"),
+        generation=int(item.get("generation", {}).get("N", "1")),
     )
 
 
@@ -102,8 +106,8 @@ class DynamoReplicaLedger:
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :replica)",
             ExpressionAttributeValues={
-                ":pk": {"S": source_key(source_region, source_image_id)},
-                ":replica": {"S": "REPLICA#"},
+                ":pk": {"S": image_pk(source_region, source_image_id)},
+                ":replica": {"S": REPLICA_PREFIX},
             },
             ConsistentRead=True,
         )
@@ -161,9 +165,14 @@ class DynamoReplicaLedger:
         status: ReplicaStatus,
         finished_at: datetime,
         error: str | None = None,
+        event_id: str | None = None,
     ) -> ReplicaRecord | None:
         """Move a pending row of this replica to ``status``; ``None`` if it is not pending (already done).
 
+        ``event_id``: the event that finishes it, recorded (``finished_by``). A row this very event already moved
+        to ``status`` is answered again, as first written: a retry whose first attempt wrote the row and then
+        failed (the answer lost, the alert not sent) reports the same completion, with the same alert id, while
+        another event (the state change after a sweep or an approval finished it) still finds it done.
         A replica with no row at all (the ledger lost it, or a copy made before amiguard tracked it)
         gets a finished row, so its completion is still reported once.
         """
@@ -173,21 +182,28 @@ class DynamoReplicaLedger:
             ":pending": {"S": ReplicaStatus.PENDING.value},
             ":replica": {"S": replica_id},
             ":finished": {"S": finished},
-            ":expires": {"N": str(int((finished_at + FINISHED_ROW_TTL).timestamp()))},
         }
-        update = "SET #status = :status, finished_at = :finished, expires_at = :expires"
+        update = "SET #status = :status, finished_at = if_not_exists(finished_at, :finished)"
+        if status in TERMINAL:
+            update += ", expires_at = :expires"
+            values[":expires"] = {"N": str(int((finished_at + FINISHED_ROW_TTL).timestamp()))}
         if error:
             update += ", last_error = :error"
             values[":error"] = {"S": error}
+        condition = "#status = :pending AND replica_id = :replica"
+        if event_id:
+            update += ", finished_by = if_not_exists(finished_by, :event)"
+            values[":event"] = {"S": event_id}
+            condition = "replica_id = :replica AND (#status = :pending OR (#status = :status AND finished_by = :event))"
         try:
             response = self._dynamodb.update_item(
                 TableName=self._table,
                 Key={
-                    "pk": {"S": source_key(source_region, source_image_id)},
-                    "sk": {"S": replica_key(destination_region)},
+                    "pk": {"S": image_pk(source_region, source_image_id)},
+                    "sk": {"S": replica_sk(destination_region)},
                 },
                 UpdateExpression=update,
-                ConditionExpression="#status = :pending AND replica_id = :replica",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -203,6 +219,7 @@ class DynamoReplicaLedger:
             status=status,
             replica_id=replica_id,
             finished_at=finished_at,
+            finished_by=event_id,
             last_error=error,
         )
         try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from amiguard.aws.errors import is_gone
+from amiguard.aws.batching import FILTER_VALUES_MAX, chunks
 from amiguard.models.images import Image
 from amiguard.policy.replication import REPLICA_OF_TAG, CopyRequest, replica_of_value
 
@@ -22,18 +21,25 @@ class Ec2Replication:
         self._ec2 = ec2
         self.region: str = ec2.meta.region_name
 
-    def image(self, image_id: str) -> Image | None:
-        """The AMI whoever owns it (so that a shared AMI can be reported as not owned); ``None`` if gone."""
-        try:
-            images = self._ec2.describe_images(ImageIds=[image_id])["Images"]
-        except ClientError as error:
-            if is_gone(error):
-                return None
-            raise
-        return Image.from_api(images[0], self.region) if images else None
+    def images(self, image_ids: Iterable[str]) -> dict[str, Image]:
+        """The AMIs among ``image_ids`` that exist, whoever owns them (disabled ones too), by id.
+
+        One DescribeImages per 200 distinct ids, asked by ``image-id`` filter: an id that is gone is simply
+        absent instead of failing the whole call.
+        """
+        wanted = list(dict.fromkeys(image_ids))
+        found: dict[str, Image] = {}
+        paginator = self._ec2.get_paginator("describe_images")
+        for batch in chunks(wanted, FILTER_VALUES_MAX):
+            pages = paginator.paginate(IncludeDisabled=True, Filters=[{"Name": "image-id", "Values": batch}])
+            for page in pages:
+                for item in page["Images"]:
+                    found[item["ImageId"]] = Image.from_api(item, self.region)
+        return found
 
     def replicas_of(self, source_region: str, source_image_id: str) -> list[Image]:
-        """Owned AMIs in this region tagged as replicas of the source (the copy amiguard made, if any)."""
+        """Owned AMIs in this region whose tag *claims* to be a replica of the source (anyone may write it:
+        only the ledger says which copy amiguard made)."""
         response = self._ec2.describe_images(
             Owners=["self"],
             Filters=[{"Name": f"tag:{REPLICA_OF_TAG}", "Values": [replica_of_value(source_region, source_image_id)]}],

@@ -6,12 +6,13 @@ deregistered id does not fail the whole batch), CreateTags / DeleteTags take man
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from amiguard.aws.batching import FILTER_VALUES_MAX, TAG_RESOURCES_MAX, chunks
 from amiguard.aws.errors import error_code
 from amiguard.models.images import Image, tags_from_api
 from amiguard.policy.tagging import VIOLATION_SINCE
@@ -19,17 +20,10 @@ from amiguard.policy.tagging import VIOLATION_SINCE
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
-FILTER_VALUES_MAX = 200  # values per DescribeImages filter
-TAG_RESOURCES_MAX = 500  # resources per CreateTags / DeleteTags call (the CLI documents up to 1,000)
 INSTANCE_GONE = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 IMAGE_GONE = frozenset({"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"})
 # Instances that still use an AMI: deregistering it would strand them (no relaunch, no replacement).
 IN_USE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
-
-
-def chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 class Ec2Tagging:

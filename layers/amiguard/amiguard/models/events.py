@@ -1,4 +1,4 @@
-"""EventBridge events amiguard consumes: CloudTrail API calls and EC2 AMI state changes.
+"""EventBridge events amiguard consumes: CloudTrail API calls and service events, EC2 AMI state changes, schedules.
 
 Input models ignore unknown fields (CloudTrail adds fields with every ``eventVersion``) and accept the
 shapes real recordings have: ``eventTime`` with a space instead of ``T``, string booleans, missing
@@ -14,10 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# What CloudTrail records that a service did (not an API call): SharedSnapshotVolumeCreated, ...
+CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE = "AWS Service Event via CloudTrail"
 AMI_STATE_CHANGE_DETAIL_TYPE = "EC2 AMI State Change"
-
-# amiguard's own roles live under this IAM path (template.yaml); CloudTrail records it in the session issuer.
-AMIGUARD_ROLE_PATH = "/amiguard/"
 
 
 class _Input(BaseModel):
@@ -57,10 +56,9 @@ class UserIdentity(_Input):
         return issuer.arn if issuer else None
 
     @property
-    def is_amiguard(self) -> bool:
-        """True for calls made by one of amiguard's own roles: acting on them would loop."""
-        issuer = self.issuer_arn or ""
-        return f":role{AMIGUARD_ROLE_PATH}" in issuer
+    def source_identity(self) -> str | None:
+        """The ``sourceIdentity`` the session was started with (it stays with every role it chains to)."""
+        return self.session_context.source_identity if self.session_context else None
 
     @property
     def principal(self) -> str | None:
@@ -91,6 +89,8 @@ class CloudTrailRecord(_Input):
     response_elements: dict[str, Any] | None = Field(None, alias="responseElements")
     error_code: str | None = Field(None, alias="errorCode")
     error_message: str | None = Field(None, alias="errorMessage")
+    event_type: str | None = Field(None, alias="eventType")  # AwsApiCall | AwsServiceEvent | ...
+    service_event_details: dict[str, Any] | None = Field(None, alias="serviceEventDetails")
 
     @field_validator("event_time")
     @classmethod
@@ -136,10 +136,9 @@ class _EventBridgeEnvelope(_Input):
         return _as_utc(value) if value else None
 
 
-class CloudTrailEvent(_EventBridgeEnvelope):
-    """An "AWS API Call via CloudTrail" event as EventBridge delivers it."""
+class _CloudTrailEnvelope(_EventBridgeEnvelope):
+    """What both kinds of CloudTrail event share: the record, its account and its time."""
 
-    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
     detail: CloudTrailRecord
 
     @property
@@ -149,6 +148,18 @@ class CloudTrailEvent(_EventBridgeEnvelope):
     @property
     def occurred_at(self) -> datetime | None:
         return self.detail.event_time or self.time
+
+
+class CloudTrailEvent(_CloudTrailEnvelope):
+    """An "AWS API Call via CloudTrail" event as EventBridge delivers it."""
+
+    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+
+
+class CloudTrailServiceEvent(_CloudTrailEnvelope):
+    """An "AWS Service Event via CloudTrail" event: the record has ``serviceEventDetails``, no request."""
+
+    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")
 
 
 class AmiStateChange(_Input):
@@ -165,12 +176,17 @@ class AmiStateChangeEvent(_EventBridgeEnvelope):
     detail: AmiStateChange
 
 
+# CloudTrail's eventType -> the detail-type EventBridge delivers the record with (an API call when absent).
+_DETAIL_TYPES = {"AwsApiCall": CLOUDTRAIL_DETAIL_TYPE, "AwsServiceEvent": CLOUDTRAIL_SERVICE_EVENT_DETAIL_TYPE}
+
+
 def wrap_cloudtrail_record(record: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-    """Wrap a bare CloudTrail record the way EventBridge delivers it (``resources`` is always empty)."""
+    """Wrap a bare CloudTrail record the way EventBridge delivers it (``resources`` is always empty): an
+    ``AwsServiceEvent`` record as "AWS Service Event via CloudTrail", any other as "AWS API Call via CloudTrail"."""
     return {
         "version": "0",
         "id": event_id or str(record.get("eventID") or "00000000-0000-0000-0000-000000000000"),
-        "detail-type": CLOUDTRAIL_DETAIL_TYPE,
+        "detail-type": _DETAIL_TYPES.get(str(record.get("eventType")), CLOUDTRAIL_DETAIL_TYPE),
         "source": "aws." + str(record.get("eventSource", "ec2.amazonaws.com")).split(".", 1)[0],
         "account": record.get("recipientAccountId"),
         "time": record.get("eventTime"),

@@ -1,6 +1,6 @@
 """Replica ledger rows: one per (source AMI, destination region), in the shared DynamoDB ledger.
 
-Key: ``pk = IMAGE#<source-region>#<source-image-id>``, ``sk = REPLICA#<dest-region>``.
+Key (amiguard.models.ledger_keys): ``pk = IMAGE#<source-region>#<source-image-id>``, ``sk = REPLICA#<dest-region>``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
+
+from amiguard.models.ledger_keys import image_pk, replica_sk
 
 
 class ReplicaStatus(StrEnum):
@@ -35,18 +37,22 @@ class ReplicaRecord(BaseModel):
     replica_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    finished_by: str | None = None  # the event that recorded the finish: its retries report it again
     attempts: int = 0
     last_error: str | None = None
     kms_key_id: str | None = None
     client_token: str | None = None
+    # Which copy this is: a copy that failed or was deregistered is replaced by the next generation, sent
+    # with a new ClientToken (EC2 answers a reused token with the first copy's id, even a dead one).
+    generation: int = 1
 
     @property
     def pk(self) -> str:
-        return source_key(self.source_region, self.source_image_id)
+        return image_pk(self.source_region, self.source_image_id)
 
     @property
     def sk(self) -> str:
-        return replica_key(self.destination_region)
+        return replica_sk(self.destination_region)
 
     @property
     def latency_seconds(self) -> float | None:
@@ -55,9 +61,3 @@ class ReplicaRecord(BaseModel):
         return None
 
 
-def source_key(region: str, image_id: str) -> str:
-    return f"IMAGE#{region}#{image_id}"
-
-
-def replica_key(destination_region: str) -> str:
-    return f"REPLICA#{destination_region}"

@@ -11,23 +11,25 @@ ledger) and asks these functions what to do. No boto3.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from amiguard.models.findings import FindingType, Severity
+from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.replicas import ReplicaStatus
+from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
 from amiguard.models.settings import IMAGE_ID, REGION, ReplicaCleanup
 from amiguard.policy.sharing import Verdict
 
+AMIGUARD_PREFIX = "amiguard:"
 REPLICA_OF_TAG = "amiguard:replica-of"
 SOURCE_IMAGE_TAG = "amiguard:source-image"
 SOURCE_REGION_TAG = "amiguard:source-region"
 
 APPROVED_VALUE = "true"
+TAGS_PER_RESOURCE = 50  # EC2's limit of tags on one resource
 DESCRIPTION_LIMIT = 255  # EC2 rejects longer AMI descriptions
 CLIENT_TOKEN_LIMIT = 64  # EC2 idempotency tokens: at most 64 ASCII characters
 
@@ -54,6 +56,10 @@ TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 
 # A row in one of these states means "a replica exists or is being made": never copy again.
 LIVE_STATUSES = frozenset({ReplicaStatus.PENDING, ReplicaStatus.AVAILABLE})
+# A copy in one of these states will never be usable: it is replaced by a new generation.
+DEAD_REPLICA_STATES = frozenset({"failed", "deregistered", "error", "invalid"})
+# A copy EC2 just accepted may not be visible to DescribeImages yet (eventual consistency).
+VISIBILITY_GRACE = timedelta(minutes=10)
 # Rows of these states still point at a replica that exists in the DR region.
 CLEANABLE_STATUSES = frozenset({ReplicaStatus.PENDING, ReplicaStatus.AVAILABLE, ReplicaStatus.FAILED})
 
@@ -105,9 +111,51 @@ def replica_source(image: Image) -> tuple[str, str] | None:
     return parse_replica_of(image.tags.get(REPLICA_OF_TAG))
 
 
+def copied_from(image: Image) -> tuple[str, str] | None:
+    """The ``(region, image id)`` EC2 says ``image`` was copied from (``SourceImageRegion``/``SourceImageId``).
+
+    ``None`` unless the source is in another region: a CreateImage AMI names the AMI its instance was launched
+    from, in its own region, and amiguard's replicas are always copies from another region.
+    """
+    if image.source_image_id and image.source_region and image.source_region != image.region:
+        return image.source_region, image.source_image_id
+    return None
+
+
+def source_candidates(image: Image) -> tuple[tuple[str, str], ...]:
+    """The sources whose ledger rows might record ``image`` as their replica: EC2's word first, then the tag's."""
+    candidates = [source for source in (copied_from(image), replica_source(image)) if source is not None]
+    return tuple(dict.fromkeys(candidates))
+
+
+class ReplicaStanding(StrEnum):
+    """What amiguard may believe about an AMI being one of its replicas (never a tag alone)."""
+
+    RECORDED = "recorded"  # the ledger records this very image as amiguard's copy: tracked, cleaned up
+    COPY = "copy"  # EC2 says it is a copy of the source its tag names, but nothing records it: left alone
+    FORGED = "forged"  # an amiguard:replica-of tag that neither the ledger nor EC2 backs: a finding, ignored
+    NONE = "none"  # no claim at all
+
+
+def replica_standing(image: Image, *, recorded: bool) -> ReplicaStanding:
+    """``recorded``: a ledger row of one of :func:`source_candidates` names ``image`` as its replica."""
+    if recorded:
+        return ReplicaStanding.RECORDED
+    if REPLICA_OF_TAG not in image.tags:
+        return ReplicaStanding.NONE
+    claimed = replica_source(image)
+    if claimed is not None and claimed == copied_from(image):
+        return ReplicaStanding.COPY
+    return ReplicaStanding.FORGED
+
+
 def is_replica(image: Image) -> bool:
-    """Any ``amiguard:replica-of`` tag marks a replica (even a malformed one: never copy a copy)."""
-    return REPLICA_OF_TAG in image.tags
+    """A copy its tag and EC2 agree on (what a check without the ledger may trust): never copied as a source.
+
+    A tag alone is anyone's to write, so it makes no replica; and a replica whose tag was removed is still
+    recognised by the ledger (:class:`ReplicaStanding`).
+    """
+    return replica_standing(image, recorded=False) is ReplicaStanding.COPY
 
 
 def replication_blocker(image: Image, account: str) -> Blocker | None:
@@ -115,7 +163,7 @@ def replication_blocker(image: Image, account: str) -> Blocker | None:
     if image.product_codes:
         return Blocker.PRODUCT_CODES
     if image.owner_id != account:
-        return Blocker.ENCRYPTED_SHARED if image.encrypted else Blocker.NOT_OWNED
+        return Blocker.ENCRYPTED_SHARED if image.encrypted or image.any_encrypted else Blocker.NOT_OWNED
     return None
 
 
@@ -138,14 +186,44 @@ def destination_regions(source_region: str, dr_regions: Iterable[str]) -> tuple[
     return tuple(seen)
 
 
-def regions_to_copy(destinations: Iterable[str], statuses: Mapping[str, ReplicaStatus]) -> tuple[str, ...]:
-    """Destinations with no live replica row (none yet, or an earlier attempt failed)."""
-    return tuple(region for region in destinations if statuses.get(region) not in LIVE_STATUSES)
+@dataclass(frozen=True)
+class CopyPlan:
+    """Whether one destination needs a copy, and which generation (so which ``ClientToken``) it is."""
+
+    copy: bool
+    generation: int
+    replaces: str | None = None  # the dead replica the new copy replaces
 
 
-def client_token(source_region: str, source_image_id: str, destination_region: str) -> str:
-    """CopyImage's idempotency token: the same source and destination always give the same 64 characters."""
+def plan_copy(row: ReplicaRecord | None, replica: Image | None, now: datetime) -> CopyPlan:
+    """Reconcile a destination's ledger row with EC2: ``replica`` is what DescribeImages says of the row's
+    replica id (``None``: not found, or not asked because the row records no live copy).
+
+    A live row whose copy is still there needs nothing. A copy that failed, was deregistered by hand or is
+    missing (a pending one only past :data:`VISIBILITY_GRACE`: EC2 is eventually consistent) is replaced by the next
+    generation: a new ``ClientToken``, since EC2 would answer the old one with the dead copy's id. A row whose
+    CopyImage never returned an id (retrying, failed at once, audit mode) keeps its generation and token.
+    """
+    if row is None:
+        return CopyPlan(copy=True, generation=1)
+    if row.replica_id is None:
+        return CopyPlan(copy=True, generation=row.generation)
+    if row.status in LIVE_STATUSES:
+        if replica is not None and replica.state not in DEAD_REPLICA_STATES:
+            return CopyPlan(copy=False, generation=row.generation)
+        just_started = row.started_at is not None and now - row.started_at < VISIBILITY_GRACE
+        if replica is None and row.status is ReplicaStatus.PENDING and just_started:
+            return CopyPlan(copy=False, generation=row.generation)  # an available row's copy was seen: it is gone
+    return CopyPlan(copy=True, generation=row.generation + 1, replaces=row.replica_id)
+
+
+def client_token(source_region: str, source_image_id: str, destination_region: str, generation: int = 1) -> str:
+    """CopyImage's idempotency token: the same source, destination and generation always give the same 64
+    characters. A new generation (the previous copy failed or was deregistered) gets a new token: EC2 answers
+    a reused token with the first copy's id, even when that copy is dead."""
     basis = f"amiguard:{source_region}/{source_image_id}->{destination_region}"
+    if generation > 1:
+        basis += f"#{generation}"  # generation 1 keeps the token of the copies made before generations existed
     return hashlib.sha256(basis.encode()).hexdigest()[:CLIENT_TOKEN_LIMIT]
 
 
@@ -161,6 +239,11 @@ class CopyRequest:
     client_token: str
     kms_key_id: str | None
     tags: tuple[tuple[str, str], ...]
+    generation: int = 1
+
+    @property
+    def replica_of(self) -> str:
+        return replica_of_value(self.source_region, self.source_image_id)
 
     def as_api(self) -> dict[str, Any]:
         """The CopyImage parameters, exactly as sent."""
@@ -171,9 +254,10 @@ class CopyRequest:
             "Description": self.description,
             "ClientToken": self.client_token,
             "Encrypted": True,
-            "CopyImageTags": True,
             "TagSpecifications": [
-                {"ResourceType": "image", "Tags": [{"Key": key, "Value": value} for key, value in self.tags]}
+                {"ResourceType": "image", "Tags": [{"Key": key, "Value": value} for key, value in self.tags]},
+                # The replica's snapshots carry the mark too: what scopes DeleteSnapshot in the cleanup grant.
+                {"ResourceType": "snapshot", "Tags": [{"Key": REPLICA_OF_TAG, "Value": self.replica_of}]},
             ],
         }
         if self.kms_key_id:
@@ -181,12 +265,36 @@ class CopyRequest:
         return params
 
 
-def copy_request(image: Image, destination_region: str, kms_keys: Mapping[str, str]) -> CopyRequest:
-    """How ``image`` is copied to ``destination_region``: same name, a description, encrypted, tagged.
+def replica_tags(image: Image, approval_tag: str) -> tuple[tuple[str, str], ...]:
+    """The replica's tags: the source's own tags, then amiguard's replica tags.
 
-    ``CopyImageTags`` carries the source's user tags (the approval tag, Owner, ...); the replica tags
-    added here override any copied value of the same key. Launch permissions are never copied by AWS.
+    Not ``CopyImageTags``: it would carry the approval tag (making each replica an approved source, a copy of a
+    copy) and the source's ``amiguard:*`` tags (statements about the source, not the copy). ``aws:`` keys are
+    EC2's own. At most 50 tags fit on an AMI: the replica tags always do.
     """
+    own = [
+        (key, value)
+        for key, value in sorted(image.tags.items())
+        if key != approval_tag and not key.startswith((AMIGUARD_PREFIX, "aws:"))
+    ]
+    marks = (
+        (REPLICA_OF_TAG, replica_of_value(image.region, image.image_id)),
+        (SOURCE_IMAGE_TAG, image.image_id),
+        (SOURCE_REGION_TAG, image.region),
+    )
+    return (*own[: TAGS_PER_RESOURCE - len(marks)], *marks)
+
+
+def copy_request(
+    image: Image,
+    destination_region: str,
+    kms_keys: Mapping[str, str],
+    *,
+    approval_tag: str,
+    generation: int = 1,
+) -> CopyRequest:
+    """How ``image`` is copied to ``destination_region``: same name, a description, encrypted, tagged
+    (:func:`replica_tags`). Launch permissions are never copied by AWS."""
     description = image.description or f"DR replica of {replica_of_value(image.region, image.image_id)}"
     return CopyRequest(
         destination_region=destination_region,
@@ -194,13 +302,10 @@ def copy_request(image: Image, destination_region: str, kms_keys: Mapping[str, s
         source_image_id=image.image_id,
         name=image.name or image.image_id,
         description=description[:DESCRIPTION_LIMIT],
-        client_token=client_token(image.region, image.image_id, destination_region),
+        client_token=client_token(image.region, image.image_id, destination_region, generation),
         kms_key_id=kms_keys.get(destination_region),
-        tags=(
-            (REPLICA_OF_TAG, replica_of_value(image.region, image.image_id)),
-            (SOURCE_IMAGE_TAG, image.image_id),
-            (SOURCE_REGION_TAG, image.region),
-        ),
+        tags=replica_tags(image, approval_tag),
+        generation=generation,
     )
 
 
@@ -261,8 +366,9 @@ def approval_change(
     if event_name in TAG_EVENTS:
         resources = [item.get("resourceId") for item in _items(params.get("resourcesSet")) if isinstance(item, Mapping)]
         amis = [r for r in resources if isinstance(r, str) and r.startswith("ami-")]
-        images = tuple(r for r in amis if IMAGE_ID.match(r))
-        ignored = tuple(r for r in amis if not IMAGE_ID.match(r))
+        # One id named a thousand times is one AMI to look at (CreateTags takes up to 1,000 resources).
+        images = tuple(dict.fromkeys(r for r in amis if IMAGE_ID.match(r)))
+        ignored = tuple(dict.fromkeys(r for r in amis if not IMAGE_ID.match(r)))
         values = [value for key, value in _tags(_items(params.get("tagSet"))) if key == approval_tag]
         if not values or not images:
             return ApprovalChange(ignored=ignored)
@@ -300,10 +406,19 @@ def cleanup_verb(cleanup: ReplicaCleanup) -> str:
     }[cleanup]
 
 
+def cleanup_outcome(cleanup: ReplicaCleanup, *, enforcing: bool) -> tuple[str, Action]:
+    """What the ``replica-cleanup`` finding says was done to the replicas of a deregistered source, and its action."""
+    if cleanup is ReplicaCleanup.NONE:
+        return "kept (ReplicaCleanup is none)", Action.NONE
+    if enforcing:
+        return cleanup_verb(cleanup), Action.DEPRECATED if cleanup is ReplicaCleanup.DEPRECATE else Action.DEREGISTERED
+    return f"kept (audit mode: would be {cleanup_verb(cleanup)})", Action.NONE
+
+
 # --- what a scan finds (the sweeper and ``amiguard scan``) ------------------------------------------------
 #
 # Events can be missed (EventBridge delivery is best effort) or predate the stack. A scan judges from the
-# AMI lists alone: a replica is an owned AMI tagged ``amiguard:replica-of`` in the destination region.
+# AMI lists and the replica ledger (see :class:`amiguard.policy.checks.ReplicationCheck`).
 
 LIVE_REPLICA_STATES = frozenset({"available", "pending"})  # a failed or deregistered copy is no replica
 
@@ -311,37 +426,6 @@ LIVE_REPLICA_STATES = frozenset({"available", "pending"})  # a failed or deregis
 def is_live_replica(image: Image) -> bool:
     """A replica that exists or is being made (a failed copy is retried, like a ``failed`` ledger row)."""
     return is_replica(image) and image.state in LIVE_REPLICA_STATES
-
-
-def wants_replicas(image: Image, approval_tag: str, dr_regions: Iterable[str]) -> bool:
-    """An approved source (not a replica) while replication is on: the AMIs a scan checks for replicas."""
-    return bool(tuple(dr_regions)) and not is_replica(image) and is_approved(image.tags, approval_tag)
-
-
-def missing_replica_regions(
-    image: Image, dr_regions: Iterable[str], replicated_in: Callable[[str], bool | None]
-) -> tuple[str, ...]:
-    """Destinations of a ready, approved source where ``replicated_in(region)`` says there is no live replica.
-
-    ``replicated_in`` answers ``None`` where it cannot tell (the region could not be listed): never a gap.
-    """
-    if readiness(image) is not Readiness.COPY:
-        return ()  # pending: its "available" state change copies it; failed or gone: nothing to copy
-    return tuple(
-        region for region in destination_regions(image.region, dr_regions) if replicated_in(region) is False
-    )
-
-
-def source_gone(replica: Image, source_exists: Callable[[str, str], bool | None]) -> bool:
-    """A replica whose source (from its ``amiguard:replica-of`` tag) no longer exists; ``False`` when unsure.
-
-    ``source_exists(region, image id)`` answers ``None`` where the source region could not be listed.
-    A malformed tag names no source: it is never called orphaned (amiguard did not write it).
-    """
-    source = replica_source(replica)
-    if source is None:
-        return False
-    return source_exists(*source) is False
 
 
 def parse_deprecation(value: str | None) -> datetime | None:
@@ -389,13 +473,43 @@ def not_replicable_verdict(image: Image, blocker: Blocker) -> Verdict:
     )
 
 
-def orphaned_replica_verdict(replica: Image, cleanup: ReplicaCleanup) -> Verdict:
-    """A DR replica whose source AMI no longer exists, and what ``ReplicaCleanup`` does with it."""
-    source = replica.tags.get(REPLICA_OF_TAG, "?")
-    fate = "kept (ReplicaCleanup is none)" if cleanup is ReplicaCleanup.NONE else f"to be {cleanup_verb(cleanup)}"
+def orphaned_replica_verdict(replica: Image, cleanup: ReplicaCleanup, *, source: str, recorded: bool) -> Verdict:
+    """A DR replica whose source AMI no longer exists, and what ``ReplicaCleanup`` does with it.
+
+    ``recorded``: amiguard made it (its ledger says so); a copy it did not make is reported, never cleaned up.
+    """
+    if cleanup is ReplicaCleanup.NONE:
+        fate = "kept (ReplicaCleanup is none)"
+    elif recorded:
+        fate = f"to be {cleanup_verb(cleanup)}"
+    else:
+        fate = "kept: amiguard has no record of making it"
     return Verdict(
         FindingType.REPLICA_CLEANUP,
         Severity.LOW,
         f"DR replica {replica.image_id} in {replica.region} outlived its source {source}: {fate}.",
-        {"source": source, "replica_id": replica.image_id, "cleanup": cleanup.value},
+        {"source": source, "replica_id": replica.image_id, "cleanup": cleanup.value, "recorded": recorded},
+    )
+
+
+def forged_replica_tag_verdict(image: Image, consequence: str | None = None) -> Verdict:
+    """An ``amiguard:replica-of`` tag neither the ledger nor EC2 backs: anyone may write it, so it is ignored.
+
+    Such a tag could hide an approved AMI from replication, or point cleanup at someone else's AMI.
+    """
+    claim = image.tags.get(REPLICA_OF_TAG, "")
+    ec2 = copied_from(image)
+    made_from = (
+        replica_of_value(image.source_region, image.source_image_id)
+        if image.source_region and image.source_image_id
+        else None
+    )
+    origin = f"EC2 says it was copied from {replica_of_value(*ec2)}" if ec2 else "EC2 says it is no copy"
+    consequence = consequence or "it is treated as the AMI it is (copied if approved, never cleaned up as a replica)"
+    return Verdict(
+        FindingType.FORGED_AMIGUARD_TAG,
+        Severity.HIGH,
+        f"AMI {image.image_id} is tagged {REPLICA_OF_TAG}={claim!r}, but amiguard made no such replica "
+        f"({origin}): the tag is ignored; {consequence}.",
+        {"tag": REPLICA_OF_TAG, "value": claim, "ec2_source": made_from, "recorded": False},
     )

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from amiguard.models.findings import FindingType, Severity
 
@@ -261,11 +261,109 @@ def snapshot_verdicts(snapshot_id: str, backed_images: Sequence[str], exposure: 
     return verdicts
 
 
-def block_public_access_verdict(region: str, state: str) -> Verdict:
-    """Image block public access off in a region: any AMI there can be made public again."""
+BLOCK_NEW_SHARING: Final = "block-new-sharing"  # what amiguard restores, for images and EBS snapshots alike
+# The "on" states of both kinds: images know only block-new-sharing, EBS snapshots also block-all-sharing.
+BLOCKED_STATES = frozenset({BLOCK_NEW_SHARING, "block-all-sharing"})
+DECLARATIVE_POLICY = "declarative-policy"  # Get*BlockPublicAccessState's ManagedBy: the organization decides
+
+
+@dataclass(frozen=True)
+class BlockPublicAccess:
+    """Image or EBS snapshot block public access in one region, as ``GetImageBlockPublicAccessState`` or
+    ``GetSnapshotBlockPublicAccessState`` answers it (both answer a state and ``ManagedBy``)."""
+
+    state: str  # block-new-sharing | unblocked (snapshots also: block-all-sharing)
+    managed_by: str = "account"  # account | declarative-policy
+
+    @property
+    def blocked(self) -> bool:
+        return self.state in BLOCKED_STATES
+
+    @property
+    def by_declarative_policy(self) -> bool:
+        """An AWS Organizations declarative policy sets it: nobody in the account can change it, amiguard included."""
+        return self.managed_by == DECLARATIVE_POLICY
+
+    @property
+    def restorable(self) -> bool:
+        """Off, and the account (so amiguard) may turn it back on: EC2 refuses the change where a declarative
+        policy manages the setting, so amiguard never tries it there."""
+        return not self.blocked and not self.by_declarative_policy
+
+
+@dataclass(frozen=True)
+class BlockPublicAccessKind:
+    """What differs between image and EBS snapshot block public access in a finding."""
+
+    finding: FindingType
+    name: str  # how the finding names the setting
+    resources: str  # what it keeps from being made public
+    policy_attribute: str  # the EC2 declarative policy's attribute that manages it
+
+
+IMAGE_BLOCK_PUBLIC_ACCESS = BlockPublicAccessKind(
+    FindingType.BLOCK_PUBLIC_ACCESS_DISABLED, "Image", "AMIs", "image_block_public_access"
+)
+SNAPSHOT_BLOCK_PUBLIC_ACCESS = BlockPublicAccessKind(
+    FindingType.SNAPSHOT_BLOCK_PUBLIC_ACCESS_DISABLED, "EBS snapshot", "snapshots", "snapshot_block_public_access"
+)
+
+
+def block_public_access_verdict(
+    region: str, state: str, *, managed_by: str = "account", kind: BlockPublicAccessKind = IMAGE_BLOCK_PUBLIC_ACCESS
+) -> Verdict:
+    """Image (or EBS snapshot) block public access off in a region: any AMI (snapshot) there can be made public.
+
+    Managed by a declarative policy, amiguard cannot turn it back on (EC2 refuses the account's change): the finding
+    says so and names the place to fix it, the organization's EC2 declarative policy.
+    """
+    if managed_by == DECLARATIVE_POLICY:
+        return Verdict(
+            kind.finding,
+            Severity.CRITICAL,
+            f"{kind.name} block public access is off in {region} and an AWS Organizations declarative policy manages "
+            f"it: {kind.resources} there can be made public, and amiguard does not try to turn it back on (only the "
+            f"organization's EC2 declarative policy, {kind.policy_attribute}, can).",
+            {"state": state, "managed_by": DECLARATIVE_POLICY},
+        )
     return Verdict(
-        FindingType.BLOCK_PUBLIC_ACCESS_DISABLED,
+        kind.finding,
         Severity.CRITICAL,
-        f"Image block public access was turned off in {region}: AMIs there can be made public again.",
-        {"state": state, "restored": "block-new-sharing"},
+        f"{kind.name} block public access was turned off in {region}: {kind.resources} there can be made public again.",
+        {"state": state, "restored": BLOCK_NEW_SHARING},
+    )
+
+
+def ended_exposure_verdict(
+    kind: str, resource_id: str, exposure: Exposure, *, gone: bool, actor: str | None
+) -> Verdict:
+    """An exposure the event records but current state no longer shows (``kind``: ``AMI`` or ``Snapshot``).
+
+    Public is high: anyone in any account could have launched or copied it meanwhile, and nobody can say
+    who did. Shared with untrusted principals only is info: the principals are named, so whether they used
+    the share can be followed up with them, and nothing is exposed any more.
+    """
+    by = f" by {actor}" if actor else ""
+    now = "no longer existed" if gone else "was no longer shared"
+    if exposure.public:
+        summary = (
+            f"{kind} {resource_id} was made public{by} and {now} when amiguard checked: "
+            "anyone could have launched or copied it meanwhile."
+        )
+    else:
+        principals = ", ".join(grant.value for grant in exposure.untrusted)
+        summary = (
+            f"{kind} {resource_id} was shared with untrusted principal(s) {principals}{by} "
+            f"and {now} when amiguard checked."
+        )
+    return Verdict(
+        FindingType.EXPOSURE_ENDED_BEFORE_CHECK,
+        Severity.HIGH if exposure.public else Severity.INFO,
+        summary,
+        {
+            "granted": [str(grant) for grant in exposure.to_revoke],
+            "untrusted_principals": [grant.value for grant in exposure.untrusted],
+            "public": exposure.public is not None,
+            "now": "gone" if gone else "unshared",
+        },
     )

@@ -7,8 +7,13 @@ and asks this module:
 - :func:`provenance_tags`: the ``amiguard:*`` facts the event tells (who created the AMI, from what);
 - :func:`inherited_tags`: missing required (and ``InheritTags``) keys taken from the source instance/AMI;
 - :func:`evaluate_required_tags`: which required tags are missing or have a value the rule rejects;
-- :func:`violation_change`: which ``amiguard:violation*`` tags to set or remove, and whether that is news;
-- :func:`decide_escalation`: what to do with an AMI still in violation after the grace period.
+- :func:`violation_change`: which ``amiguard:violation*`` tags to set or remove, which change amiguard's own
+  record of the violation needs (:class:`ViolationRecord`, the ledger), whether that is news, and which tags
+  were forged;
+- :func:`tag_violation_verdict`, :func:`forged_tag_verdict`, :func:`escalated_verdict`: the findings, built
+  here once for tag_enforcer and the scan;
+- :func:`decide_escalation`: what to do with an AMI still in violation after the grace period, counted from
+  the record (a tag anyone can write never decides a destructive step).
 
 ``amiguard:*`` keys are amiguard's own: they are never required, never inherited, never copied to snapshots,
 and a user-supplied value for one is replaced by the fact amiguard knows.
@@ -21,10 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from amiguard.models.findings import FindingType
+from amiguard.models.findings import Action, FindingType, Severity
 from amiguard.models.images import Image
-from amiguard.models.settings import TagEscalation, TagRule
+from amiguard.models.settings import Settings, TagEscalation, TagRule
+from amiguard.policy.sharing import Verdict
 
 AMIGUARD_PREFIX = "amiguard:"
 CREATED_BY = "amiguard:created-by"
@@ -181,67 +188,183 @@ def evaluate_required_tags(tags: Mapping[str, str], rules: Mapping[str, TagRule]
     return TagEvaluation(tuple(missing), tuple(invalid), rejected)
 
 
-def carried_over_violation(tags: Mapping[str, str], created: str | None) -> tuple[str, ...]:
-    """Violation keys a new AMI carries from before it existed (CopyImage with ``CopyImageTags``, or supplied at
-    creation): ``violation-since`` earlier than the AMI's creation. amiguard did not write them for this AMI;
-    they are ignored (and replaced), so the copy gets its own alert and its own grace period."""
-    born = parse_iso(created)
-    since = parse_iso(tags.get(VIOLATION_SINCE))
-    present = tuple(key for key in VIOLATION_KEYS if key in tags)
-    if not present:
-        return ()
-    if since is None or (born is not None and since < born - timedelta(seconds=1)):
-        return present
-    return ()
+# --- violation tags and amiguard's own record of them -----------------------------------------------------
 
 
-# --- violation tags ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ViolationRecord:
+    """amiguard's record (the ledger) of an AMI's violation: when amiguard first marked it, and what it marked.
+
+    The ``amiguard:violation*`` tags only mirror it for people: anyone with ec2:CreateTags can write them, so
+    a tag never tells amiguard when a violation started (escalation reads ``since`` from here).
+    """
+
+    since: datetime
+    violation: str
+
+
+class RecordChange(StrEnum):
+    NONE = "none"
+    CREATE = "create"  # first time amiguard marks this violation: the grace period starts now
+    UPDATE = "update"  # still violating, other keys: ``violation`` changes, ``since`` stays
+    DELETE = "delete"  # compliant again
 
 
 class Transition(StrEnum):
-    NEW = "new"  # was compliant (or unseen), now violating: alert
-    CHANGED = "changed"  # still violating, for other keys: alert
-    UNCHANGED = "unchanged"  # same violation as already tagged: nothing new (duplicate events end here)
-    RESOLVED = "resolved"  # was violating, now compliant: info finding
-    COMPLIANT = "compliant"  # compliant before and after
+    NEW = "new"  # not marked yet (no record, or the tags do not show the record): alert
+    CHANGED = "changed"  # still violating, for other keys than recorded: alert
+    UNCHANGED = "unchanged"  # same violation as recorded and tagged: nothing new (duplicate events end here)
+    RESOLVED = "resolved"  # recorded as violating, now compliant: info finding
+    COMPLIANT = "compliant"  # compliant, and amiguard had recorded nothing
 
 
 @dataclass(frozen=True)
 class ViolationChange:
+    """What makes the tags and the record tell the evaluation's truth, and what of it is news.
+
+    ``forged``: ``amiguard:violation*`` tags present with a value amiguard never wrote (no record behind
+    them, or a ``violation-since`` other than the recorded one): a ``forged-amiguard-tag`` finding, and the
+    tags are rewritten from the record. A tag merely missing is repaired, not reported: amiguard writes the
+    record before the tags, so its own interrupted write looks like that.
+    """
+
     transition: Transition
     add: Mapping[str, str] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
+    record: RecordChange = RecordChange.NONE
+    since: datetime | None = None  # the violation start amiguard stands by (None: compliant)
+    violation: str | None = None
+    previous: str | None = None  # the recorded violation a CHANGED replaces
+    forged: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def newsworthy(self) -> bool:
         return self.transition in {Transition.NEW, Transition.CHANGED, Transition.RESOLVED}
 
 
-def violation_change(tags: Mapping[str, str], evaluation: TagEvaluation, now: datetime) -> ViolationChange:
-    """The ``amiguard:violation*`` tags that make ``tags`` tell the evaluation's truth.
+def forged_violation_tags(tags: Mapping[str, str], record: ViolationRecord | None) -> dict[str, str]:
+    """The ``amiguard:violation*`` tags whose value amiguard's record does not back."""
+    if record is None:
+        return {key: tags[key] for key in (VIOLATION, VIOLATION_SINCE) if key in tags}
+    since = tags.get(VIOLATION_SINCE)
+    if since is not None and parse_iso(since) != record.since:
+        return {VIOLATION_SINCE: since}
+    return {}
 
-    ``violation-since`` keeps its first value while the AMI stays in violation, even when the missing keys
-    change: the grace period runs from the first moment the AMI was non-compliant.
+
+def violation_change(
+    tags: Mapping[str, str],
+    evaluation: TagEvaluation,
+    now: datetime,
+    record: ViolationRecord | None,
+    *,
+    new_image: bool = False,
+) -> ViolationChange:
+    """Tags and record changes for ``evaluation``, decided from amiguard's ``record``, never from the tags.
+
+    ``violation-since`` is the record's while the AMI stays in violation, even when the missing keys change:
+    the grace period runs from the first moment amiguard marked it. On a ``new_image`` without a record,
+    violation tags were carried over (CopyImage copies the source's tags) or supplied at creation: replaced,
+    not reported as forged.
     """
-    current = tags.get(VIOLATION)
+    forged = {} if new_image and record is None else forged_violation_tags(tags, record)
     if evaluation.compliant:
         stale = tuple(key for key in VIOLATION_KEYS if key in tags)
-        return ViolationChange(Transition.RESOLVED if current is not None else Transition.COMPLIANT, remove=stale)
+        if record is not None:
+            return ViolationChange(Transition.RESOLVED, remove=stale, record=RecordChange.DELETE, forged=forged)
+        return ViolationChange(Transition.COMPLIANT, remove=stale, forged=forged)
     violation = evaluation.violation or ""
-    recorded = tags.get(VIOLATION_SINCE)
-    since = recorded if current is not None and recorded and parse_iso(recorded) else iso(now)
-    add: dict[str, str] = {}
-    if current != violation:
-        add[VIOLATION] = violation
-    if tags.get(VIOLATION_SINCE) != since:
-        add[VIOLATION_SINCE] = since
-    if current is None:
-        transition = Transition.NEW
-    elif current != violation:
-        transition = Transition.CHANGED
+    if record is None:
+        since, change, transition, previous = now.replace(microsecond=0), RecordChange.CREATE, Transition.NEW, None
+    elif record.violation != violation:
+        since, change, transition, previous = record.since, RecordChange.UPDATE, Transition.CHANGED, record.violation
     else:
-        transition = Transition.UNCHANGED
-    return ViolationChange(transition, add=add)
+        unmarked = tags.get(VIOLATION) != violation
+        since, change, previous = record.since, RecordChange.NONE, None
+        transition = Transition.NEW if unmarked else Transition.UNCHANGED
+    add: dict[str, str] = {}
+    if tags.get(VIOLATION) != violation:
+        add[VIOLATION] = violation
+    if tags.get(VIOLATION_SINCE) != iso(since):
+        add[VIOLATION_SINCE] = iso(since)
+    # a blocked escalation of a violation amiguard never recorded is not amiguard's either
+    remove = (ESCALATION_BLOCKED,) if record is None and ESCALATION_BLOCKED in tags else ()
+    return ViolationChange(
+        transition,
+        add=add,
+        remove=remove,
+        record=change,
+        since=since,
+        violation=violation,
+        previous=previous,
+        forged=forged,
+    )
+
+
+# --- the findings (one builder each, for tag_enforcer and the scan alike) ---------------------------------
+
+
+def describe_rule(rule: TagRule) -> str:
+    if rule.allowed is not None:
+        return "one of " + ", ".join(rule.allowed)
+    if rule.pattern is not None:
+        return f"matches {rule.pattern}"
+    return "any non-empty value"
+
+
+def _named(image: Image) -> str:
+    return f"AMI {image.image_id}" + (f" ({image.name})" if image.name else "")
+
+
+def tag_violation_verdict(
+    image: Image,
+    evaluation: TagEvaluation,
+    rules: Mapping[str, TagRule],
+    change: ViolationChange,
+    *,
+    inherited: Mapping[str, str] | None = None,
+    notes: Iterable[str] = (),
+) -> Verdict:
+    """``missing-tags`` / ``invalid-tags`` for an AMI, from its tags (``image.tags``: as amiguard leaves them)."""
+    if evaluation.missing:
+        summary = f"{_named(image)} lacks required tags {', '.join(evaluation.missing)}."
+    else:
+        summary = f"{_named(image)} has invalid values for {', '.join(evaluation.invalid)}."
+    evidence: dict[str, Any] = {
+        "violation": evaluation.violation,
+        "missing": list(evaluation.missing),
+        "rules": {key: describe_rule(rule) for key, rule in rules.items()},
+        "created_by": image.tags.get(CREATED_BY),
+    }
+    if evaluation.rejected_values:
+        evidence["invalid"] = dict(evaluation.rejected_values)
+    if change.previous is not None:
+        evidence["previous_violation"] = change.previous
+    if inherited:
+        evidence["inherited"] = dict(inherited)
+    if notes := list(notes):
+        evidence["notes"] = notes
+    return Verdict(evaluation.finding_type, Severity.MEDIUM, summary, evidence)
+
+
+def forged_tag_verdict(image: Image, change: ViolationChange, record: ViolationRecord | None) -> Verdict:
+    """``forged-amiguard-tag``: someone wrote amiguard's violation tags; amiguard goes by its record instead."""
+    keys = ", ".join(sorted(change.forged))
+    if record is None:
+        why = "amiguard has no record of a violation"
+    else:
+        why = f"amiguard recorded the violation at {iso(record.since)}"
+    return Verdict(
+        FindingType.FORGED_AMIGUARD_TAG,
+        Severity.HIGH,
+        f"{_named(image)} carries {keys} that amiguard did not write ({why}): ignored and rewritten.",
+        {
+            "forged": dict(sorted(change.forged.items())),
+            "recorded_since": iso(record.since) if record else None,
+            "recorded_violation": record.violation if record else None,
+            "restored": dict(sorted(change.add.items())),
+        },
+    )
 
 
 # --- escalation -------------------------------------------------------------------------------------------
@@ -262,27 +385,23 @@ class EscalationDecision:
     reason: str
 
 
-def violation_age(tags: Mapping[str, str], now: datetime) -> timedelta | None:
-    since = parse_iso(tags.get(VIOLATION_SINCE))
-    return now - since if since else None
-
-
 def decide_escalation(
     image: Image,
     *,
+    since: datetime | None,
     escalation: TagEscalation,
     grace_hours: int,
     now: datetime,
     instances_in_use: int = 0,
 ) -> EscalationDecision:
-    """What to do with an AMI whose ``amiguard:violation-since`` may be older than the grace period.
+    """What to do with an AMI in violation since ``since`` (amiguard's record, never a tag).
 
     ``instances_in_use`` (instances launched from it that are not terminated) matters for ``deregister``
     only; the caller counts them for that case.
     """
-    age = violation_age(image.tags, now)
-    if age is None:
-        return EscalationDecision(Step.WAIT, "no violation-since tag with a valid time")
+    if since is None:
+        return EscalationDecision(Step.WAIT, "amiguard has no record of this violation")
+    age = now - since
     if age < timedelta(hours=grace_hours):
         return EscalationDecision(Step.WAIT, f"in violation for {age}, grace period is {grace_hours} h")
     if escalation is TagEscalation.DEPRECATE:
@@ -302,6 +421,39 @@ def decide_escalation(
             return EscalationDecision(Step.BLOCKED, in_use)
         return EscalationDecision(Step.DEREGISTER, f"in violation for {age}")
     return EscalationDecision(Step.WAIT, "escalation is off")
+
+
+ESCALATION_ACTIONS = {
+    Step.DEPRECATE: Action.DEPRECATED,
+    Step.DISABLE: Action.DISABLED,
+    Step.DEREGISTER: Action.DEREGISTERED,
+}
+
+
+def escalated_verdict(
+    image: Image, step: Step, reason: str, record: ViolationRecord, settings: Settings, *, acted_by: str
+) -> Verdict:
+    """``escalated``: an AMI in violation past ``TagGraceHours`` (by amiguard's record), what ``TagEscalation``
+    does, or why it must not."""
+    violation = record.violation
+    if step is Step.BLOCKED:
+        summary = f"{_named(image)} is overdue ({violation}) but must not be deregistered: {reason}; a human decides."
+    else:
+        summary = f"{_named(image)} is overdue ({violation}): TagEscalation={step.value}, {acted_by}."
+    return Verdict(
+        FindingType.ESCALATED,
+        Severity.HIGH if step in {Step.BLOCKED, Step.DEREGISTER} else Severity.MEDIUM,
+        summary,
+        {
+            "violation": violation,
+            "violation_since": iso(record.since),
+            "escalation": settings.tag_escalation.value,
+            "grace_hours": settings.tag_grace_hours,
+            "step": step.value,
+            "reason": reason,
+            "created_by": image.tags.get(CREATED_BY),
+        },
+    )
 
 
 def deprecation_time(now: datetime) -> datetime:

@@ -10,13 +10,12 @@ the others. In ``audit`` mode nothing is copied or cleaned up; findings say ``wo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.events import (
@@ -28,36 +27,50 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.replicas import ReplicaRecord, ReplicaStatus
-from amiguard.models.settings import ACCOUNT_ID, REGION, ReplicaCleanup, Settings
+from amiguard.models.settings import ReplicaCleanup, Settings
+from amiguard.policy.identity import OwnRoles
 from amiguard.policy.replication import (
     BLOCKER_EXPLANATIONS,
     CLEANABLE_STATUSES,
+    DEAD_REPLICA_STATES,
     LIVE_STATUSES,
+    CopyPlan,
     CopyRequest,
     Readiness,
+    ReplicaStanding,
     after_copy_error,
     approval_change,
-    cleanup_verb,
+    cleanup_outcome,
+    copied_from,
     copy_request,
     deprecate_at,
     destination_regions,
+    forged_replica_tag_verdict,
     is_approved,
-    is_replica,
+    plan_copy,
     readiness,
-    regions_to_copy,
     replica_of_value,
-    replica_source,
+    replica_standing,
     replication_blocker,
+    source_candidates,
 )
-from amiguard.policy.screening import Drop, check_image_id, malformed_event, screen_cloudtrail
-from amiguard.services.cloudtrail import publish_findings
+from amiguard.policy.screening import (
+    Drop,
+    check_image_id,
+    read_ami_state_change,
+    read_cloudtrail,
+    screen_cloudtrail,
+)
+from amiguard.services.cloudtrail import publish_findings, stage_findings
 from amiguard.services.outcome import Measurement, Outcome, Status
 from amiguard.services.ports import AlertsPort
 
 EVENT_NAMES = frozenset({"CreateTags", "DeleteTags", "CreateImage", "CopyImage", "RegisterImage", "DeregisterImage"})
 TRACKED_STATES = frozenset({"available", "failed"})
+# With no ledger row, a CopyImage answer may be an earlier, dead copy (the row was lost): at most this many
+# generations are tried in one invocation before the event is retried.
+RECOVERY_GENERATIONS = 5
 LATENCY_METRIC = "ReplicationSeconds"
-CLEANUP_ACTIONS = {ReplicaCleanup.DEPRECATE: Action.DEPRECATED, ReplicaCleanup.DEREGISTER: Action.DEREGISTERED}
 CLEANUP_STATUSES = {
     ReplicaCleanup.DEPRECATE: ReplicaStatus.DEPRECATED,
     ReplicaCleanup.DEREGISTER: ReplicaStatus.DEREGISTERED,
@@ -67,7 +80,7 @@ CLEANUP_STATUSES = {
 class ReplicationPort(Protocol):
     region: str
 
-    def image(self, image_id: str) -> Image | None: ...
+    def images(self, image_ids: Iterable[str]) -> dict[str, Image]: ...
     def replicas_of(self, source_region: str, source_image_id: str) -> list[Image]: ...
     def copy_image(self, request: CopyRequest) -> str: ...
     def deprecate(self, image_id: str, at: datetime) -> None: ...
@@ -89,14 +102,63 @@ class ReplicaLedgerPort(Protocol):
         status: ReplicaStatus,
         finished_at: datetime,
         error: str | None = None,
+        event_id: str | None = None,
     ) -> ReplicaRecord | None: ...
 
 
 ReplicationInRegion = Callable[[str], ReplicationPort]
 
 
+class LedgerRecordedReplication:
+    """The sweeper's replication calls (its remedies' port): EC2's, with each copy recorded in the replica ledger
+    as dr_replicator records its own, so that the copy's state change is tracked and it is amiguard's to clean up.
+    """
+
+    def __init__(
+        self,
+        replication: ReplicationPort,
+        ledger: ReplicaLedgerPort,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._replication = replication
+        self._ledger = ledger
+        self._clock = clock
+        self.region = replication.region
+
+    def copy_image(self, request: CopyRequest) -> str:
+        """Copy (the request's generation decides the ClientToken), then record the copy as pending."""
+        now = self._clock()
+        row = self._ledger.replicas(request.source_region, request.source_image_id).get(request.destination_region)
+        if row is not None and row.status in LIVE_STATUSES and row.generation < request.generation:
+            gone = f"replica {row.replica_id} is gone (replaced by generation {request.generation})"
+            self._ledger.put(
+                row.model_copy(update={"status": ReplicaStatus.FAILED, "finished_at": now, "last_error": gone})
+            )
+        replica_id = self._replication.copy_image(request)
+        self._ledger.claim(
+            ReplicaRecord(
+                source_region=request.source_region,
+                source_image_id=request.source_image_id,
+                destination_region=request.destination_region,
+                status=ReplicaStatus.PENDING,
+                replica_id=replica_id,
+                started_at=now,
+                kms_key_id=request.kms_key_id,
+                client_token=request.client_token,
+                generation=request.generation,
+            )
+        )
+        return replica_id
+
+    def deprecate(self, image_id: str, at: datetime) -> None:
+        self._replication.deprecate(image_id, at)
+
+    def deregister(self, image_id: str) -> None:
+        self._replication.deregister(image_id)
+
+
 class ReplicationRetry(RuntimeError):
-    """CopyImage failed transiently in some regions: raised so that Lambda retries the event (bounded)."""
+    """A copy, lookup or cleanup failed transiently in some regions: raised so that Lambda retries the event."""
 
 
 @dataclass
@@ -107,6 +169,20 @@ class _Context:
     event_id: str | None
     event_time: datetime | None
     actor: str | None = None
+
+
+@dataclass(frozen=True)
+class _Recognition:
+    """Whether an AMI is one of amiguard's replicas, and the ledger row that says so."""
+
+    standing: ReplicaStanding
+    record: ReplicaRecord | None = None
+
+    @property
+    def is_replica(self) -> bool:
+        """Only a copy the ledger records is a replica (never copied as a source). An unrecorded copy, even one its
+        tag and EC2 agree on, is an AMI like any other: a tag must not hide an approved copy from replication."""
+        return self.standing is ReplicaStanding.RECORDED
 
 
 @dataclass
@@ -123,13 +199,19 @@ class _Work:
         outcome.measurements = self.measurements
         if self.retry_regions:
             outcome.retry_error = ReplicationRetry(
-                "CopyImage failed transiently in " + ", ".join(self.retry_regions) + "; retrying the event"
+                "EC2 failed transiently in "
+                + ", ".join(sorted(set(self.retry_regions)))
+                + f"; retrying the event ({'; '.join(self.notes) or 'no detail'})"
             )
         return outcome
 
 
 class DrReplicator:
-    """Copies approved AMIs to ``settings.dr_regions`` and keeps the replica ledger."""
+    """Copies approved AMIs to ``settings.dr_regions`` and keeps the replica ledger.
+
+    Which AMI is a replica is the ledger's word (the copy amiguard made, by id) checked against EC2's
+    ``SourceImageId``/``SourceImageRegion``; an ``amiguard:replica-of`` tag is a claim, never a fact.
+    """
 
     def __init__(
         self,
@@ -151,13 +233,16 @@ class DrReplicator:
     def handle(self, raw_event: dict[str, Any]) -> Outcome:
         """Screen, parse and act on one EventBridge event."""
         detail_type = raw_event.get("detail-type")
-        try:
-            if detail_type == AMI_STATE_CHANGE_DETAIL_TYPE:
-                return self._on_state_change(AmiStateChangeEvent.model_validate(raw_event))
-            if detail_type == CLOUDTRAIL_DETAIL_TYPE:
-                return self._on_api_call(CloudTrailEvent.model_validate(raw_event))
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error), raw_event.get("id"))
+        if detail_type == AMI_STATE_CHANGE_DETAIL_TYPE:
+            change = read_ami_state_change(raw_event)
+            if isinstance(change, Drop):
+                return Outcome.dropped(change, raw_event.get("id"))
+            return self._on_state_change(change)
+        if detail_type == CLOUDTRAIL_DETAIL_TYPE:
+            call = read_cloudtrail(raw_event)
+            if isinstance(call, Drop):
+                return Outcome.dropped(call, raw_event.get("id"))
+            return self._on_api_call(call)
         return Outcome.dropped(Drop("unhandled-event", f"detail-type {detail_type!r} is not handled here"))
 
     def publish(self, outcome: Outcome) -> None:
@@ -168,7 +253,8 @@ class DrReplicator:
     def _on_api_call(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
         event_id = record.event_id or event.id
-        if drop := screen_cloudtrail(event, expected_names=EVENT_NAMES):
+        own = OwnRoles.of(self._settings.own_role_arns, organization=self._settings.organization)
+        if drop := screen_cloudtrail(event, expected_names=EVENT_NAMES, own=own):
             return Outcome.dropped(drop, event_id)
         context = _Context(event.account_id or "", event_id, event.occurred_at, record.actor)
         region = record.aws_region
@@ -177,7 +263,7 @@ class DrReplicator:
             if drop := check_image_id(raw_id):
                 return Outcome.dropped(drop, event_id)
             image_id = str(raw_id)
-            return self._guarded(lambda work: self._clean_up_replicas(region, image_id, context, work), event_id)
+            return self._guarded(lambda work: self._clean_up_replicas(region, image_id, context, work), context)
         if not self._settings.dr_regions:
             return Outcome.dropped(Drop("replication-off", "AMIGUARD_DR_REGIONS is empty"), event_id)
         change = approval_change(record.event_name, record.params, record.response, self._settings.approval_tag)
@@ -188,64 +274,89 @@ class DrReplicator:
             return Outcome.dropped(Drop("no-approval-change", detail), event_id)
 
         def act(work: _Work) -> None:
-            replication = self._replication(region)
+            # One batched DescribeImages for every distinct id the call named (approval_change de-duplicates).
+            images = self._replication(region).images([*change.granted, *change.removed])
             for image_id in change.granted:
-                image = replication.image(image_id)
+                image = images.get(image_id)
                 if image is None:
                     work.notes.append(f"{image_id} is gone")
                     continue
                 self._replicate(image, context, work)
             for image_id in change.removed:
-                self._approval_removed(replication, image_id, context, work)
+                image = images.get(image_id)
+                if image is None:
+                    work.notes.append(f"{image_id} is gone")
+                    continue
+                self._approval_removed(image, context, work)
 
-        return self._guarded(act, event_id)
+        return self._guarded(act, context)
 
     # --- EC2 AMI State Change -----------------------------------------------------------------------------
 
     def _on_state_change(self, event: AmiStateChangeEvent) -> Outcome:
         event_id = event.id
         region, account, detail = event.region or "", event.account or "", event.detail
-        if not REGION.match(region):
-            return Outcome.dropped(Drop("malformed-event", f"region {region!r} is not an AWS region"), event_id)
-        if not ACCOUNT_ID.match(account):
-            return Outcome.dropped(Drop("malformed-event", f"account {account!r} is not an account id"), event_id)
-        if drop := check_image_id(detail.image_id):
-            return Outcome.dropped(drop, event_id)
         if detail.state not in TRACKED_STATES:
             return Outcome.dropped(Drop("untracked-state", f"{detail.image_id} is {detail.state}"), event_id)
         context = _Context(account, event_id, event.time)
 
         def act(work: _Work) -> None:
-            image = self._replication(region).image(detail.image_id)
+            image = self._replication(region).images([detail.image_id]).get(detail.image_id)
             if image is None:
                 work.notes.append("image-gone")
                 return
-            if is_replica(image):
-                self._track_replica(image, detail.state, detail.error_message, context, work)
+            recognition = self._recognise(image, context, work)
+            if recognition.record is not None:
+                if image.state not in TRACKED_STATES:  # the event is older than what EC2 says now
+                    work.notes.append(f"replica-{image.state}")
+                    return
+                error = detail.error_message if image.state == detail.state else None
+                self._track_replica(image, recognition.record, image.state, error, context, work)
             elif not is_approved(image.tags, self._settings.approval_tag):
                 work.notes.append("not-approved")
             elif self._settings.dr_regions:
-                self._replicate(image, context, work)
+                self._replicate(image, context, work, recognition)
             else:
                 work.notes.append("replication-off")
 
-        return self._guarded(act, event_id)
+        return self._guarded(act, context)
 
-    def _guarded(self, act: Callable[[_Work], None], event_id: str | None) -> Outcome:
+    def _guarded(self, act: Callable[[_Work], None], context: _Context) -> Outcome:
         work = _Work()
         try:
             act(work)
         except ClientError as error:
             if not is_gone(error):
                 raise  # transient or unexpected: Lambda retries, then the dead-letter queue keeps it
-            return Outcome.dropped(Drop("resource-gone", str(error)), event_id)
-        return work.outcome(event_id)
+            return Outcome.dropped(Drop("resource-gone", str(error)), context.event_id)
+        outcome = work.outcome(context.event_id)
+        # With the event's time its outbox rows can be found: a retry alerts what an earlier attempt staged.
+        outcome.event_time = context.event_time
+        return outcome
+
+    # --- which AMI is a replica ---------------------------------------------------------------------------
+
+    def _recognise(self, image: Image, context: _Context, work: _Work) -> _Recognition:
+        """Ask the ledger about the sources EC2 and the tag name; a tag nothing backs is a finding."""
+        for source_region, source_id in source_candidates(image):
+            row = self._ledger.replicas(source_region, source_id).get(image.region)
+            if row is not None and row.replica_id == image.image_id:
+                return _Recognition(ReplicaStanding.RECORDED, row)
+        standing = replica_standing(image, recorded=False)
+        if standing is ReplicaStanding.FORGED:
+            work.findings.append(self._forged(context, image))
+        return _Recognition(standing)
+
+    def _forged(self, context: _Context, image: Image, *, about: str | None = None) -> Finding:
+        verdict = forged_replica_tag_verdict(image, about)
+        return self._finding(context, verdict.type, verdict.severity, verdict.summary, image, evidence=verdict.evidence)
 
     # --- replicate ----------------------------------------------------------------------------------------
 
-    def _replicate(self, image: Image, context: _Context, work: _Work) -> None:
+    def _replicate(self, image: Image, context: _Context, work: _Work, recognition: _Recognition | None = None) -> None:
         """Copy an approved source to every DR region that has no live replica yet."""
-        if is_replica(image):
+        recognition = recognition or self._recognise(image, context, work)
+        if recognition.is_replica:
             work.notes.append("is-replica")
             return
         if not is_approved(image.tags, self._settings.approval_tag):
@@ -287,59 +398,120 @@ class DrReplicator:
             work.notes.append("no-other-dr-region")
             return
         rows = self._ledger.replicas(image.region, image.image_id)
-        todo = regions_to_copy(destinations, {region: row.status for region, row in rows.items()})
-        if not todo:
+        now = self._clock()
+        todo: list[tuple[str, CopyPlan]] = []
+        for region in destinations:
+            row = rows.get(region)
+            try:
+                replica = self._recorded_replica(region, row)
+            except ClientError as error:
+                # A lookup failed: isolate the region, retry the event.
+                work.notes.append(f"{region}: {error_code(error)}")
+                work.retry_regions.append(region)
+                continue
+            plan = plan_copy(row, replica, now)
+            if plan.copy:
+                todo.append((region, plan))
+            elif row and replica and replica.state == "available" and (
+                row.status is ReplicaStatus.PENDING
+                or (row.status is ReplicaStatus.AVAILABLE and row.finished_by == context.event_id)
+            ):
+                # Its state change was missed (or came before the row was written): finish it now. Or this very
+                # event finished it in an attempt that then failed: report it again (its alert may not be out).
+                self._track_replica(replica, row, "available", None, context, work)
+        if not todo and not work.retry_regions:
             work.notes.append("already-replicated")
             return
-        for region in todo:
+        for region, plan in todo:
             try:
-                self._replicate_to(image, region, rows.get(region), context, work)
+                self._replicate_to(image, region, rows.get(region), plan, context, work)
             except ClientError as error:
                 # Not CopyImage's (handled inside): a lookup failed. Isolate the region, retry the event.
                 work.notes.append(f"{region}: {error_code(error)}")
                 work.retry_regions.append(region)
 
+    def _recorded_replica(self, region: str, row: ReplicaRecord | None) -> Image | None:
+        """What EC2 says of the copy a live row records (``None``: no such row, or the copy is not found)."""
+        if row is None or row.replica_id is None or row.status not in LIVE_STATUSES:
+            return None
+        return self._replication(region).images([row.replica_id]).get(row.replica_id)
+
     def _replicate_to(
-        self, image: Image, region: str, row: ReplicaRecord | None, context: _Context, work: _Work
+        self,
+        image: Image,
+        region: str,
+        row: ReplicaRecord | None,
+        plan: CopyPlan,
+        context: _Context,
+        work: _Work,
     ) -> None:
         destination = self._replication(region)
-        request = copy_request(image, region, self._settings.dr_kms_keys)
         now = self._clock()
-        base = ReplicaRecord(
-            source_region=image.region,
-            source_image_id=image.image_id,
-            destination_region=region,
-            status=ReplicaStatus.PENDING,
-            started_at=now,
-            kms_key_id=request.kms_key_id,
-            client_token=request.client_token,
-        )
-        existing = [replica for replica in destination.replicas_of(image.region, image.image_id)]
-        if existing:
-            # A copy exists that the ledger does not know (lost row, or made before): adopt it, copy nothing.
-            replica = existing[0]
-            status = ReplicaStatus.AVAILABLE if replica.state == "available" else ReplicaStatus.PENDING
-            adopted = base.model_copy(update={"replica_id": replica.image_id, "status": status})
-            if status is ReplicaStatus.AVAILABLE:
-                adopted = adopted.model_copy(update={"finished_at": now})
-            self._ledger.claim(adopted)
-            work.notes.append(f"{region}: adopted {replica.image_id}")
-            return
+        generation = plan.generation
+
+        def record(status: ReplicaStatus, request: CopyRequest) -> ReplicaRecord:
+            return ReplicaRecord(
+                source_region=image.region,
+                source_image_id=image.image_id,
+                destination_region=region,
+                status=status,
+                started_at=now,
+                kms_key_id=request.kms_key_id,
+                client_token=request.client_token,
+                generation=request.generation,
+            )
+
+        request = self._request(image, region, generation)
         if not self._settings.enforcing:
             if self._ledger.replace_if(
-                base.model_copy(update={"status": ReplicaStatus.WOULD_COPY}), unless_status=ReplicaStatus.WOULD_COPY
+                record(ReplicaStatus.WOULD_COPY, request), unless_status=ReplicaStatus.WOULD_COPY
             ):
-                work.findings.append(self._started(context, image, region, None, request, Action.WOULD_COPY))
+                work.findings.append(self._started(context, image, region, None, request, Action.WOULD_COPY, plan))
             return
-        try:
-            replica_id = destination.copy_image(request)
-        except ClientError as error:
-            self._copy_failed(image, region, row, base, error, context, work)
-            return
-        if self._ledger.claim(base.model_copy(update={"replica_id": replica_id})):
-            work.findings.append(self._started(context, image, region, replica_id, request, Action.COPIED))
+        if plan.replaces and row is not None and row.status in LIVE_STATUSES:
+            # The ledger still calls the dead copy live: say what became of it, so the new copy can be claimed.
+            gone = f"replica {plan.replaces} is gone from {region} (failed or deregistered outside amiguard)"
+            self._ledger.put(
+                row.model_copy(update={"status": ReplicaStatus.FAILED, "finished_at": now, "last_error": gone})
+            )
+            work.notes.append(f"{region}: {plan.replaces} is gone")
+        for _ in range(RECOVERY_GENERATIONS):
+            request = self._request(image, region, generation)
+            try:
+                replica_id = destination.copy_image(request)
+            except ClientError as error:
+                self._copy_failed(image, region, row, record(ReplicaStatus.FAILED, request), error, context, work)
+                return
+            if row is not None:
+                break  # the ledger knew every earlier generation: this token has never been used
+            # No row (lost, or made before the ledger): the token may be an earlier copy's. EC2 says if it lives.
+            found = destination.images([replica_id]).get(replica_id)
+            if found is None or found.state not in DEAD_REPLICA_STATES:
+                break  # new, or an earlier live copy: recorded pending either way (a later look finishes it)
+            work.notes.append(f"{region}: {replica_id} of generation {generation} is {found.state}")
+            generation += 1
         else:
+            work.notes.append(f"{region}: {RECOVERY_GENERATIONS} dead copies in a row; retrying the event")
+            work.retry_regions.append(region)
+            return
+        claimed = record(ReplicaStatus.PENDING, request).model_copy(update={"replica_id": replica_id})
+        started = self._started(context, image, region, replica_id, request, Action.COPIED, plan)
+        # Staged before the claim: once the row is written a retry finds the copy recorded and alerts nothing, so
+        # an attempt whose claim's answer was lost (or that failed to alert) leaves its alert in the outbox.
+        stage_findings(self._alerts, [started])
+        if not self._ledger.claim(claimed):
             work.notes.append(f"{region}: another invocation recorded the copy")
+        else:
+            work.findings.append(started)
+
+    def _request(self, image: Image, region: str, generation: int) -> CopyRequest:
+        return copy_request(
+            image,
+            region,
+            self._settings.dr_kms_keys,
+            approval_tag=self._settings.approval_tag,
+            generation=generation,
+        )
 
     def _copy_failed(
         self,
@@ -393,14 +565,16 @@ class DrReplicator:
         replica_id: str | None,
         request: CopyRequest,
         action: Action,
+        plan: CopyPlan,
     ) -> Finding:
         verb = "Copying" if action is Action.COPIED else "Would copy"
         key = request.kms_key_id or "the region's default EBS key"
+        replacing = f", replacing {plan.replaces} (failed or deregistered)" if plan.replaces else ""
         return self._finding(
             context,
             FindingType.REPLICATION_STARTED,
             Severity.INFO,
-            f"{verb} approved AMI {image.image_id} to {region}, encrypted with {key}",
+            f"{verb} approved AMI {image.image_id} to {region}, encrypted with {key}{replacing}",
             image,
             action=action,
             evidence={
@@ -408,19 +582,23 @@ class DrReplicator:
                 "replica_id": replica_id,
                 "client_token": request.client_token,
                 "kms_key_id": request.kms_key_id,
+                "generation": request.generation,
+                "replaces": plan.replaces,
             },
         )
 
     # --- completion ---------------------------------------------------------------------------------------
 
     def _track_replica(
-        self, replica: Image, state: str, error_message: str | None, context: _Context, work: _Work
+        self,
+        replica: Image,
+        row: ReplicaRecord,
+        state: str,
+        error_message: str | None,
+        context: _Context,
+        work: _Work,
     ) -> None:
-        source = replica_source(replica)
-        if source is None:
-            work.notes.append("malformed-replica-tag")
-            return
-        source_region, source_id = source
+        source_region, source_id = row.source_region, row.source_image_id
         status = ReplicaStatus.AVAILABLE if state == "available" else ReplicaStatus.FAILED
         record = self._ledger.finish(
             source_region,
@@ -430,6 +608,7 @@ class DrReplicator:
             status=status,
             finished_at=self._clock(),
             error=error_message or None,
+            event_id=context.event_id,  # a retry of this event reports the completion its first attempt recorded
         )
         if record is None:
             work.notes.append("already-recorded")
@@ -442,7 +621,7 @@ class DrReplicator:
             "latency_seconds": latency,
         }
         if status is ReplicaStatus.AVAILABLE:
-            if latency is not None:
+            if latency is not None and row.status is ReplicaStatus.PENDING:  # measured once, not per retry
                 work.measurements.append(Measurement(LATENCY_METRIC, latency))
             work.findings.append(
                 self._finding(
@@ -463,7 +642,8 @@ class DrReplicator:
                     context,
                     FindingType.REPLICATION_FAILED,
                     Severity.HIGH,
-                    f"DR replica {replica.image_id} of {source_id} failed in {replica.region}: {error_message or '?'}",
+                    f"DR replica {replica.image_id} of {source_id} failed in {replica.region}: "
+                    f"{error_message or '?'}; the next approval or sweep makes a new copy",
                     replica,
                     evidence=evidence | {"error_message": error_message},
                     image_id=source_id,
@@ -473,13 +653,12 @@ class DrReplicator:
 
     # --- approval removed ---------------------------------------------------------------------------------
 
-    def _approval_removed(self, replication: ReplicationPort, image_id: str, context: _Context, work: _Work) -> None:
-        image = replication.image(image_id)
-        if image is None:
-            work.notes.append(f"{image_id} is gone")
+    def _approval_removed(self, image: Image, context: _Context, work: _Work) -> None:
+        if is_approved(image.tags, self._settings.approval_tag):
+            work.notes.append("still-approved")
             return
-        if is_replica(image) or is_approved(image.tags, self._settings.approval_tag):
-            work.notes.append("still-approved" if not is_replica(image) else "is-replica")
+        if self._recognise(image, context, work).is_replica:
+            work.notes.append("is-replica")
             return
         rows = self._ledger.replicas(image.region, image.image_id)
         kept = {region: row.replica_id for region, row in rows.items() if row.status in LIVE_STATUSES}
@@ -497,23 +676,32 @@ class DrReplicator:
     # --- source deregistered ------------------------------------------------------------------------------
 
     def _clean_up_replicas(self, region: str, image_id: str, context: _Context, work: _Work) -> None:
+        """Apply ReplicaCleanup to the replicas the ledger says amiguard made of a source that is really gone.
+
+        The event only says where to look: a DeregisterImage record can be replayed by anyone allowed to
+        invoke the function, and an AMI restored from the Recycle Bin keeps its id. So the source is looked
+        up first, and each replica must be the ledger's copy, still there, and (where EC2 says) copied from
+        this source. Images merely *tagged* as its replicas are reported, never touched.
+        """
+        source = self._replication(region).images([image_id]).get(image_id)
+        if source is not None and source.state != "deregistered":
+            work.notes.append(f"source-exists: {image_id} is {source.state} in {region}, replicas kept")
+            return
         rows = self._ledger.replicas(region, image_id)
-        targets: dict[tuple[str, str], ReplicaRecord | None] = {}
-        for record in rows.values():
-            if record.replica_id and record.status in CLEANABLE_STATUSES:
-                targets[(record.destination_region, record.replica_id)] = record
-        done = {(r.destination_region, r.replica_id) for r in rows.values() if r.replica_id} - set(targets)
+        recorded = {
+            dest: row
+            for dest, row in rows.items()
+            if row.replica_id and row.status in CLEANABLE_STATUSES and dest != region
+        }
+        targets: list[tuple[str, ReplicaRecord]] = []
         for destination in sorted((set(self._settings.dr_regions) | set(rows)) - {region}):
             try:
-                found = self._replication(destination).replicas_of(region, image_id)
+                targets.extend(
+                    self._verified_targets(region, image_id, destination, recorded.get(destination), context, work)
+                )
             except ClientError as error:
                 work.notes.append(f"{destination}: lookup failed ({error_code(error)})")
                 work.retry_regions.append(destination)
-                continue
-            for replica in found:
-                key = (destination, replica.image_id)
-                if key not in done:
-                    targets.setdefault(key, None)
         if not targets:
             work.notes.append("no-replicas")
             return
@@ -521,7 +709,8 @@ class DrReplicator:
         enforce = self._settings.enforcing and cleanup is not ReplicaCleanup.NONE
         cleaned: list[str] = []
         failed: dict[str, str] = {}
-        for (destination, replica_id), row in sorted(targets.items()):
+        for destination, row in targets:
+            replica_id = row.replica_id or ""
             if enforce:
                 try:
                     self._clean_up_one(destination, replica_id, cleanup)
@@ -531,23 +720,11 @@ class DrReplicator:
                         work.retry_regions.append(destination)
                         continue
                 status = CLEANUP_STATUSES[cleanup]
-                known = row or ReplicaRecord(
-                    source_region=region,
-                    source_image_id=image_id,
-                    destination_region=destination,
-                    status=status,
-                    replica_id=replica_id,
-                )
-                self._ledger.put(known.model_copy(update={"status": status, "finished_at": self._clock()}))
+                self._ledger.put(row.model_copy(update={"status": status, "finished_at": self._clock()}))
             cleaned.append(f"{destination}/{replica_id}")
         if not cleaned:
             return
-        if cleanup is ReplicaCleanup.NONE:
-            verb, action = "kept (ReplicaCleanup is none)", Action.NONE
-        elif enforce:
-            verb, action = cleanup_verb(cleanup), CLEANUP_ACTIONS[cleanup]
-        else:
-            verb, action = f"kept (audit mode: would be {cleanup_verb(cleanup)})", Action.NONE
+        verb, action = cleanup_outcome(cleanup, enforcing=self._settings.enforcing)
         work.findings.append(
             Finding(
                 type=FindingType.REPLICA_CLEANUP,
@@ -563,6 +740,33 @@ class DrReplicator:
                 evidence={"replicas": cleaned, "cleanup": cleanup.value, "failed": failed},
             )
         )
+
+    def _verified_targets(
+        self,
+        source_region: str,
+        source_id: str,
+        destination: str,
+        row: ReplicaRecord | None,
+        context: _Context,
+        work: _Work,
+    ) -> list[tuple[str, ReplicaRecord]]:
+        """The ledger's replica in ``destination`` if EC2 confirms it; images only tagged as replicas: findings."""
+        replication = self._replication(destination)
+        targets: list[tuple[str, ReplicaRecord]] = []
+        if row is not None and row.replica_id:
+            replica = replication.images([row.replica_id]).get(row.replica_id)
+            origin = copied_from(replica) if replica else None
+            if replica is None or replica.state == "deregistered":
+                work.notes.append(f"{destination}: {row.replica_id} is already gone")
+            elif replica.owner_id != context.account or (origin is not None and origin != (source_region, source_id)):
+                work.notes.append(f"{destination}: {row.replica_id} is not a copy of {source_id} (EC2), kept")
+            else:
+                targets.append((destination, row))
+        recorded = row.replica_id if row else None
+        for tagged in replication.replicas_of(source_region, source_id):
+            if tagged.image_id != recorded:
+                work.findings.append(self._forged(context, tagged, about="it is not cleaned up"))
+        return targets
 
     def _clean_up_one(self, region: str, replica_id: str, cleanup: ReplicaCleanup) -> None:
         destination = self._replication(region)

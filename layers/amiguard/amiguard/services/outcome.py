@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +33,8 @@ class Outcome:
     detail: str = ""
     findings: list[Finding] = field(default_factory=list)
     event_id: str | None = None
+    # The CloudTrail event's time, set once the event passed screening: its staged findings can be looked up.
+    event_time: datetime | None = None
     measurements: list[Measurement] = field(default_factory=list)
     # Raised after findings were logged and published: part of the work must be retried (Lambda retries the
     # event); what succeeded is idempotent and is not repeated or re-alerted.

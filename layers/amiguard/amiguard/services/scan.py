@@ -14,9 +14,9 @@ source region of a replica) are listed once each, after the scanned ones; no che
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -25,21 +25,27 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.findings import Action, Finding
 from amiguard.models.images import Image
+from amiguard.models.replicas import ReplicaRecord
 from amiguard.models.settings import Settings
 from amiguard.policy.checks import (
     CheckContext,
     Checks,
     Fact,
     ImageFacts,
+    MarkViolations,
     Problem,
     RegionFacts,
     Remedy,
     RemedyPort,
     ReplicaRemedyPort,
     TaggingRemedyPort,
+    ViolationRemedyPort,
     checks_for,
+    idle_candidates,
+    replica_sources_needed,
 )
-from amiguard.policy.sharing import Grant
+from amiguard.policy.sharing import BlockPublicAccess, Grant
+from amiguard.policy.tagging import ViolationRecord
 
 DEFAULT_CONCURRENCY = 8
 
@@ -71,7 +77,23 @@ class ScanPort(RemedyPort, Protocol):
     def owned_images(self) -> Iterator[Image]: ...
     def launch_permissions(self, image_id: str) -> list[Grant]: ...
     def public_snapshot_ids(self) -> set[str]: ...
-    def block_public_access_state(self) -> str: ...
+    def owned_snapshot_ids(self) -> list[str]: ...
+    def create_volume_permissions(self, snapshot_id: str) -> list[Grant]: ...
+    def block_public_access_state(self) -> BlockPublicAccess: ...
+    def snapshot_block_public_access_state(self) -> BlockPublicAccess: ...
+    def instances_by_image(self, image_ids: Sequence[str]) -> dict[str, int]: ...
+
+
+class ReplicaRecordsPort(Protocol):
+    """The ledger's replica rows (:class:`~amiguard.aws.replicas.DynamoReplicaLedger`): which copies amiguard made."""
+
+    def replicas(self, source_region: str, source_image_id: str) -> dict[str, ReplicaRecord]: ...
+
+
+class ViolationsPort(ViolationRemedyPort, Protocol):
+    """amiguard's record of tag violations (:class:`~amiguard.aws.violations.DynamoViolations`)."""
+
+    def in_region(self, account: str, region: str) -> dict[str, ViolationRecord]: ...
 
 
 ScanPortInRegion = Callable[[str], ScanPort]
@@ -86,6 +108,7 @@ class _Ports:
     images: ScanPort
     replicas: ReplicaPortInRegion | None
     tags: TaggingPortInRegion | None
+    records: ViolationsPort | None = None
 
     def replication(self, region: str) -> ReplicaRemedyPort:
         if self.replicas is None:
@@ -97,6 +120,12 @@ class _Ports:
         if self.tags is None:
             raise RuntimeError("this scan was given no tagging adapter: tag problems are report-only")
         return self.tags(self.images.region)
+
+    @property
+    def violations(self) -> ViolationRemedyPort:
+        if self.records is None:
+            raise RuntimeError("this scan was given no ledger: violations are report-only")
+        return self.records
 
 
 class Progress(Protocol):
@@ -123,14 +152,18 @@ class ScanError:
     """Something the scan could not check (or fix), said the way a user can act on it."""
 
     region: str
-    stage: str  # list-images, reference-images, launch-permissions, public-snapshots, block-public-access, fix, region
+    # list-images, reference-images, launch-permissions, public-snapshots, snapshot-shares, block-public-access,
+    # snapshot-block-public-access, images-in-use, fix, region
+    stage: str
     message: str
     code: str = ""
     image_id: str | None = None
     snapshot_id: str | None = None
+    account: str = ""  # set in a scan of several accounts (``amiguard scan --org``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"account": self.account} if self.account else {}),
             "region": self.region,
             "stage": self.stage,
             "code": self.code,
@@ -146,9 +179,11 @@ class RegionResult:
     images: int = 0  # owned AMIs listed
     vanished: list[str] = field(default_factory=list)  # deregistered between the list and a later call
     listed: bool = False  # False: the region could not be scanned at all
+    account: str = ""  # set in a scan of several accounts
 
     def to_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "scanned": self.listed, "images": self.images, "vanished": self.vanished}
+        where = {"account": self.account} if self.account else {}
+        return where | {"region": self.region, "scanned": self.listed, "images": self.images, "vanished": self.vanished}
 
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -163,6 +198,11 @@ class ScanReport:
     regions: list[RegionResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
+    # account id -> name, in a scan of several accounts (``account`` then names the organization)
+    account_names: dict[str, str] = field(default_factory=dict)
+    # problem fingerprint -> the action of a fix that raised (its answer may be lost after EC2 made it): a later
+    # pass that no longer sees the problem knows what took effect
+    unfixed: dict[str, Action] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -197,9 +237,19 @@ class ScanReport:
             "images": self.images,
             "counts": self.counts(),
             "regions": [region.to_dict() for region in self.regions],
-            "findings": [finding.to_message() for finding in self.findings],
+            "findings": [self._finding_dict(finding) for finding in self.findings],
             "errors": [error.to_dict() for error in self.errors],
-        }
+        } | (
+            {"accounts": [{"id": id_, "name": name} for id_, name in sorted(self.account_names.items())]}
+            if self.account_names
+            else {}
+        )
+
+    def _finding_dict(self, finding: Finding) -> dict[str, Any]:
+        message = finding.to_message()
+        if self.account_names:
+            message["account_name"] = self.account_names.get(finding.account, "")
+        return message
 
 
 def describe_error(error: Exception, region: str) -> tuple[str, str]:
@@ -231,6 +281,8 @@ class Scanner:
         fix: bool,
         replication: ReplicaPortInRegion | None = None,
         tagging: TaggingPortInRegion | None = None,
+        replica_records: ReplicaRecordsPort | None = None,
+        violations: ViolationsPort | None = None,
         checks: Checks | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
@@ -239,7 +291,9 @@ class Scanner:
         self._settings = settings
         self._images = images
         self._replication = replication
+        self._replica_records = replica_records
         self._tagging = tagging
+        self._violations = violations
         self._account = account
         self._fix = fix
         self._checks = checks or checks_for(settings)
@@ -268,11 +322,16 @@ class Scanner:
                     inventory[region] = images
                 else:
                     report.errors.append(error)
+            if self._replica_records is not None:
+                records, errors = self._read_replica_records(self._replica_records, pool, inventory)
+                context = replace(context, replica_records=records)
+                report.errors.extend(errors)
             outcomes = list(pool.map(lambda listing: self._check_region(listing, context), listings))
-        for listing, (findings, errors) in zip(listings, outcomes, strict=True):
+        for listing, (findings, errors, unfixed) in zip(listings, outcomes, strict=True):
             report.regions.append(listing.result)
             report.findings.extend(findings)
             report.errors.extend(listing.errors + errors)
+            report.unfixed.update(unfixed)
         report.finished_at = self._clock()
         return report
 
@@ -303,42 +362,71 @@ class Scanner:
             why = f"{message} (listed only to check DR replicas and their sources; those checks were skipped)"
             return region, [], ScanError(region, "reference-images", why, code)
 
+    def _read_replica_records(
+        self, ledger: ReplicaRecordsPort, pool: ThreadPoolExecutor, inventory: Mapping[str, Sequence[Image]]
+    ) -> tuple[dict[tuple[str, str], Mapping[str, ReplicaRecord]], list[ScanError]]:
+        """The ledger rows of every source the replication check asks about (one Query each, in parallel)."""
+        sources = sorted(replica_sources_needed(inventory, self._settings))
+
+        def read(source: tuple[str, str]) -> tuple[tuple[str, str], Mapping[str, ReplicaRecord] | ScanError]:
+            try:
+                return source, ledger.replicas(*source)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, "the ledger")
+                why = f"replica records of {source[1]} unreadable: {message} (its replication was not checked)"
+                return source, ScanError(source[0], "replica-records", why, code, image_id=source[1])
+
+        records: dict[tuple[str, str], Mapping[str, ReplicaRecord]] = {}
+        errors: list[ScanError] = []
+        for source, result in pool.map(read, sources):
+            if isinstance(result, ScanError):
+                errors.append(result)
+            else:
+                records[source] = result
+        return records, errors
+
     # --- phase 2: check --------------------------------------------------------------------------------
 
-    def _check_region(self, listing: _Listing, context: CheckContext) -> tuple[list[Finding], list[ScanError]]:
+    def _check_region(
+        self, listing: _Listing, context: CheckContext
+    ) -> tuple[list[Finding], list[ScanError], dict[str, Action]]:
         if not listing.result.listed or listing.port is None:
-            return [], []
+            return [], [], {}
         port, region = listing.port, listing.result.region
         errors: list[ScanError] = []
         problems: list[Problem] = []
         with _Pool(max_workers=self._concurrency, thread_name_prefix=f"amiguard-{region}") as pool:
-            # Region-wide facts are read while the per-image calls run.
-            region_future = pool.submit(self._region_problems, port, listing.images, context)
-            for image_problems, image_errors, vanished in pool.map(
-                lambda image: self._image_problems(port, image, context), listing.images
-            ):
+            per_image = pool.map(lambda image: self._image_problems(port, image, context), listing.images)
+            # Region-wide facts are read (here, and each snapshot's sharing on the pool) while the per-image
+            # calls run; nothing waits on the pool from inside it, so any concurrency, even 1, completes.
+            region_problems, region_errors = self._region_problems(port, listing.images, context, pool)
+            for image_problems, image_errors, vanished in per_image:
                 problems.extend(image_problems)
                 errors.extend(image_errors)
                 if vanished:
                     listing.result.vanished.append(vanished)
-            region_problems, region_errors = region_future.result()
         problems = region_problems + problems
         errors = region_errors + errors
         gone = set(listing.result.vanished)
         problems = [problem for problem in problems if not (problem.image and problem.image.image_id in gone)]
         applied = self._apply_remedies(port, problems, errors, gone) if self._fix else set()
         findings = [self._finding(region, problem, applied) for problem in problems]
+        unfixed = {
+            finding.problem_fingerprint: problem.remedy.done
+            for problem, finding in zip(problems, findings, strict=True)
+            if self._fix and problem.remedy is not None and problem.remedy not in applied
+        }
         listing.result.vanished.sort()
-        return findings, errors
+        return findings, errors, unfixed
 
     def _region_problems(
-        self, port: ScanPort, images: Sequence[Image], context: CheckContext
+        self, port: ScanPort, images: Sequence[Image], context: CheckContext, pool: ThreadPoolExecutor
     ) -> tuple[list[Problem], list[ScanError]]:
         wanted: set[Fact] = set()
         for check in self._checks.region:
             wanted |= check.needs(images, context)
         errors: list[ScanError] = []
-        state: str | None = None
+        state: BlockPublicAccess | None = None
         public: frozenset[str] | None = None
         if Fact.BLOCK_PUBLIC_ACCESS in wanted:
             try:
@@ -352,9 +440,74 @@ class Scanner:
             except (ClientError, BotoCoreError) as error:
                 code, message = describe_error(error, port.region)
                 errors.append(ScanError(port.region, Fact.PUBLIC_SNAPSHOTS.value, message, code))
-        facts = RegionFacts(port.region, images, block_public_access=state, public_snapshots=public)
+        snapshot_state: BlockPublicAccess | None = None
+        if Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS in wanted:
+            try:
+                snapshot_state = port.snapshot_block_public_access_state()
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.SNAPSHOT_BLOCK_PUBLIC_ACCESS.value, message, code))
+        in_use: dict[str, int] | None = None
+        if Fact.IMAGES_IN_USE in wanted:
+            try:
+                in_use = port.instances_by_image(idle_candidates(images, context))
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.IMAGES_IN_USE.value, message, code))
+        grants: dict[str, tuple[Grant, ...]] | None = None
+        if Fact.SNAPSHOT_SHARES in wanted:
+            grants = self._snapshot_grants(port, pool, errors)
+        records: dict[str, ViolationRecord] | None = None
+        if Fact.VIOLATION_RECORDS in wanted and self._violations is not None:
+            try:
+                records = self._violations.in_region(self._account, port.region)
+            except (ClientError, BotoCoreError) as error:
+                code, message = describe_error(error, port.region)
+                errors.append(ScanError(port.region, Fact.VIOLATION_RECORDS.value, message, code))
+        facts = RegionFacts(
+            port.region,
+            images,
+            block_public_access=state,
+            public_snapshots=public,
+            snapshot_grants=grants,
+            violations=records,
+            snapshot_block_public_access=snapshot_state,
+            images_in_use=in_use,
+        )
         problems = [problem for check in self._checks.region for problem in check.evaluate(facts, context)]
         return problems, errors
+
+    def _snapshot_grants(
+        self, port: ScanPort, pool: ThreadPoolExecutor, errors: list[ScanError]
+    ) -> dict[str, tuple[Grant, ...]] | None:
+        """Every owned snapshot's create-volume permissions (a snapshot deleted meanwhile is left out)."""
+        stage = Fact.SNAPSHOT_SHARES.value
+        try:
+            snapshot_ids = port.owned_snapshot_ids()
+        except (ClientError, BotoCoreError) as error:
+            code, message = describe_error(error, port.region)
+            errors.append(ScanError(port.region, stage, message, code))
+            return None
+
+        def read(snapshot_id: str) -> tuple[str, tuple[Grant, ...] | None, ScanError | None]:
+            try:
+                return snapshot_id, tuple(port.create_volume_permissions(snapshot_id)), None
+            except ClientError as error:
+                if is_gone(error):
+                    return snapshot_id, None, None
+                code, message = describe_error(error, port.region)
+                return snapshot_id, None, ScanError(port.region, stage, message, code, snapshot_id=snapshot_id)
+            except BotoCoreError as error:
+                code, message = describe_error(error, port.region)
+                return snapshot_id, None, ScanError(port.region, stage, message, code, snapshot_id=snapshot_id)
+
+        grants: dict[str, tuple[Grant, ...]] = {}
+        for snapshot_id, read_grants, failure in pool.map(read, snapshot_ids):
+            if failure is not None:
+                errors.append(failure)
+            elif read_grants is not None:
+                grants[snapshot_id] = read_grants
+        return grants
 
     def _image_problems(
         self, port: ScanPort, image: Image, context: CheckContext
@@ -393,7 +546,7 @@ class Scanner:
                 if problem.image:
                     images_per_remedy.setdefault(problem.remedy, set()).add(problem.image.image_id)
         applied: set[Remedy] = set()
-        ports = _Ports(port, self._replication, self._tagging)
+        ports = _Ports(port, self._replication, self._tagging, self._violations)
 
         def apply(item: tuple[Remedy, Problem]) -> None:
             remedy, problem = item
@@ -417,8 +570,13 @@ class Scanner:
                 image_id = problem.image.image_id if problem.image else None
                 errors.append(ScanError(port.region, "fix", message, code, image_id, problem.snapshot_id))
 
+        # Violation tags last: a DR copy made in the same sweep (CopyImageTags) would otherwise carry them or not,
+        # depending on which call EC2 served first; after the copies, it never does (it gets its own).
+        marks = [item for item in remedies.items() if isinstance(item[0], MarkViolations)]
+        others = [item for item in remedies.items() if not isinstance(item[0], MarkViolations)]
         with _Pool(max_workers=self._concurrency, thread_name_prefix="amiguard-fix") as pool:
-            list(pool.map(apply, remedies.items()))
+            list(pool.map(apply, others))
+            list(pool.map(apply, marks))
         return applied
 
     def _finding(self, region: str, problem: Problem, applied: set[Remedy]) -> Finding:
@@ -441,6 +599,7 @@ class Scanner:
             action=action,
             evidence=verdict.evidence,
             detected_at=self._clock(),
+            fix_failed=self._fix and problem.remedy is not None and problem.remedy not in applied,
         )
 
 

@@ -1,31 +1,36 @@
 """tag_enforcer: every new AMI answers "whose is it, what is it for, who pays".
 
-Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``), by
+Triggered by CreateImage, CopyImage and RegisterImage (a new AMI, tagged while still ``pending``; an unencrypted
+or legacy-platform one is reported too, :mod:`amiguard.policy.hygiene`), by
 CreateTags / DeleteTags naming ``ami-*`` ids (re-evaluation), by "EC2 AMI State Change" to ``available``
 (snapshots EC2 had not yet listed on the pending AMI get their tags), and by an hourly schedule (the
-escalation sweep). Current tags (DescribeImages) decide; :mod:`amiguard.policy.tagging` says what to write. In
-``audit`` mode nothing is written and nothing escalates: findings say ``would-tag``.
+escalation sweep, in every region the account has enabled). Current tags (DescribeImages) decide;
+:mod:`amiguard.policy.tagging` says what to write. In ``audit`` mode nothing is written and nothing
+escalates: findings say ``would-tag``.
 
-Duplicate events change nothing and alert nothing: the violation tags already tell the truth, so the second
-evaluation is ``unchanged``. amiguard's own CreateTags / DeleteTags never reach this far (screening drops
-calls made by roles under ``/amiguard/``).
+When a violation starts and what amiguard marked are amiguard's own record (the ledger,
+:mod:`amiguard.aws.violations`), written before the ``amiguard:violation*`` tags that mirror it: a tag
+anyone can write never starts, shortens or hides a grace period. A tag that disagrees with the record is a
+``forged-amiguard-tag`` finding and is rewritten from the record.
+
+Duplicate events change nothing and alert nothing: the record and the tags already tell the truth, so the
+second evaluation is ``unchanged``. amiguard's own CreateTags / DeleteTags never reach this far (screening
+drops its own calls).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
-from amiguard.aws.errors import is_gone
+from amiguard.aws.errors import error_code, is_gone
 from amiguard.models.events import (
     AMI_STATE_CHANGE_DETAIL_TYPE,
     SCHEDULED_EVENT_DETAIL_TYPE,
-    AmiStateChangeEvent,
     CloudTrailEvent,
     CloudTrailRecord,
     ScheduledEvent,
@@ -33,53 +38,51 @@ from amiguard.models.events import (
 from amiguard.models.findings import Action, Finding, FindingType, Severity
 from amiguard.models.images import Image
 from amiguard.models.settings import IMAGE_ID, REGION, Settings, TagEscalation, TagRule
-from amiguard.policy.screening import Drop, check_image_id, malformed_event
+from amiguard.policy.hygiene import legacy_platform_verdict, unencrypted_verdict
+from amiguard.policy.identity import OwnRoles
+from amiguard.policy.replication import CREATION_EVENTS, TAG_EVENTS
+from amiguard.policy.screening import Drop, check_image_id, read_ami_state_change, read_schedule
+from amiguard.policy.sharing import Verdict
 from amiguard.policy.tagging import (
     CREATED_BY,
+    ESCALATION_ACTIONS,
     ESCALATION_BLOCKED,
     INSTANCE_ID,
     SETTLED_BAD,
     VIOLATION,
-    VIOLATION_SINCE,
+    VIOLATION_KEYS,
     Provenance,
+    RecordChange,
     Step,
     TagEvaluation,
     Transition,
     ViolationChange,
-    carried_over_violation,
+    ViolationRecord,
     decide_escalation,
     deprecation_time,
+    escalated_verdict,
     evaluate_required_tags,
+    forged_tag_verdict,
     inherited_tags,
+    iso,
     keys_to_inherit,
     missing_keys,
     provenance_tags,
     read_tag_call,
     snapshot_tags,
+    tag_violation_verdict,
     touches_policy,
     violation_change,
 )
-from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings
+from amiguard.services.cloudtrail import handle_cloudtrail, publish_findings, stage_findings
 from amiguard.services.outcome import Outcome, Status
-from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort
+from amiguard.services.ports import AlertsPort, TaggingInRegion, TaggingPort, ViolationLedgerPort
 
-CREATION_EVENTS = frozenset({"CreateImage", "CopyImage", "RegisterImage"})
-TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 EVENT_NAMES = CREATION_EVENTS | TAG_EVENTS
 
-ESCALATION_ACTIONS = {
-    Step.DEPRECATE: Action.DEPRECATED,
-    Step.DISABLE: Action.DISABLED,
-    Step.DEREGISTER: Action.DEREGISTERED,
-}
 
-
-def describe_rule(rule: TagRule) -> str:
-    if rule.allowed is not None:
-        return "one of " + ", ".join(rule.allowed)
-    if rule.pattern is not None:
-        return f"matches {rule.pattern}"
-    return "any non-empty value"
+class EscalationSweepIncomplete(RuntimeError):
+    """Some region could not be swept: raised after the others' findings went out, so Lambda retries."""
 
 
 class _Writes:
@@ -117,12 +120,18 @@ class TagEnforcer:
         *,
         settings: Settings,
         tagging: TaggingInRegion,
+        violations: ViolationLedgerPort,
         alerts: AlertsPort,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        regions: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self._settings = settings
+        self._own = OwnRoles.of(settings.own_role_arns, organization=settings.organization)
         self._tagging = tagging
+        self._violations = violations
         self._alerts = alerts
+        # The escalation sweep's regions, from the function's own (every enabled one); None: that one only.
+        self._regions = regions
         self._clock = clock
         self._rules: Mapping[str, TagRule] = settings.required_tags
         self._inherit_keys = keys_to_inherit(settings.required_tags, settings.inherit_tags)
@@ -135,7 +144,7 @@ class TagEnforcer:
             return self._sweep(raw_event)
         if isinstance(raw_event, dict) and raw_event.get("detail-type") == AMI_STATE_CHANGE_DETAIL_TYPE:
             return self._on_available(raw_event)
-        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, act=self._act)
+        return handle_cloudtrail(raw_event, expected_names=EVENT_NAMES, own=self._own, act=self._act)
 
     def publish(self, outcome: Outcome) -> None:
         publish_findings(self._alerts, outcome)
@@ -145,6 +154,35 @@ class TagEnforcer:
         if event.detail.event_name in CREATION_EVENTS:
             return self._on_new_image(event, tagging)
         return self._on_tag_change(event, tagging)
+
+    # --- the record -------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        account: str,
+        image: Image,
+        tags: Mapping[str, str],
+        evaluation: TagEvaluation,
+        change: ViolationChange,
+        *,
+        new_image: bool = False,
+    ) -> tuple[ViolationChange, ViolationRecord | None]:
+        """Write a new or changed violation to the record (enforce mode), before any tag mirrors it.
+
+        Returns the change to apply and the record behind it: when another invocation recorded the violation
+        first, its start holds and the change is decided again from it.
+        """
+        if not self._settings.enforcing or change.violation is None or change.since is None:
+            return change, None
+        if change.record is RecordChange.CREATE:
+            held = self._violations.record(account, image.region, image.image_id, change.violation, change.since)
+            if held.since != change.since or held.violation != change.violation:
+                again = violation_change(tags, evaluation, self._clock(), held, new_image=new_image)
+                return again, held
+            return change, held
+        if change.record is RecordChange.UPDATE:
+            self._violations.update(account, image.region, image.image_id, change.violation)
+        return change, ViolationRecord(change.since, change.violation)
 
     # --- a new AMI --------------------------------------------------------------------------------------
 
@@ -160,13 +198,12 @@ class TagEnforcer:
         if image.state in SETTLED_BAD:
             return Outcome.clean("image-unusable", f"{image_id} is {image.state}: nothing to tag")
 
+        account = event.account_id or image.owner_id
+        recorded = self._violations.records(account, image.region, [image.image_id]).get(image.image_id)
         provenance, notes = self._provenance(record, image)
         current = dict(image.tags)
-        stale = carried_over_violation(current, image.creation_date)
-        if stale:
-            notes.append("violation tags carried over from before the AMI existed were replaced")
-            for key in stale:
-                current.pop(key)
+        if recorded is None and any(key in current for key in VIOLATION_KEYS):
+            notes.append("violation tags the AMI was created with (or copied from its source) were replaced")
         auto = provenance_tags(current, provenance)
         inherited: dict[str, str] = {}
         needed = missing_keys(current, self._inherit_keys)
@@ -177,24 +214,35 @@ class TagEnforcer:
             inherited = inherited_tags(current, source, needed)
         tags = current | auto | inherited
         evaluation = evaluate_required_tags(tags, self._rules)
-        change = violation_change(tags, evaluation, self._clock())
+        change = violation_change(tags, evaluation, self._clock(), recorded, new_image=True)
+        change, held = self._record(account, image, tags, evaluation, change, new_image=True)
 
         writes = _Writes()
         writes.set([image.image_id], auto | inherited | dict(change.add))
-        writes.delete(
-            image.image_id, tuple(dict.fromkeys((*change.remove, *(k for k in stale if k not in change.add))))
-        )
+        writes.delete(image.image_id, change.remove)
         writes.set(list(image.snapshot_ids), snapshot_tags(tags, self._inherit_keys))
+        marked = image.model_copy(update={"tags": tags})
+        findings = self._findings_for(
+            event, marked, evaluation, change, held or recorded, inherited=inherited, notes=notes
+        )
+        # What the new AMI is made of, from the same DescribeImages: reported, never acted on (a human re-builds it).
+        for verdict in (unencrypted_verdict(image), legacy_platform_verdict(image)):
+            if verdict is not None:
+                finding = self._finding(verdict, image, account, actor=record.actor, action=Action.NONE, event=event)
+                findings.append(finding)
+        # Staged before tagging: a retry finds the violation already marked and would not alert on its own.
+        stage_findings(self._alerts, findings)
         if self._settings.enforcing:
             writes.apply(tagging)
+            if change.record is RecordChange.DELETE:
+                self._violations.clear(account, image.region, image.image_id)
 
         detail = self._written(auto, inherited, image)
         if notes:
             detail += "; " + "; ".join(notes)
-        finding = self._finding_for(event, image, evaluation, change, inherited=inherited, notes=notes)
-        if finding is None:
+        if not findings:
             return Outcome.clean("compliant", detail)
-        return Outcome(Status.ACTED, finding.type.value, detail, findings=[finding])
+        return Outcome(Status.ACTED, findings[0].type.value, detail, findings=findings)
 
     def _provenance(self, record: CloudTrailRecord, image: Image) -> tuple[Provenance, list[str]]:
         notes: list[str] = []
@@ -235,17 +283,13 @@ class TagEnforcer:
 
     def _on_available(self, raw_event: dict[str, Any]) -> Outcome:
         """Tag snapshots that were not yet listed on the pending AMI (only what they lack: duplicates write nothing)."""
-        try:
-            event = AmiStateChangeEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_ami_state_change(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event, raw_event.get("id"))
         detail = event.detail
         region = event.region or ""
         if detail.state != "available":
             return Outcome.dropped(Drop("unhandled-event", f"{detail.image_id} is {detail.state}"), event.id)
-        if (drop := check_image_id(detail.image_id)) or not REGION.match(region):
-            reason = drop.detail if drop else f"region {region!r} is not an AWS region"
-            return Outcome.dropped(Drop("malformed-event", reason), event.id)
         if not self._settings.enforcing:
             return Outcome.clean("audit-mode", "audit mode: snapshots are not tagged", event.id)
         tagging = self._tagging(region)
@@ -290,20 +334,33 @@ class TagEnforcer:
         now = self._clock()
         writes = _Writes()
         findings: list[Finding] = []
+        clears: list[Image] = []
+        by_account: dict[str, list[Image]] = defaultdict(list)
         for image in images:
-            evaluation = evaluate_required_tags(image.tags, self._rules)
-            change = violation_change(image.tags, evaluation, now)
-            writes.set([image.image_id], change.add)
-            writes.delete(image.image_id, change.remove)
-            if record.event_name == "CreateTags" and call.keys:
-                # the owner's fix reaches the storage too: copy the keys just set onto the snapshots
-                changed = [key for key in call.keys if key in self._inherit_keys]
-                writes.set(list(image.snapshot_ids), snapshot_tags(image.tags, changed))
-            finding = self._finding_for(event, image, evaluation, change)
-            if finding is not None:
-                findings.append(finding)
-        if self._settings.enforcing and writes:
-            writes.apply(tagging)
+            by_account[event.account_id or image.owner_id].append(image)
+        for account, owned in by_account.items():
+            region = owned[0].region
+            records = self._violations.records(account, region, [image.image_id for image in owned])
+            for image in owned:
+                evaluation = evaluate_required_tags(image.tags, self._rules)
+                recorded = records.get(image.image_id)
+                change = violation_change(image.tags, evaluation, now, recorded)
+                change, held = self._record(account, image, image.tags, evaluation, change)
+                writes.set([image.image_id], change.add)
+                writes.delete(image.image_id, change.remove)
+                if change.record is RecordChange.DELETE:
+                    clears.append(image)
+                if record.event_name == "CreateTags" and call.keys:
+                    # the owner's fix reaches the storage too: copy the keys just set onto the snapshots
+                    changed = [key for key in call.keys if key in self._inherit_keys]
+                    writes.set(list(image.snapshot_ids), snapshot_tags(image.tags, changed))
+                findings.extend(self._findings_for(event, image, evaluation, change, held or recorded))
+        stage_findings(self._alerts, findings)  # before tagging: a retry would find nothing left to alert
+        if self._settings.enforcing:
+            if writes:
+                writes.apply(tagging)
+            for image in clears:  # after the tags: a record never goes before the tags that mirror it
+                self._violations.clear(event.account_id or image.owner_id, image.region, image.image_id)
         detail = f"{len(images)} AMI(s) evaluated of {call.resource_count} resources"
         if not findings:
             return Outcome.clean("unchanged", detail)
@@ -312,61 +369,110 @@ class TagEnforcer:
     # --- escalation sweep -------------------------------------------------------------------------------
 
     def _sweep(self, raw_event: dict[str, Any]) -> Outcome:
-        try:
-            event = ScheduledEvent.model_validate(raw_event)
-        except ValidationError as error:
-            return Outcome.dropped(malformed_event(error))
+        event = read_schedule(raw_event)
+        if isinstance(event, Drop):
+            return Outcome.dropped(event, raw_event.get("id"))
         if not self._settings.enforcing:
             return Outcome.clean("audit-mode", "audit mode: violations are reported, never escalated", event.id)
-        region = event.region or ""
+        region, account = event.region or "", event.account or ""
         if not REGION.match(region):
             return Outcome.dropped(Drop("malformed-event", f"region {region!r} is not an AWS region"), event.id)
-        tagging = self._tagging(region)
         now = self._clock()
-        escalation = self._settings.tag_escalation
         findings: list[Finding] = []
         waiting = 0
-        for image in tagging.images_in_violation():
-            evaluation = evaluate_required_tags(image.tags, self._rules)
-            if evaluation.compliant:
-                # a CreateTags event was missed (or the policy changed): clear, do not escalate
-                change = violation_change(image.tags, evaluation, now)
-                tagging.remove_tags([image.image_id], change.remove)
-                findings.append(self._resolved(image, account=event.account or image.owner_id, actor=None))
-                continue
-            if escalation is TagEscalation.NONE:
-                continue
-            decision = decide_escalation(
-                image, escalation=escalation, grace_hours=self._settings.tag_grace_hours, now=now
-            )
-            if decision.step is Step.DEREGISTER:
-                decision = decide_escalation(
-                    image,
-                    escalation=escalation,
-                    grace_hours=self._settings.tag_grace_hours,
-                    now=now,
-                    instances_in_use=tagging.instances_using(image.image_id),
-                )
-            if decision.step in {Step.WAIT, Step.DONE}:
-                waiting += 1
-                continue
-            if decision.step is Step.BLOCKED:
-                if image.tags.get(ESCALATION_BLOCKED) == decision.reason[:256]:
-                    continue  # already alerted
-                tagging.add_tags([image.image_id], {ESCALATION_BLOCKED: decision.reason[:256]})
-            elif decision.step is Step.DEPRECATE:
-                tagging.deprecate(image.image_id, deprecation_time(now))
-            elif decision.step is Step.DISABLE:
-                tagging.disable(image.image_id)
-            elif decision.step is Step.DEREGISTER:
-                tagging.deregister(image.image_id)
-            findings.append(self._escalated(image, decision.step, decision.reason, event))
+        failed: list[str] = []
+        for swept in self._regions(region) if self._regions else [region]:
+            try:
+                waiting += self._sweep_region(swept, account, event, now, findings)
+            except ClientError as error:
+                # The other regions are still swept; what this one did before failing is still alerted.
+                failed.append(f"{swept} ({error_code(error) or error})")
         detail = f"{len(findings)} finding(s), {waiting} AMI(s) within grace or already escalated"
         outcome = (
             Outcome(Status.ACTED, "swept", detail, findings=findings) if findings else Outcome.clean("swept", detail)
         )
         outcome.event_id = event.id
+        if failed:
+            outcome.retry_error = EscalationSweepIncomplete("escalation sweep failed in " + ", ".join(failed))
         return outcome
+
+    def _sweep_region(
+        self, region: str, account: str, event: ScheduledEvent, now: datetime, findings: list[Finding]
+    ) -> int:
+        """One region's AMIs in violation (findings appended); returns how many wait (within grace, or escalated).
+
+        What amiguard recorded decides; AMIs tagged as in violation without a record are looked at too (their
+        tags are forged, or a violation amiguard never marked: recorded now, alerted, not escalated)."""
+        tagging = self._tagging(region)
+        records = self._violations.in_region(account, region)
+        images = {image.image_id: image for image in tagging.images_in_violation()}
+        untagged = [image_id for image_id in records if image_id not in images]
+        if untagged:
+            images.update((image.image_id, image) for image in tagging.owned_images(untagged))
+        for image_id in untagged:
+            if image_id not in images or images[image_id].state in SETTLED_BAD:
+                self._violations.clear(account, region, image_id)  # deregistered: nothing left to enforce
+        waiting = 0
+        for image in sorted(images.values(), key=lambda image: image.image_id):
+            if image.state in SETTLED_BAD:
+                continue
+            escalated, waited = self._sweep_image(tagging, account, image, records.get(image.image_id), now, event)
+            findings.extend(escalated)
+            waiting += waited
+        return waiting
+
+    def _sweep_image(
+        self,
+        tagging: TaggingPort,
+        account: str,
+        image: Image,
+        recorded: ViolationRecord | None,
+        now: datetime,
+        event: ScheduledEvent,
+    ) -> tuple[list[Finding], int]:
+        """One AMI of the sweep: findings, and 1 when it waits (within grace, or already escalated)."""
+        evaluation = evaluate_required_tags(image.tags, self._rules)
+        change = violation_change(image.tags, evaluation, now, recorded)
+        change, held = self._record(account, image, image.tags, evaluation, change)
+        if change.add:
+            tagging.add_tags([image.image_id], change.add)
+        if change.remove:
+            tagging.remove_tags([image.image_id], change.remove)
+        if change.record is RecordChange.DELETE:
+            self._violations.clear(account, image.region, image.image_id)
+        # a missed event (or a policy change): a new violation is marked and alerted, a fixed one resolved
+        findings = self._findings_for(None, image, evaluation, change, held or recorded, account=account)
+        escalation = self._settings.tag_escalation
+        if evaluation.compliant or escalation is TagEscalation.NONE or held is None:
+            return findings, 0
+        grace = self._settings.tag_grace_hours
+        decision = decide_escalation(image, since=held.since, escalation=escalation, grace_hours=grace, now=now)
+        if decision.step is Step.DEREGISTER:
+            in_use = tagging.instances_using(image.image_id)
+            decision = decide_escalation(
+                image, since=held.since, escalation=escalation, grace_hours=grace, now=now, instances_in_use=in_use
+            )
+        if decision.step in {Step.WAIT, Step.DONE}:
+            return findings, 1
+        if decision.step is Step.BLOCKED:
+            if image.tags.get(ESCALATION_BLOCKED) == decision.reason[:256]:
+                return findings, 0  # already alerted
+            tagging.add_tags([image.image_id], {ESCALATION_BLOCKED: decision.reason[:256]})
+        elif decision.step is Step.DEPRECATE:
+            tagging.deprecate(image.image_id, deprecation_time(now))
+        elif decision.step is Step.DISABLE:
+            tagging.disable(image.image_id)
+        elif decision.step is Step.DEREGISTER:
+            tagging.deregister(image.image_id)
+        done = "done by tag_enforcer's hourly sweep"
+        verdict = escalated_verdict(image, decision.step, decision.reason, held, self._settings, acted_by=done)
+        action = ESCALATION_ACTIONS.get(decision.step, Action.NONE)
+        findings.append(
+            self._finding(verdict, image, account, actor=image.tags.get(CREATED_BY), action=action).model_copy(
+                update={"event_id": event.id, "event_time": event.time}
+            )
+        )
+        return findings, 0
 
     # --- findings ---------------------------------------------------------------------------------------
 
@@ -381,58 +487,71 @@ class TagEnforcer:
         verb = "" if self._settings.enforcing else "would have: "
         return verb + ("; ".join(parts) if parts else "nothing to write")
 
-    def _finding_for(
+    @property
+    def _tag_action(self) -> Action:
+        return Action.TAGGED if self._settings.enforcing else Action.WOULD_TAG
+
+    def _finding(
         self,
-        event: CloudTrailEvent,
+        verdict: Verdict,
         image: Image,
-        evaluation: TagEvaluation,
-        change: ViolationChange,
+        account: str,
         *,
-        inherited: Mapping[str, str] | None = None,
-        notes: list[str] | None = None,
-    ) -> Finding | None:
-        if not change.newsworthy:
-            return None
-        account = event.account_id or image.owner_id
-        if change.transition is Transition.RESOLVED:
-            return self._resolved(image, account=account, actor=event.detail.actor, event=event)
-        name = f" ({image.name})" if image.name else ""
-        if evaluation.missing:
-            summary = f"AMI {image.image_id}{name} lacks required tags {', '.join(evaluation.missing)}"
-        else:
-            summary = f"AMI {image.image_id}{name} has invalid values for {', '.join(evaluation.invalid)}"
-        evidence: dict[str, Any] = {
-            "violation": evaluation.violation,
-            "missing": list(evaluation.missing),
-            "rules": {key: describe_rule(rule) for key, rule in self._rules.items()},
-            "event": event.detail.event_name,
-            "created_by": image.tags.get(CREATED_BY) or event.detail.actor,
-        }
-        if evaluation.rejected_values:
-            evidence["invalid"] = dict(evaluation.rejected_values)
-        if change.transition is Transition.CHANGED:
-            evidence["previous_violation"] = image.tags.get(VIOLATION)
-        if inherited:
-            evidence["inherited"] = dict(inherited)
-        if notes:
-            evidence["notes"] = list(notes)
+        actor: str | None,
+        action: Action,
+        event: CloudTrailEvent | None = None,
+    ) -> Finding:
         return Finding(
-            type=evaluation.finding_type,
-            severity=Severity.MEDIUM,
-            summary=summary,
+            type=verdict.type,
+            severity=verdict.severity,
+            summary=verdict.summary,
             account=account,
             region=image.region,
             image_id=image.image_id,
             image_name=image.name,
-            actor=event.detail.actor,
-            event_id=event.detail.event_id or event.id,
-            event_time=event.occurred_at,
-            action=Action.TAGGED if self._settings.enforcing else Action.WOULD_TAG,
-            evidence=evidence,
+            actor=actor,
+            event_id=(event.detail.event_id or event.id) if event else None,
+            event_time=event.occurred_at if event else None,
+            action=action,
+            evidence=verdict.evidence,
         )
 
+    def _findings_for(
+        self,
+        event: CloudTrailEvent | None,
+        image: Image,
+        evaluation: TagEvaluation,
+        change: ViolationChange,
+        recorded: ViolationRecord | None,
+        *,
+        account: str | None = None,
+        inherited: Mapping[str, str] | None = None,
+        notes: list[str] | None = None,
+    ) -> list[Finding]:
+        """The forged-tag finding (when a tag disagreed with the record) and the violation's news, if any."""
+        account = account or (event.account_id if event else None) or image.owner_id
+        actor = event.detail.actor if event else None
+        findings: list[Finding] = []
+        if change.forged:
+            verdict = forged_tag_verdict(image, change, recorded)
+            findings.append(self._finding(verdict, image, account, actor=actor, action=self._tag_action, event=event))
+        if not change.newsworthy:
+            return findings
+        if change.transition is Transition.RESOLVED:
+            findings.append(self._resolved(image, account=account, actor=actor, recorded=recorded, event=event))
+            return findings
+        verdict = tag_violation_verdict(image, evaluation, self._rules, change, inherited=inherited, notes=notes or ())
+        findings.append(self._finding(verdict, image, account, actor=actor, action=self._tag_action, event=event))
+        return findings
+
     def _resolved(
-        self, image: Image, *, account: str, actor: str | None, event: CloudTrailEvent | None = None
+        self,
+        image: Image,
+        *,
+        account: str,
+        actor: str | None,
+        recorded: ViolationRecord | None,
+        event: CloudTrailEvent | None = None,
     ) -> Finding:
         name = f" ({image.name})" if image.name else ""
         return Finding(
@@ -446,40 +565,9 @@ class TagEnforcer:
             actor=actor,
             event_id=(event.detail.event_id or event.id) if event else None,
             event_time=event.occurred_at if event else None,
-            action=Action.TAGGED if self._settings.enforcing else Action.WOULD_TAG,
+            action=self._tag_action,
             evidence={
-                "previous_violation": image.tags.get(VIOLATION),
-                "violation_since": image.tags.get(VIOLATION_SINCE),
-            },
-        )
-
-    def _escalated(self, image: Image, step: Step, reason: str, event: ScheduledEvent) -> Finding:
-        name = f" ({image.name})" if image.name else ""
-        violation = image.tags.get(VIOLATION)
-        if step is Step.BLOCKED:
-            summary = (
-                f"AMI {image.image_id}{name} is overdue ({violation}) but was not deregistered: {reason}; "
-                "a human must decide"
-            )
-        else:
-            summary = f"AMI {image.image_id}{name} {ESCALATION_ACTIONS[step].value}: {violation} past the grace period"
-        return Finding(
-            type=FindingType.ESCALATED,
-            severity=Severity.HIGH if step in {Step.BLOCKED, Step.DEREGISTER} else Severity.MEDIUM,
-            summary=summary,
-            account=event.account or image.owner_id,
-            region=image.region,
-            image_id=image.image_id,
-            image_name=image.name,
-            actor=image.tags.get(CREATED_BY),
-            event_id=event.id,
-            event_time=event.time,
-            action=ESCALATION_ACTIONS.get(step, Action.NONE),
-            evidence={
-                "violation": violation,
-                "violation_since": image.tags.get(VIOLATION_SINCE),
-                "escalation": self._settings.tag_escalation.value,
-                "grace_hours": self._settings.tag_grace_hours,
-                "reason": reason,
+                "previous_violation": recorded.violation if recorded else image.tags.get(VIOLATION),
+                "violation_since": iso(recorded.since) if recorded else None,
             },
         )

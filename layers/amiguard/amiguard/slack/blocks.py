@@ -10,10 +10,14 @@ a count of what was left out; the SNS message and the ledger keep it whole.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 
+from amiguard.models.catalogue import entry_for
 from amiguard.models.findings import Action, Finding, Severity
+from amiguard.models.settings import IMAGE_ID, REGION
+from amiguard.policy.screening import SNAPSHOT_ID
 
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
@@ -22,6 +26,8 @@ MAX_FIELDS = 10
 MAX_BLOCKS = 50
 FALLBACK_LIMIT = 3000  # the notification text; Slack truncates long ones anyway
 EVIDENCE_ITEM_LIMIT = 200
+URL_LIMIT = 3000  # Slack's limit for a button's url
+GENERIC_CONSOLE_URL = "https://console.aws.amazon.com/ec2/home"
 
 MARKERS = {
     Severity.CRITICAL: "\U0001f534",  # red circle
@@ -62,18 +68,36 @@ def console_host(region: str) -> str:
     return f"https://{region}.console.aws.amazon.com"
 
 
+def _linkable_image(finding: Finding) -> str | None:
+    return finding.image_id if finding.image_id and IMAGE_ID.match(finding.image_id) else None
+
+
+def _linkable_snapshot(finding: Finding) -> str | None:
+    return finding.snapshot_id if finding.snapshot_id and SNAPSHOT_ID.match(finding.snapshot_id) else None
+
+
 def console_url(finding: Finding) -> str:
-    """The EC2 console page of what the finding is about (the AMI, else the snapshot, else the settings)."""
+    """The EC2 console page of what the finding is about (the AMI, else the snapshot, else the settings).
+
+    Built only from values that have AWS's own shape (a region name, an AMI or snapshot id), so whatever
+    an alert carries, the link goes to the AWS console, stays short, and cannot break out of ``<url|text>``.
+    """
+    if not REGION.match(finding.region):
+        return GENERIC_CONSOLE_URL
     base = f"{console_host(finding.region)}/ec2/home?region={finding.region}"
-    if finding.image_id:
-        return f"{base}#ImageDetails:imageId={finding.image_id}"
-    if finding.snapshot_id:
-        return f"{base}#SnapshotDetails:snapshotId={finding.snapshot_id}"
-    return f"{base}#Settings:tab=dataProtectionAndSecurity"
+    if image_id := _linkable_image(finding):
+        url = f"{base}#ImageDetails:imageId={image_id}"
+    elif snapshot_id := _linkable_snapshot(finding):
+        url = f"{base}#SnapshotDetails:snapshotId={snapshot_id}"
+    else:
+        url = f"{base}#Settings:tab=dataProtectionAndSecurity"
+    return url if len(url) <= URL_LIMIT else GENERIC_CONSOLE_URL
 
 
 def format_duration(seconds: float) -> str:
-    """``4 s``, ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    """``4 s``, ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h`` (``unknown`` for what is not a finite duration)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "unknown"
     total = round(seconds)
     if total < 60:
         return f"{max(seconds, 0):.1f} s" if seconds < 10 else f"{total} s"
@@ -133,27 +157,37 @@ def _field(label: str, value: str) -> dict[str, str]:
 
 
 def fallback_text(finding: Finding) -> str:
-    """The notification text (and what screen readers and old clients show)."""
+    """The notification text (and what screen readers and old clients show): mrkdwn too, so escaped."""
     marker = MARKERS[finding.severity]
-    return clip(f"{marker} {finding.severity.value.upper()} {finding.type.value}: {finding.summary}", FALLBACK_LIMIT)
+    summary = escape(finding.summary)
+    return clip(f"{marker} {finding.severity.value.upper()} {finding.type.value}: {summary}", FALLBACK_LIMIT)
 
 
 def finding_blocks(finding: Finding) -> dict[str, Any]:
     """The whole webhook payload for one finding."""
     marker = MARKERS[finding.severity]
     link = console_url(finding)
+    entry = entry_for(finding.type)
     header = f"{marker} {finding.severity.value.capitalize()} \u00b7 {finding.type.value.replace('-', ' ')}"
 
+    # Every value below may come from an alert anyone able to publish wrote: escaped, clipped, linked only
+    # when it has AWS's own shape.
     fields = []
     if finding.image_id:
         name = f" \u00b7 {escape(clip(finding.image_name, 300))}" if finding.image_name else ""
-        fields.append(_field("AMI", f"<{link}|{finding.image_id}>{name}"))
+        image = _linkable_image(finding)
+        shown = f"<{link}|{image}>" if image else escape(clip(finding.image_id, 100))
+        fields.append(_field("AMI", shown + name))
     if finding.snapshot_id:
-        target = f"<{link}|{finding.snapshot_id}>" if not finding.image_id else finding.snapshot_id
-        fields.append(_field("Snapshot", target))
-    fields.append(_field("Account", finding.account or "unknown"))
-    fields.append(_field("Region", finding.region))
-    fields.append(_field("Actor", escape(finding.actor or "unknown")))
+        snapshot = _linkable_snapshot(finding)
+        linked = snapshot and not _linkable_image(finding)
+        fields.append(_field("Snapshot", f"<{link}|{snapshot}>" if linked else escape(clip(finding.snapshot_id, 100))))
+    account = finding.account or "unknown"
+    if finding.account_name:  # organization mode: the account's name in the organization, then its id
+        account = f"{clip(finding.account_name, 50)} ({account})"
+    fields.append(_field("Account", escape(clip(account, 100))))
+    fields.append(_field("Region", escape(clip(finding.region, 100))))
+    fields.append(_field("Actor", escape(clip(finding.actor or "unknown", 500))))
     fields.append(_field("Action taken", ACTION_TEXT.get(finding.action, finding.action.value)))
     if finding.exposure_seconds is not None:
         fields.append(_field("Exposed for", format_duration(finding.exposure_seconds)))
@@ -163,6 +197,12 @@ def finding_blocks(finding: Finding) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": clip(header, HEADER_LIMIT), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(finding.summary), SECTION_LIMIT)}},
         {"type": "section", "fields": fields[:MAX_FIELDS]},
+        # What it is and what is done about it, from the finding catalogue (the e-mail's and docs/findings.md's
+        # words too).
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(f"*{entry.title}*\n{escape(entry.remedy)}", SECTION_LIMIT)},
+        },
     ]
     if finding.evidence:
         text, _ = evidence_text(finding.evidence)
@@ -182,7 +222,7 @@ def finding_blocks(finding: Finding) -> dict[str, Any]:
     )
     context = (
         f"amiguard \u00b7 `{finding.type.value}` \u00b7 severity {finding.severity.value}"
-        f" \u00b7 event {escape(finding.event_id or 'none')} \u00b7 fingerprint {finding.fingerprint[:12]}"
+        f" \u00b7 event {escape(clip(finding.event_id or 'none', 100))} \u00b7 fingerprint {finding.fingerprint[:12]}"
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(context, SECTION_LIMIT)}]})
     return {"text": fallback_text(finding), "blocks": blocks[:MAX_BLOCKS]}

@@ -5,9 +5,10 @@ Parameters (cached for ``max_age`` seconds, so warm invocations make no Secrets 
 put in the environment, never logged (slack_sdk's own logger, which prints URLs at DEBUG and INFO, is
 silenced) and never part of an error message.
 
-Slack's 429 (honouring ``Retry-After`` up to a bound) and 5xx answers are retried by slack_sdk's retry
-handlers; what still fails raises :class:`SlackDeliveryError`, so Lambda retries the SNS message and in the
-end parks it in the dead-letter queue. Nothing is lost.
+Slack's 429 (honouring ``Retry-After`` up to a bound) and 5xx answers and connection failures are retried by
+slack_sdk's retry handlers; what still fails raises :class:`SlackDeliveryError`, so Lambda retries the SNS
+message and in the end parks it in the dead-letter queue. Nothing is lost. A request sent whose answer never
+came raises :class:`SlackPostUnconfirmed` instead: it may have been posted (see amiguard.services.notifier).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ class SlackConfigError(SlackError):
 
 class SlackDeliveryError(SlackError):
     """Slack did not accept the message after the retries."""
+
+
+class SlackPostUnconfirmed(SlackError):
+    """The request reached Slack (connected, sent) and its answer never came: the post may well be in the channel.
+
+    slack_sdk does not retry this (a retry could post twice); the notifier treats it as sent.
+    """
 
 
 class SecretSource(Protocol):
@@ -184,7 +192,10 @@ class SlackWebhook:
         url = self._url_source()
         try:
             response = self._client(url).send_dict(payload)
-        except Exception as error:  # connection refused, DNS, timeout... after slack_sdk's retries
+        except TimeoutError as error:
+            # Raised by the read of the answer (urllib wraps connection-phase timeouts in URLError, below).
+            raise SlackPostUnconfirmed(f"Slack webhook sent, no answer within {self._timeout} s: {error}") from None
+        except Exception as error:  # connection refused, DNS, connect timeout... after slack_sdk's retries
             detail = str(error).replace(url, "<webhook>")
             raise SlackDeliveryError(f"Slack webhook unreachable: {type(error).__name__}: {detail}") from None
         if response.status_code != 200:

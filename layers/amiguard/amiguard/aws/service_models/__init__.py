@@ -35,12 +35,15 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "DisableImage",
         "EnableImageBlockPublicAccess",
         "EnableImageDeprecation",
+        "EnableSnapshotBlockPublicAccess",
         "GetImageBlockPublicAccessState",
+        "GetSnapshotBlockPublicAccessState",
         "ModifyImageAttribute",
         "ModifySnapshotAttribute",
     ),
     "sns": ("Publish",),
-    "dynamodb": ("PutItem", "Query", "TransactWriteItems", "UpdateItem"),
+    "dynamodb": ("BatchGetItem", "PutItem", "Query", "UpdateItem"),
+    "securityhub": ("BatchImportFindings", "BatchUpdateFindings"),
 }
 
 # Services whose entries the trimmed endpoints.json keeps (the partitions and regions are kept whole), by client
@@ -58,5 +61,6 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
     "organizations",
     "secretsmanager",
     "securityhub",
+    "sqs",
     "sts",
 )
